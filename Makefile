@@ -1,0 +1,49 @@
+# wasmgate — see README.md. Every target fails loudly.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+GO ?= go
+STATICCHECK_VERSION := v0.8.2
+GOBIN ?= $(shell $(GO) env GOPATH)/bin
+
+.PHONY: all test lint bench check demo tools build
+
+all: lint test
+
+build:
+	$(GO) build ./...
+
+## test: the whole test suite, with the race detector.
+test:
+	$(GO) test -race -count=1 -timeout 30m ./...
+
+## lint: gofmt, go vet, staticcheck.
+lint: tools
+	@out=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go' | grep -v '^testdata/' || true)); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	GOOS=wasip1 GOARCH=wasm $(GO) vet ./sdk/...
+	$(GOBIN)/staticcheck ./...
+
+tools:
+	@test -x $(GOBIN)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+## bench: benchmarks (results and how to read them: BENCHMARKS.md).
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./... | tee bench.out
+
+## check: cross-builds and a tidy go.mod.
+check:
+	GOOS=linux GOARCH=amd64 $(GO) build ./...
+	GOOS=linux GOARCH=arm64 $(GO) build ./...
+	GOOS=darwin GOARCH=arm64 $(GO) build ./...
+	GOOS=windows GOARCH=amd64 $(GO) build ./...
+	GOOS=wasip1 GOARCH=wasm $(GO) build ./sdk/...
+	cp go.mod /tmp/wasmgate-go.mod.bak; cp go.sum /tmp/wasmgate-go.sum.bak
+	$(GO) mod tidy
+	@if ! git diff --quiet -- go.mod go.sum; then git --no-pager diff -- go.mod go.sum; \
+	  cp /tmp/wasmgate-go.mod.bak go.mod; cp /tmp/wasmgate-go.sum.bak go.sum; \
+	  echo "go mod tidy changes go.mod/go.sum: run it and commit"; exit 1; fi
+
+## demo: see README.md.
+demo:
+	./demo/run.sh

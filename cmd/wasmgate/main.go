@@ -1,0 +1,49 @@
+// Command wasmgate runs WebAssembly (WASI preview 1) programs with real
+// network access under a programmable policy. See README.md and
+// docs/ for usage.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "devel"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+const usage = `usage:
+  wasmgate run [--policy FILE] [--dir HOST[:GUEST[:ro]]]... [--env K=V]... [--listen ADDR]... [--audit FILE|-] WASM [ARGS...]
+  wasmgate check FILE                 validate a manifest and its plugins
+  wasmgate decide --policy FILE       JSON Lines requests on stdin, one verdict line out per line
+  wasmgate version
+`
+
+// run is main without the process: it returns the exit code, so tests can
+// call it directly.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(args[1:], stdin, stdout, stderr)
+	case "check":
+		return cmdCheck(args[1:], stdout, stderr)
+	case "decide":
+		return cmdDecide(args[1:], stdin, stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, "wasmgate", version)
+		return 0
+	case "help", "-h", "--help", "-help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "wasmgate: unknown command %q\n%s", args[0], usage)
+	return 2
+}
