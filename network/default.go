@@ -1,0 +1,614 @@
+package network
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/wasmgate/wasmgate/sdk/policy"
+)
+
+// Default is the Network a guest gets: another Network (System unless told
+// otherwise) with a Policy decision before every operation of POLICY.md §1.
+// A denied operation never reaches the underlying Network; it fails with an
+// *OpError whose Err is a *DeniedError (errors.Is(err, ErrDenied)).
+//
+// One Default is one guest instance: it owns the guest's name bindings
+// (which names the guest resolved to which addresses, until the TTL
+// expires), which fill Request.Names on connect, send, accept and recv
+// decisions.
+//
+// Every address is canonicalised before the decision (CanonicalAddr: IPv4-
+// mapped becomes IPv4, zones fail with EINVAL before the policy is asked),
+// and the operation then uses exactly the canonical address (as IPv4-mapped
+// on an IPv6 socket, which the kernel needs and which is the same
+// destination).
+//
+// What is decided, and when (POLICY.md §1):
+//
+//   - ResolveAddresses: dns.lookup, then dns.answer per address (see there);
+//   - Connect: tcp.connect or udp.connect, with Names;
+//   - Bind: tcp.bind or udp.bind;
+//   - Listen: tcp.listen with the bound address; on an unbound socket first
+//     tcp.bind of the wildcard address (0.0.0.0 or ::), port 0, after which
+//     Default binds it explicitly so that no bind happens undecided;
+//   - Accept: tcp.accept per connection, with Names and Local; a denied
+//     connection is reset and skipped, invisible to the guest;
+//   - Send with a destination (datagram sockets): udp.send, every time,
+//     with Names. Send without one goes to the connected peer, which was
+//     decided at Connect, so it is not decided again;
+//   - Recv on a datagram socket, connected or not: udp.recv per datagram,
+//     with Names; a denied datagram is dropped silently, before any of it
+//     reaches the caller's buffers;
+//   - nothing else (socket creation, stream reads and writes, options,
+//     addresses, shutdown, close) is a policy decision. SockOptBindToDevice
+//     is refused.
+//
+// The zero value is usable and denies everything (nil Policy). Always use a
+// *Default; do not copy one after first use. Fields must not change after
+// first use.
+type Default struct {
+	// Network performs the allowed operations. nil means System{}.
+	Network Network
+	// Policy decides. nil denies every operation. A Policy error, or any
+	// verdict but allow, is a deny. If it implements Explainer, the
+	// deciding plugin's name goes into DeniedError.Plugin.
+	Policy Policy
+	// Resolver answers the lookups that ResolveAddresses allows. nil
+	// means SystemResolver{}.
+	Resolver Resolver
+	// Guest and Labels are copied into every Request. Policies must not
+	// modify Labels.
+	Guest  string
+	Labels map[string]string
+	// NameTTL is how long a name stays bound to an address when the
+	// resolver reports no TTL. Zero means DefaultNameTTL (5 min).
+	NameTTL time.Duration
+	// MaxSockets caps the guest's open sockets, accepted ones included;
+	// past it, Socket and Accept fail with EMFILE. Zero means no limit.
+	MaxSockets int
+	// Now is the clock for Request.TimeMs and binding expiry. nil means
+	// time.Now.
+	Now func() time.Time
+
+	mu       sync.Mutex // guards bindings and open
+	bindings bindingTable
+	open     int
+}
+
+// ResolveAddresses resolves name for the guest.
+//
+// An IP literal resolves to itself (canonicalised; a zone is EINVAL) with
+// no decision and no binding: it is not a lookup, and whatever the guest
+// does with the address is decided when it does it.
+//
+// Otherwise the name is canonicalised (an invalid name fails with EINVAL
+// and ErrInvalidName, before any decision), dns.lookup is decided, the
+// Resolver is asked, and each answered address (at most MaxAnswers,
+// canonicalised, duplicates removed) is decided with dns.answer. Denied
+// addresses are dropped; if none survive the error matches ErrDenied. The
+// survivors are bound to the name for the answer's TTL, clamped to
+// [MinBindingTTL, MaxBindingTTL], or NameTTL when the resolver gave none.
+func (d *Default) ResolveAddresses(ctx context.Context, name string) ([]netip.Addr, error) {
+	if a, err := netip.ParseAddr(name); err == nil {
+		a, err = CanonicalAddr(a)
+		if err != nil {
+			return nil, &OpError{Op: "resolve", Net: "dns", Addr: name, Err: err}
+		}
+		return []netip.Addr{a}, nil
+	}
+	cn, err := CanonicalName(name)
+	if err != nil {
+		return nil, &OpError{Op: "resolve", Net: "dns", Addr: name, Err: err}
+	}
+	req := d.request(policy.OpDNSLookup, "")
+	req.Name = cn
+	if err := d.decide(ctx, req); err != nil {
+		return nil, &OpError{Op: "resolve", Net: "dns", Addr: cn, Err: err}
+	}
+	answers, err := d.resolver().Lookup(ctx, cn)
+	if err != nil {
+		var oe *OpError
+		if errors.As(err, &oe) {
+			return nil, err
+		}
+		return nil, &OpError{Op: "resolve", Net: "dns", Addr: cn, Err: err}
+	}
+	var (
+		kept     []Answer
+		lastDeny error
+		denied   int
+	)
+	seen := make(map[netip.Addr]bool, len(answers))
+	for _, ans := range answers {
+		a, err := CanonicalAddr(ans.Addr)
+		if err != nil || seen[a] {
+			continue
+		}
+		seen[a] = true
+		if len(seen) > MaxAnswers {
+			break
+		}
+		req := d.request(policy.OpDNSAnswer, "")
+		req.Name, req.Addr = cn, a
+		if err := d.decide(ctx, req); err != nil {
+			lastDeny = err
+			denied++
+			continue
+		}
+		kept = append(kept, Answer{Addr: a, TTL: ans.TTL})
+	}
+	if len(kept) == 0 {
+		if lastDeny != nil {
+			var de *DeniedError
+			if errors.As(lastDeny, &de) && denied > 1 {
+				c := *de
+				c.Addr = netip.AddrPort{}
+				c.Reason = fmt.Sprintf("all %d addresses denied; last: %s", denied, de.Reason)
+				lastDeny = &c
+			}
+			return nil, &OpError{Op: "resolve", Net: "dns", Addr: cn, Err: lastDeny}
+		}
+		return nil, &OpError{Op: "resolve", Net: "dns", Addr: cn, Err: ErrNotFound}
+	}
+	now := d.now()
+	out := make([]netip.Addr, len(kept))
+	d.mu.Lock()
+	for i, k := range kept {
+		ttl := k.TTL
+		if ttl <= 0 {
+			ttl = d.NameTTL
+			if ttl <= 0 {
+				ttl = DefaultNameTTL
+			}
+		}
+		ttl = min(max(ttl, MinBindingTTL), MaxBindingTTL)
+		d.bindings.bind(cn, k.Addr, now.Add(ttl), now)
+		out[i] = k.Addr
+	}
+	d.mu.Unlock()
+	return out, nil
+}
+
+// NamesFor returns the names currently bound to addr (canonicalised first),
+// most recently resolved first.
+func (d *Default) NamesFor(addr netip.Addr) []string {
+	a, err := CanonicalAddr(addr)
+	if err != nil {
+		return nil
+	}
+	now := d.now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.bindings.names(a, now)
+}
+
+// Socket creates a socket whose every operation is decided first. It fails
+// with EMFILE when MaxSockets are open.
+func (d *Default) Socket(ctx context.Context, proto Proto, family Family) (Socket, error) {
+	if err := checkProtoFamily(proto, family); err != nil {
+		return nil, &OpError{Op: "socket", Net: proto.String(), Err: err}
+	}
+	if !d.reserve() {
+		return nil, &OpError{Op: "socket", Net: proto.String(), Err: syscall.EMFILE}
+	}
+	s, err := d.base().Socket(ctx, proto, family)
+	if err != nil {
+		d.release()
+		return nil, err
+	}
+	return &guardedSocket{d: d, s: s, proto: proto, family: family}, nil
+}
+
+func (d *Default) base() Network {
+	if d.Network != nil {
+		return d.Network
+	}
+	return System{}
+}
+
+func (d *Default) resolver() Resolver {
+	if d.Resolver != nil {
+		return d.Resolver
+	}
+	return SystemResolver{}
+}
+
+func (d *Default) now() time.Time {
+	if d.Now != nil {
+		return d.Now()
+	}
+	return time.Now()
+}
+
+func (d *Default) reserve() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.MaxSockets > 0 && d.open >= d.MaxSockets {
+		return false
+	}
+	d.open++
+	return true
+}
+
+func (d *Default) release() {
+	d.mu.Lock()
+	d.open--
+	d.mu.Unlock()
+}
+
+// OpenSockets reports how many sockets of this guest are open.
+func (d *Default) OpenSockets() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.open
+}
+
+func (d *Default) request(op policy.Op, proto string) *Request {
+	return &Request{Op: op, Proto: proto, Guest: d.Guest, Labels: d.Labels, TimeMs: d.now().UnixMilli()}
+}
+
+// decide asks the policy and returns nil for allow, or a *DeniedError.
+func (d *Default) decide(ctx context.Context, req *Request) error {
+	v, plugin, err := d.ask(ctx, req)
+	if err == nil && v.Allowed() {
+		return nil
+	}
+	de := &DeniedError{Op: req.Op, Name: req.Name, Plugin: plugin, Reason: v.Reason}
+	if req.Addr.IsValid() {
+		de.Addr = netip.AddrPortFrom(req.Addr, req.Port)
+	}
+	switch {
+	case err != nil:
+		de.Reason = "policy error: " + err.Error()
+	case de.Reason == "" && v.Verdict == policy.ActionAbstain:
+		de.Reason = "every plugin abstained"
+	case de.Reason == "":
+		de.Reason = "verdict " + fmt.Sprintf("%q", string(v.Verdict))
+	}
+	return de
+}
+
+// ask calls the policy. A panicking policy is an error (so a deny), not a
+// crashed host.
+func (d *Default) ask(ctx context.Context, req *Request) (v Verdict, plugin string, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			v, plugin, err = Verdict{}, "", fmt.Errorf("policy panicked: %v", r)
+		}
+	}()
+	switch p := d.Policy.(type) {
+	case nil:
+		v = policy.Deny("no policy: all network access is denied")
+	case Explainer:
+		var dec Decision
+		dec, err = p.DecideExplain(ctx, req)
+		v, plugin = dec.Verdict, dec.Plugin
+	default:
+		v, err = p.Decide(ctx, req)
+	}
+	return v, plugin, err
+}
+
+// guardedSocket decides each operation of one guest socket.
+type guardedSocket struct {
+	d      *Default
+	s      Socket
+	proto  Proto
+	family Family
+
+	// recvMu makes the peek-decide-receive sequence of a datagram atomic
+	// with respect to other receivers of this socket, so the datagram
+	// that was decided is the one that is delivered or dropped.
+	recvMu  sync.Mutex
+	scratch [1]byte
+
+	closeOnce sync.Once
+}
+
+func (g *guardedSocket) Proto() Proto   { return g.proto }
+func (g *guardedSocket) Family() Family { return g.family }
+
+// canon canonicalises a guest address for this socket: EINVAL for zones
+// and invalid addresses, EAFNOSUPPORT for an IPv6 address on an IPv4
+// socket. It returns the canonical form (for policy) and the form for the
+// kernel (IPv4-mapped on an IPv6 socket).
+func (g *guardedSocket) canon(op string, ap netip.AddrPort) (canon, kernel netip.AddrPort, err error) {
+	c, err := CanonicalAddrPort(ap)
+	if err != nil {
+		return c, c, &OpError{Op: op, Net: g.proto.String(), Addr: ap.String(), Err: err}
+	}
+	k := c
+	switch {
+	case g.family == IPv4 && !c.Addr().Is4():
+		return c, c, &OpError{Op: op, Net: g.proto.String(), Addr: c.String(), Err: syscall.EAFNOSUPPORT}
+	case g.family == IPv6 && c.Addr().Is4():
+		k = netip.AddrPortFrom(netip.AddrFrom16(c.Addr().As16()), c.Port())
+	}
+	return c, k, nil
+}
+
+func (g *guardedSocket) decideAddr(ctx context.Context, op policy.Op, ap netip.AddrPort, names bool) error {
+	req := g.d.request(op, g.proto.String())
+	req.Addr, req.Port = ap.Addr(), ap.Port()
+	if names {
+		req.Names = g.d.NamesFor(ap.Addr())
+	}
+	return g.d.decide(ctx, req)
+}
+
+func (g *guardedSocket) deny(op string, ap netip.AddrPort, err error) error {
+	return &OpError{Op: op, Net: g.proto.String(), Addr: ap.String(), Err: err}
+}
+
+// Bind decides tcp.bind or udp.bind of the local address.
+func (g *guardedSocket) Bind(ctx context.Context, local netip.AddrPort) error {
+	c, k, err := g.canon("bind", local)
+	if err != nil {
+		return err
+	}
+	op := policy.OpTCPBind
+	if g.proto == UDP {
+		op = policy.OpUDPBind
+	}
+	if err := g.decideAddr(ctx, op, c, false); err != nil {
+		return g.deny("bind", c, err)
+	}
+	return g.s.Bind(ctx, k)
+}
+
+// Connect decides tcp.connect or udp.connect, with the names bound to the
+// remote address. The kernel's implicit bind is part of the connect.
+func (g *guardedSocket) Connect(ctx context.Context, remote netip.AddrPort) error {
+	c, k, err := g.canon("connect", remote)
+	if err != nil {
+		return err
+	}
+	op := policy.OpTCPConnect
+	if g.proto == UDP {
+		op = policy.OpUDPConnect
+	}
+	if err := g.decideAddr(ctx, op, c, true); err != nil {
+		return g.deny("connect", c, err)
+	}
+	return g.s.Connect(ctx, k)
+}
+
+// Listen decides tcp.listen with the socket's actual local address. On an
+// unbound socket it first decides tcp.bind of the wildcard address, port
+// 0, and binds it explicitly, so the kernel's implicit bind never happens
+// undecided.
+func (g *guardedSocket) Listen(ctx context.Context, backlog int) error {
+	if g.proto != TCP {
+		return &OpError{Op: "listen", Net: g.proto.String(), Err: syscall.EOPNOTSUPP}
+	}
+	local, err := g.s.LocalAddr()
+	if err != nil {
+		return err
+	}
+	if local.Port() == 0 {
+		wild := netip.AddrPortFrom(netip.IPv4Unspecified(), 0)
+		if g.family == IPv6 {
+			wild = netip.AddrPortFrom(netip.IPv6Unspecified(), 0)
+		}
+		if err := g.decideAddr(ctx, policy.OpTCPBind, wild, false); err != nil {
+			return g.deny("listen", wild, err)
+		}
+		if err := g.s.Bind(ctx, wild); err != nil {
+			return err
+		}
+		if local, err = g.s.LocalAddr(); err != nil {
+			return err
+		}
+	}
+	local = reported(local)
+	if err := g.decideAddr(ctx, policy.OpTCPListen, local, false); err != nil {
+		return g.deny("listen", local, err)
+	}
+	return g.s.Listen(ctx, backlog)
+}
+
+// reported canonicalises an address that the kernel reported: unmapped and
+// without zone (a peer's scope is not the guest's choice, and policy never
+// sees zones).
+func reported(ap netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(ap.Addr().WithZone("").Unmap(), ap.Port())
+}
+
+// Accept returns the next pending connection that the policy allows
+// (tcp.accept, with the peer, the names bound to the peer's address, and
+// the listener's local address). Denied
+// connections are closed and skipped, invisibly to the guest; when none
+// is pending Accept fails with EAGAIN as usual (also after maxSkips
+// denials in one call, see there). At MaxSockets it fails
+// with EMFILE without taking a connection.
+func (g *guardedSocket) Accept(ctx context.Context) (Socket, error) {
+	local, err := g.s.LocalAddr()
+	if err != nil {
+		return nil, err
+	}
+	local = reported(local)
+	for skipped := 0; ; skipped++ {
+		if err := g.skipLimit(ctx, "accept", skipped); err != nil {
+			return nil, err
+		}
+		if !g.d.reserve() {
+			return nil, &OpError{Op: "accept", Net: g.proto.String(), Err: syscall.EMFILE}
+		}
+		c, err := g.s.Accept(ctx)
+		if err != nil {
+			g.d.release()
+			return nil, err
+		}
+		peer, err := c.PeerAddr()
+		if err == nil {
+			req := g.d.request(policy.OpTCPAccept, g.proto.String())
+			peer = reported(peer)
+			req.Addr, req.Port, req.Local = peer.Addr(), peer.Port(), local
+			req.Names = g.d.NamesFor(req.Addr)
+			err = g.d.decide(ctx, req)
+		}
+		if err != nil {
+			// Denied, or the peer is already gone: reset it (linger
+			// 0, so the peer sees a refusal rather than an orderly
+			// close) and look at the next one.
+			c.SetOption(SockOptLinger, 0)
+			c.Close()
+			g.d.release()
+			continue
+		}
+		return &guardedSocket{d: g.d, s: c, proto: g.proto, family: g.family}, nil
+	}
+}
+
+// Recv receives. On a datagram socket, connected or not, each datagram's
+// sender is decided (udp.recv, with the names bound to the sender's
+// address) before a byte of it reaches bufs: the
+// datagram is peeked into a one-byte scratch buffer to learn its sender,
+// then received into bufs if allowed, or consumed into the scratch buffer
+// and dropped if denied, and Recv goes on with the next (EAGAIN when none
+// is left). With RecvPeek an allowed datagram stays queued, a denied one is
+// still consumed. Stream sockets are not decided per read: the connection
+// was.
+func (g *guardedSocket) Recv(ctx context.Context, bufs [][]byte, flags RecvFlags) (int, netip.AddrPort, RecvResult, error) {
+	if g.proto != UDP {
+		return g.s.Recv(ctx, bufs, flags)
+	}
+	g.recvMu.Lock()
+	defer g.recvMu.Unlock()
+	scratch := [][]byte{g.scratch[:]}
+	for skipped := 0; ; skipped++ {
+		if err := g.skipLimit(ctx, "recv", skipped); err != nil {
+			return 0, netip.AddrPort{}, 0, err
+		}
+		_, from, _, err := g.s.Recv(ctx, scratch, RecvPeek)
+		if err != nil {
+			return 0, netip.AddrPort{}, 0, err
+		}
+		from = reported(from)
+		if err := g.decideAddr(ctx, policy.OpUDPRecv, from, true); err != nil {
+			if _, _, _, err := g.s.Recv(ctx, scratch, 0); err != nil {
+				return 0, netip.AddrPort{}, 0, err
+			}
+			continue
+		}
+		n, from2, out, err := g.s.Recv(ctx, bufs, flags)
+		if err != nil {
+			return 0, netip.AddrPort{}, 0, err
+		}
+		if reported(from2) != from {
+			// Someone else read the socket behind our back (not
+			// through this guard): decide what we actually got.
+			from2 = reported(from2)
+			if g.decideAddr(ctx, policy.OpUDPRecv, from2, true) != nil {
+				zeroPrefix(bufs, n)
+				if flags&RecvPeek != 0 {
+					g.s.Recv(ctx, scratch, 0)
+				}
+				continue
+			}
+		}
+		return n, from2, out, nil
+	}
+}
+
+// maxSkips bounds how many denied connections or datagrams one Accept or
+// Recv drops before it returns EAGAIN: a peer flooding denied traffic must
+// not keep a guest's call (and its host thread) busy forever. The socket
+// stays readable, so the caller simply polls and calls again.
+const maxSkips = 64
+
+// skipLimit ends an Accept or Recv loop after maxSkips drops, or when ctx
+// is done.
+func (g *guardedSocket) skipLimit(ctx context.Context, op string, skipped int) error {
+	if err := ctx.Err(); err != nil && skipped > 0 {
+		return &OpError{Op: op, Net: g.proto.String(), Err: err}
+	}
+	if skipped >= maxSkips {
+		return &OpError{Op: op, Net: g.proto.String(), Err: syscall.EAGAIN}
+	}
+	return nil
+}
+
+// zeroPrefix zeroes the first n bytes of bufs, so a datagram that was not
+// allowed leaves nothing behind in guest memory.
+func zeroPrefix(bufs [][]byte, n int) {
+	for _, b := range bufs {
+		if n <= 0 {
+			return
+		}
+		k := min(n, len(b))
+		for i := range b[:k] {
+			b[i] = 0
+		}
+		n -= k
+	}
+}
+
+// Send sends. With a destination on a datagram socket it decides udp.send
+// each time, with the names bound to the destination. Without one it
+// sends to the connected peer, which was decided by Connect (udp.connect
+// or tcp.connect), so there is nothing to decide again. A destination on a
+// stream socket fails with EISCONN before any decision.
+func (g *guardedSocket) Send(ctx context.Context, bufs [][]byte, to netip.AddrPort, flags SendFlags) (int, error) {
+	if to == (netip.AddrPort{}) {
+		return g.s.Send(ctx, bufs, to, flags)
+	}
+	if g.proto != UDP {
+		return 0, &OpError{Op: "send", Net: g.proto.String(), Addr: to.String(), Err: syscall.EISCONN}
+	}
+	c, k, err := g.canon("send", to)
+	if err != nil {
+		return 0, err
+	}
+	if err := g.decideAddr(ctx, policy.OpUDPSend, c, true); err != nil {
+		return 0, g.deny("send", c, err)
+	}
+	return g.s.Send(ctx, bufs, k, flags)
+}
+
+// Shutdown, options and addresses need no decision. SO_BINDTODEVICE is
+// refused by System; options of another base Network pass through.
+func (g *guardedSocket) Shutdown(how ShutdownHow) error { return g.s.Shutdown(how) }
+
+// GetOption reads an option of the underlying socket.
+func (g *guardedSocket) GetOption(opt SockOption) (int, error) { return g.s.GetOption(opt) }
+
+// SetOption sets an option of the underlying socket, except
+// SockOptBindToDevice, which would route around the address policy and is
+// refused with ENOPROTOOPT.
+func (g *guardedSocket) SetOption(opt SockOption, value int) error {
+	if opt == SockOptBindToDevice {
+		return &OpError{Op: "setsockopt", Net: g.proto.String(), Err: syscall.ENOPROTOOPT}
+	}
+	return g.s.SetOption(opt, value)
+}
+
+// LocalAddr returns the local address, canonical.
+func (g *guardedSocket) LocalAddr() (netip.AddrPort, error) {
+	ap, err := g.s.LocalAddr()
+	return reported(ap), err
+}
+
+// PeerAddr returns the peer address, canonical.
+func (g *guardedSocket) PeerAddr() (netip.AddrPort, error) {
+	ap, err := g.s.PeerAddr()
+	return reported(ap), err
+}
+
+// Fd returns the underlying descriptor.
+func (g *guardedSocket) Fd() int { return g.s.Fd() }
+
+// Close closes the socket and frees its MaxSockets slot, once.
+func (g *guardedSocket) Close() error {
+	var err error
+	g.closeOnce.Do(func() {
+		err = g.s.Close()
+		g.d.release()
+	})
+	return err
+}

@@ -1,0 +1,328 @@
+package network
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// testDNS is a real DNS server on 127.0.0.1 (UDP and TCP, same port)
+// serving a small fixed zone.
+type testDNS struct {
+	addr string
+	mu   sync.Mutex
+	seen []string // "udp A a.test." per query
+}
+
+func (s *testDNS) queries() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.seen)
+}
+
+func rr(t testing.TB, s string) dns.RR {
+	r, err := dns.NewRR(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func startTestDNS(t testing.TB) *testDNS {
+	t.Helper()
+	zone := map[string][]dns.RR{
+		"a.test.": {rr(t, "a.test. 300 IN A 192.0.2.1"), rr(t, "a.test. 300 IN A 192.0.2.2"), rr(t, "a.test. 60 IN AAAA 2001:db8::1")},
+		// Chain answered in full by the server.
+		"cname.test.": {rr(t, "cname.test. 30 IN CNAME mid.test."), rr(t, "mid.test. 600 IN CNAME a.test."),
+			rr(t, "a.test. 300 IN A 192.0.2.1")},
+		// Chain the server does not complete: the client re-queries a.test.
+		"split.test.":  {rr(t, "split.test. 40 IN CNAME a.test.")},
+		"loop1.test.":  {rr(t, "loop1.test. 60 IN CNAME loop2.test.")},
+		"loop2.test.":  {rr(t, "loop2.test. 60 IN CNAME loop1.test.")},
+		"zero.test.":   {rr(t, "zero.test. 0 IN A 192.0.2.9")},
+		"nodata.test.": {rr(t, `nodata.test. 60 IN TXT "hello"`)},
+		"v4only.test.": {rr(t, "v4only.test. 60 IN A 192.0.2.5")},
+		// Records for other names are ignored, however tempting.
+		"stuffed.test.": {rr(t, "evil.test. 60 IN A 127.0.0.1"), rr(t, "stuffed.test. 60 IN A 192.0.2.7")},
+		"big.test.":     {rr(t, "big.test. 60 IN A 192.0.2.99")},
+	}
+	s := &testDNS{}
+	h := dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+		q := req.Question[0]
+		s.mu.Lock()
+		s.seen = append(s.seen, w.RemoteAddr().Network()+" "+dns.TypeToString[q.Qtype]+" "+q.Name)
+		s.mu.Unlock()
+		m := new(dns.Msg)
+		m.SetReply(req)
+		name := strings.ToLower(q.Name)
+		switch {
+		case name == "fail.test.":
+			m.Rcode = dns.RcodeServerFailure
+		case name == "big.test." && w.RemoteAddr().Network() == "udp":
+			m.Truncated = true
+		default:
+			recs, ok := zone[name]
+			if !ok {
+				m.Rcode = dns.RcodeNameError
+				break
+			}
+			for _, r := range recs {
+				if r.Header().Rrtype == q.Qtype || r.Header().Rrtype == dns.TypeCNAME {
+					m.Answer = append(m.Answer, r)
+				}
+			}
+		}
+		w.WriteMsg(m)
+	})
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", pc.LocalAddr().String())
+	if err != nil {
+		pc.Close()
+		t.Skipf("TCP port %s taken: %v", pc.LocalAddr(), err)
+	}
+	udp := &dns.Server{PacketConn: pc, Handler: h}
+	tcp := &dns.Server{Listener: ln, Handler: h}
+	var started sync.WaitGroup
+	started.Add(2)
+	udp.NotifyStartedFunc = started.Done
+	tcp.NotifyStartedFunc = started.Done
+	go udp.ActivateAndServe()
+	go tcp.ActivateAndServe()
+	started.Wait()
+	t.Cleanup(func() { udp.Shutdown(); tcp.Shutdown() })
+	s.addr = pc.LocalAddr().String()
+	return s
+}
+
+// blackhole is a UDP socket that reads queries and never answers.
+func blackhole(t testing.TB) string {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			if _, _, err := pc.ReadFrom(buf); err != nil {
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { pc.Close() })
+	return pc.LocalAddr().String()
+}
+
+func answers(s ...string) []Answer {
+	var out []Answer
+	for _, x := range s {
+		a, ttl, _ := strings.Cut(x, "/")
+		d, _ := time.ParseDuration(ttl)
+		out = append(out, Answer{Addr: netip.MustParseAddr(a), TTL: d})
+	}
+	return out
+}
+
+func TestDNSResolver(t *testing.T) {
+	srv := startTestDNS(t)
+	r := DNSResolver{Servers: []string{srv.addr}, Timeout: 2 * time.Second}
+	ctx := context.Background()
+	for _, tt := range []struct {
+		name string
+		want []Answer
+		err  error // errors.Is target; nil with want nil = any error
+	}{
+		{"a.test", answers("192.0.2.1/300s", "192.0.2.2/300s", "2001:db8::1/60s"), nil},
+		{"A.Test.", answers("192.0.2.1/300s", "192.0.2.2/300s", "2001:db8::1/60s"), nil},
+		// AAAA: the server gives only the chain; the client asks a.test.
+		{"cname.test", answers("192.0.2.1/30s", "2001:db8::1/30s"), nil},
+		{"split.test", answers("192.0.2.1/40s", "192.0.2.2/40s", "2001:db8::1/40s"), nil},
+		{"zero.test", answers("192.0.2.9/1s"), nil},
+		{"v4only.test", answers("192.0.2.5/60s"), nil},
+		{"stuffed.test", answers("192.0.2.7/60s"), nil},
+		{"big.test", answers("192.0.2.99/60s"), nil},
+		{"nx.test", nil, ErrNotFound},
+		{"nodata.test", nil, ErrNotFound},
+		{"fail.test", nil, nil},
+		{"loop1.test", nil, nil},
+		{"bad..name", nil, ErrInvalidName},
+	} {
+		got, err := r.Lookup(ctx, tt.name)
+		if tt.want != nil {
+			if err != nil || !slices.Equal(got, tt.want) {
+				t.Errorf("Lookup(%s) = %v, %v; want %v", tt.name, got, err, tt.want)
+			}
+			continue
+		}
+		if err == nil {
+			t.Errorf("Lookup(%s) = %v, want error", tt.name, got)
+		} else if tt.err != nil && !errors.Is(err, tt.err) {
+			t.Errorf("Lookup(%s) error %v, want %v", tt.name, err, tt.err)
+		} else if tt.err == nil && errors.Is(err, ErrNotFound) {
+			t.Errorf("Lookup(%s) error %v should not be ErrNotFound", tt.name, err)
+		}
+	}
+	q := srv.queries()
+	for _, want := range []string{"udp A a.test.", "udp A big.test.", "tcp A big.test.", "udp A split.test."} {
+		if !slices.Contains(q, want) {
+			t.Errorf("server never saw %q; saw %v", want, q)
+		}
+	}
+	n := 0
+	for _, x := range q {
+		if strings.Contains(x, "loop") {
+			n++
+		}
+	}
+	if n > 2*(MaxCNAMEDepth+1) {
+		t.Errorf("CNAME loop made %d queries", n)
+	}
+}
+
+func TestDNSResolverHosts(t *testing.T) {
+	srv := startTestDNS(t)
+	r := DNSResolver{Servers: []string{srv.addr}, Hosts: map[string][]netip.Addr{
+		"DB.Internal.": {netip.MustParseAddr("10.0.0.7"), netip.MustParseAddr("::ffff:10.0.0.8"), netip.MustParseAddr("fe80::1%lo")},
+		"a.test":       {netip.MustParseAddr("10.9.9.9")},
+	}}
+	got, err := r.Lookup(context.Background(), "db.internal")
+	if err != nil || !slices.Equal(got, answers("10.0.0.7", "10.0.0.8")) {
+		t.Fatalf("hosts: %v, %v", got, err)
+	}
+	got, err = r.Lookup(context.Background(), "a.test")
+	if err != nil || !slices.Equal(got, answers("10.9.9.9")) {
+		t.Fatalf("hosts override: %v, %v", got, err)
+	}
+	if len(srv.queries()) != 0 {
+		t.Fatalf("hosts names went to the server: %v", srv.queries())
+	}
+	if _, err := (DNSResolver{}).Lookup(context.Background(), "x.test"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("no servers: %v", err)
+	}
+}
+
+func TestDNSResolverTimeout(t *testing.T) {
+	r := DNSResolver{Servers: []string{blackhole(t)}, Timeout: 300 * time.Millisecond}
+	start := time.Now()
+	_, err := r.Lookup(context.Background(), "a.test")
+	if err == nil || errors.Is(err, ErrNotFound) {
+		t.Fatalf("Lookup against a silent server = %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("took %v with Timeout 300ms", d)
+	}
+	// The caller's context is honoured too.
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	r.Timeout = time.Minute
+	start = time.Now()
+	if _, err := r.Lookup(ctx, "a.test"); err == nil {
+		t.Fatal("no error")
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("took %v with a 100ms context", d)
+	}
+}
+
+func TestDNSResolverFailover(t *testing.T) {
+	srv := startTestDNS(t)
+	r := DNSResolver{Servers: []string{blackhole(t), srv.addr}, Timeout: 2 * time.Second}
+	got, err := r.Lookup(context.Background(), "v4only.test")
+	if err != nil || !slices.Equal(got, answers("192.0.2.5/60s")) {
+		t.Fatalf("failover: %v, %v", got, err)
+	}
+	// NXDOMAIN is an answer: no failover.
+	r = DNSResolver{Servers: []string{srv.addr, blackhole(t)}, Timeout: 2 * time.Second}
+	start := time.Now()
+	if _, err := r.Lookup(context.Background(), "nx.test"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("nx: %v", err)
+	}
+	if time.Since(start) > 500*time.Millisecond {
+		t.Fatal("NXDOMAIN went on to the next server")
+	}
+}
+
+// TestDefaultWithDNSResolver: Default binds names for the DNS TTL.
+func TestDefaultWithDNSResolver(t *testing.T) {
+	srv := startTestDNS(t)
+	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	var mu sync.Mutex
+	var ops []string
+	d := &Default{
+		Resolver: DNSResolver{Servers: []string{srv.addr}},
+		Now:      clock.Now,
+		Policy: PolicyFunc(func(ctx context.Context, r *Request) (Verdict, error) {
+			mu.Lock()
+			ops = append(ops, string(r.Op)+" "+r.Name+" "+r.Addr.String())
+			mu.Unlock()
+			return Verdict{Verdict: "allow"}, nil
+		}),
+	}
+	got, err := d.ResolveAddresses(context.Background(), "cname.test")
+	if err != nil || !slices.Equal(got, []netip.Addr{netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("2001:db8::1")}) {
+		t.Fatalf("got %v, %v", got, err)
+	}
+	if want := []string{"dns.lookup cname.test invalid IP", "dns.answer cname.test 192.0.2.1", "dns.answer cname.test 2001:db8::1"}; !slices.Equal(ops, want) {
+		t.Fatalf("ops %q", ops)
+	}
+	clock.Advance(29 * time.Second)
+	if n := d.NamesFor(netip.MustParseAddr("192.0.2.1")); !slices.Equal(n, []string{"cname.test"}) {
+		t.Fatalf("NamesFor = %v", n)
+	}
+	clock.Advance(time.Second) // TTL 30 s along the chain
+	if n := d.NamesFor(netip.MustParseAddr("192.0.2.1")); n != nil {
+		t.Fatalf("NamesFor after TTL = %v", n)
+	}
+}
+
+// FuzzDNSAnswer feeds arbitrary DNS messages to the answer scanner: it
+// must never panic, and what it returns must be for the name and type
+// asked.
+func FuzzDNSAnswer(f *testing.F) {
+	for _, recs := range [][]string{
+		{"a.test. 300 IN A 192.0.2.1", "a.test. 60 IN AAAA 2001:db8::1"},
+		{"a.test. 30 IN CNAME b.test.", "b.test. 0 IN A 192.0.2.2", "evil.test. 60 IN A 127.0.0.1"},
+		{"A.TEST. 5 IN AAAA ::ffff:10.0.0.1"},
+	} {
+		m := new(dns.Msg)
+		m.SetQuestion("a.test.", dns.TypeA)
+		for _, r := range recs {
+			m.Answer = append(m.Answer, rr(f, r))
+		}
+		b, err := m.Pack()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b, uint16(dns.TypeA))
+		f.Add(b, uint16(dns.TypeAAAA))
+	}
+	f.Fuzz(func(t *testing.T, b []byte, qtype uint16) {
+		m := new(dns.Msg)
+		if m.Unpack(b) != nil || len(m.Question) == 0 {
+			return
+		}
+		target := m.Question[0].Name
+		out, next, _ := scanAnswer(m, target, qtype, 3600)
+		for _, a := range out {
+			if !a.Addr.IsValid() || a.Addr.Is4In6() || a.TTL < time.Second || a.TTL > time.Hour {
+				t.Fatalf("bad answer %+v", a)
+			}
+			if qtype == dns.TypeA && !a.Addr.Is4() || qtype != dns.TypeA && qtype != dns.TypeAAAA {
+				t.Fatalf("answer %v for qtype %d", a.Addr, qtype)
+			}
+		}
+		if next != "" && !hasOwner(m, target) {
+			t.Fatalf("CNAME %q without a record owned by %q", next, target)
+		}
+	})
+}

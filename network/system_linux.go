@@ -1,0 +1,377 @@
+//go:build linux
+
+package network
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// maxLingerSeconds bounds SO_LINGER: with lingering on, close(2) blocks
+// (even on a non-blocking socket) for up to that long, and a guest must not
+// be able to pin a host thread for hours.
+const maxLingerSeconds = 10
+
+type systemSocket struct {
+	proto  Proto
+	family Family
+
+	// mu guards fd against Close: every operation holds it for reading
+	// while it uses the descriptor, so a concurrent Close cannot let the
+	// number be reused under a running syscall. Operations never block.
+	mu sync.RWMutex
+	fd int // -1 once closed
+}
+
+func newSystemSocket(proto Proto, family Family) (Socket, error) {
+	domain, typ, p := unix.AF_INET, unix.SOCK_STREAM, unix.IPPROTO_TCP
+	if family == IPv6 {
+		domain = unix.AF_INET6
+	}
+	if proto == UDP {
+		typ, p = unix.SOCK_DGRAM, unix.IPPROTO_UDP
+	}
+	fd, err := unix.Socket(domain, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, p)
+	if err != nil {
+		return nil, opErr("socket", proto, netip.AddrPort{}, err)
+	}
+	if family == IPv6 {
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0); err != nil {
+			unix.Close(fd)
+			return nil, opErr("socket", proto, netip.AddrPort{}, err)
+		}
+	}
+	return &systemSocket{proto: proto, family: family, fd: fd}, nil
+}
+
+func (s *systemSocket) Proto() Proto   { return s.proto }
+func (s *systemSocket) Family() Family { return s.family }
+
+// with runs f on the open descriptor, or fails with EBADF after Close.
+func (s *systemSocket) with(f func(fd int) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.fd < 0 {
+		return syscall.EBADF
+	}
+	return f(s.fd)
+}
+
+// sockaddr converts ap for this socket's family. An IPv6 socket takes an
+// IPv4 address as IPv4-mapped; an IPv4 socket cannot take a real IPv6 one.
+func (s *systemSocket) sockaddr(ap netip.AddrPort) (unix.Sockaddr, error) {
+	a := ap.Addr()
+	if !a.IsValid() {
+		return nil, syscall.EINVAL
+	}
+	if s.family == IPv4 {
+		a = a.Unmap()
+		if !a.Is4() {
+			return nil, syscall.EAFNOSUPPORT
+		}
+		return &unix.SockaddrInet4{Port: int(ap.Port()), Addr: a.As4()}, nil
+	}
+	sa := &unix.SockaddrInet6{Port: int(ap.Port()), Addr: a.As16()}
+	if z := a.Zone(); z != "" {
+		if n, err := strconv.ParseUint(z, 10, 32); err == nil {
+			sa.ZoneId = uint32(n)
+		} else if ifi, err := net.InterfaceByName(z); err == nil {
+			sa.ZoneId = uint32(ifi.Index)
+		} else {
+			return nil, syscall.EINVAL
+		}
+	}
+	return sa, nil
+}
+
+// addrPort converts a kernel address; IPv4-mapped is unmapped and the
+// scope id is dropped (policy never sees zones).
+func addrPort(sa unix.Sockaddr) netip.AddrPort {
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr).Unmap(), uint16(sa.Port))
+	}
+	return netip.AddrPort{}
+}
+
+func (s *systemSocket) Bind(ctx context.Context, local netip.AddrPort) error {
+	return opErr("bind", s.proto, local, s.with(func(fd int) error {
+		sa, err := s.sockaddr(local)
+		if err != nil {
+			return err
+		}
+		return unix.Bind(fd, sa)
+	}))
+}
+
+func (s *systemSocket) Connect(ctx context.Context, remote netip.AddrPort) error {
+	return opErr("connect", s.proto, remote, s.with(func(fd int) error {
+		sa, err := s.sockaddr(remote)
+		if err != nil {
+			return err
+		}
+		err = unix.Connect(fd, sa)
+		if err == syscall.EINTR {
+			// The connect goes on in the background; retrying would
+			// give EALREADY.
+			err = syscall.EINPROGRESS
+		}
+		return err
+	}))
+}
+
+func (s *systemSocket) Listen(ctx context.Context, backlog int) error {
+	if backlog < 0 || backlog > 65535 {
+		backlog = 4096 // the kernel clamps to net.core.somaxconn anyway
+	}
+	return opErr("listen", s.proto, netip.AddrPort{}, s.with(func(fd int) error {
+		if s.proto != TCP {
+			return syscall.EOPNOTSUPP
+		}
+		return unix.Listen(fd, backlog)
+	}))
+}
+
+func (s *systemSocket) Accept(ctx context.Context) (Socket, error) {
+	var c Socket
+	err := s.with(func(fd int) error {
+		for {
+			nfd, _, err := unix.Accept4(fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+			switch err {
+			case nil:
+				c = &systemSocket{proto: s.proto, family: s.family, fd: nfd}
+				return nil
+			case syscall.EINTR, syscall.ECONNABORTED:
+				continue // the connection went away before we took it: try the next
+			}
+			return err
+		}
+	})
+	if err != nil {
+		return nil, opErr("accept", s.proto, netip.AddrPort{}, err)
+	}
+	return c, nil
+}
+
+func (s *systemSocket) Recv(ctx context.Context, bufs [][]byte, flags RecvFlags) (int, netip.AddrPort, RecvResult, error) {
+	var (
+		n    int
+		from netip.AddrPort
+		out  RecvResult
+	)
+	f := 0
+	if flags&RecvPeek != 0 {
+		f |= unix.MSG_PEEK
+	}
+	if flags&RecvWaitAll != 0 {
+		f |= unix.MSG_WAITALL
+	}
+	err := s.with(func(fd int) error {
+		return ignoringEINTR(func() error {
+			var rflags int
+			var sa unix.Sockaddr
+			var err error
+			n, _, rflags, sa, err = unix.RecvmsgBuffers(fd, bufs, nil, f)
+			if err != nil {
+				return err
+			}
+			if rflags&unix.MSG_TRUNC != 0 {
+				out |= RecvTruncated
+			}
+			if s.proto == UDP && sa != nil {
+				from = addrPort(sa)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return 0, netip.AddrPort{}, 0, opErr("recv", s.proto, netip.AddrPort{}, err)
+	}
+	return n, from, out, nil
+}
+
+func (s *systemSocket) Send(ctx context.Context, bufs [][]byte, to netip.AddrPort, flags SendFlags) (int, error) {
+	var n int
+	err := s.with(func(fd int) error {
+		var sa unix.Sockaddr
+		if to.IsValid() {
+			if s.proto == TCP {
+				return syscall.EISCONN // a stream has one peer, chosen by connect
+			}
+			var err error
+			if sa, err = s.sockaddr(to); err != nil {
+				return err
+			}
+		}
+		return ignoringEINTR(func() error {
+			var err error
+			n, err = unix.SendmsgBuffers(fd, bufs, nil, sa, unix.MSG_NOSIGNAL)
+			return err
+		})
+	})
+	if err != nil {
+		return 0, opErr("send", s.proto, to, err)
+	}
+	return n, nil
+}
+
+func (s *systemSocket) Shutdown(how ShutdownHow) error {
+	var h int
+	switch how {
+	case ShutRead:
+		h = unix.SHUT_RD
+	case ShutWrite:
+		h = unix.SHUT_WR
+	case ShutBoth:
+		h = unix.SHUT_RDWR
+	default:
+		return opErr("shutdown", s.proto, netip.AddrPort{}, syscall.EINVAL)
+	}
+	return opErr("shutdown", s.proto, netip.AddrPort{}, s.with(func(fd int) error { return unix.Shutdown(fd, h) }))
+}
+
+// sockOpts maps the options that are plain integers.
+var sockOpts = map[SockOption][2]int{
+	SockOptReuseAddr:  {unix.SOL_SOCKET, unix.SO_REUSEADDR},
+	SockOptDontRoute:  {unix.SOL_SOCKET, unix.SO_DONTROUTE},
+	SockOptBroadcast:  {unix.SOL_SOCKET, unix.SO_BROADCAST},
+	SockOptSndBuf:     {unix.SOL_SOCKET, unix.SO_SNDBUF},
+	SockOptRcvBuf:     {unix.SOL_SOCKET, unix.SO_RCVBUF},
+	SockOptKeepAlive:  {unix.SOL_SOCKET, unix.SO_KEEPALIVE},
+	SockOptOOBInline:  {unix.SOL_SOCKET, unix.SO_OOBINLINE},
+	SockOptRcvLowat:   {unix.SOL_SOCKET, unix.SO_RCVLOWAT},
+	SockOptAcceptConn: {unix.SOL_SOCKET, unix.SO_ACCEPTCONN},
+	SockOptTCPNoDelay: {unix.IPPROTO_TCP, unix.TCP_NODELAY},
+}
+
+// GetOption reads opt. SockOptType gives the WASI values (1 datagram, 2
+// stream); SockOptError gives the pending errno and clears it;
+// SockOptSndBuf/RcvBuf give half of what Linux reports, i.e. the value
+// that was set (Linux doubles it for bookkeeping); SockOptLinger gives
+// seconds or -1 when off. SockOptRcvTimeo, SockOptSndTimeo,
+// SockOptBindToDevice and unknown options fail with ENOPROTOOPT: the host
+// implements timeouts itself, and device binding would route around policy.
+// SockOptTCPNoDelay on a UDP socket fails with ENOPROTOOPT too.
+func (s *systemSocket) GetOption(opt SockOption) (int, error) {
+	var v int
+	err := s.with(func(fd int) error {
+		var err error
+		switch opt {
+		case SockOptType:
+			v = 2
+			if s.proto == UDP {
+				v = 1
+			}
+		case SockOptError:
+			v, err = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+		case SockOptLinger:
+			var l *unix.Linger
+			if l, err = unix.GetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER); err == nil {
+				v = -1
+				if l.Onoff != 0 {
+					v = int(l.Linger)
+				}
+			}
+		case SockOptSndBuf, SockOptRcvBuf:
+			o := sockOpts[opt]
+			if v, err = unix.GetsockoptInt(fd, o[0], o[1]); err == nil {
+				v /= 2
+			}
+		default:
+			o, ok := sockOpts[opt]
+			if !ok || (opt == SockOptTCPNoDelay && s.proto != TCP) {
+				return syscall.ENOPROTOOPT
+			}
+			v, err = unix.GetsockoptInt(fd, o[0], o[1])
+		}
+		return err
+	})
+	if err != nil {
+		return 0, opErr("getsockopt", s.proto, netip.AddrPort{}, err)
+	}
+	return v, nil
+}
+
+// SetOption sets opt. Read-only options (Type, Error, AcceptConn) and the
+// unsupported ones (see GetOption) fail with ENOPROTOOPT. SockOptLinger
+// takes seconds, -1 for off, and is capped at 10 s because close(2) blocks
+// while lingering.
+func (s *systemSocket) SetOption(opt SockOption, value int) error {
+	err := s.with(func(fd int) error {
+		switch opt {
+		case SockOptType, SockOptError, SockOptAcceptConn:
+			return syscall.ENOPROTOOPT
+		case SockOptLinger:
+			l := &unix.Linger{}
+			if value >= 0 {
+				l.Onoff, l.Linger = 1, int32(min(value, maxLingerSeconds))
+			}
+			return unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, l)
+		}
+		o, ok := sockOpts[opt]
+		if !ok || (opt == SockOptTCPNoDelay && s.proto != TCP) {
+			return syscall.ENOPROTOOPT
+		}
+		return unix.SetsockoptInt(fd, o[0], o[1], value)
+	})
+	return opErr("setsockopt", s.proto, netip.AddrPort{}, err)
+}
+
+func (s *systemSocket) LocalAddr() (netip.AddrPort, error) {
+	var ap netip.AddrPort
+	err := s.with(func(fd int) error {
+		sa, err := unix.Getsockname(fd)
+		if err == nil {
+			ap = addrPort(sa)
+		}
+		return err
+	})
+	return ap, opErr("getsockname", s.proto, netip.AddrPort{}, err)
+}
+
+func (s *systemSocket) PeerAddr() (netip.AddrPort, error) {
+	var ap netip.AddrPort
+	err := s.with(func(fd int) error {
+		sa, err := unix.Getpeername(fd)
+		if err == nil {
+			ap = addrPort(sa)
+		}
+		return err
+	})
+	return ap, opErr("getpeername", s.proto, netip.AddrPort{}, err)
+}
+
+func (s *systemSocket) Fd() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.fd
+}
+
+// Close closes the descriptor once; later calls return nil.
+func (s *systemSocket) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fd < 0 {
+		return nil
+	}
+	fd := s.fd
+	s.fd = -1
+	// close(2) releases the descriptor even when it reports an error.
+	return opErr("close", s.proto, netip.AddrPort{}, unix.Close(fd))
+}
+
+func ignoringEINTR(f func() error) error {
+	for {
+		if err := f(); err != syscall.EINTR {
+			return err
+		}
+	}
+}
