@@ -74,6 +74,14 @@ type Default struct {
 	// Now is the clock for Request.TimeMs and binding expiry. nil means
 	// time.Now.
 	Now func() time.Time
+	// OnDeny, when set, is called once for every denied decision (also
+	// for the invisible ones: a dropped datagram, a skipped connection,
+	// a dropped DNS answer) with the *DeniedError that describes it,
+	// after the decision and never while the Default holds a lock, so it
+	// may call back into the Default. It must be safe for concurrent use
+	// and must not modify the error. DenyNotifier makes one that tells
+	// the user on stderr.
+	OnDeny func(*DeniedError)
 
 	mu       sync.Mutex // guards bindings and open
 	bindings bindingTable
@@ -252,13 +260,35 @@ func (d *Default) request(op policy.Op, proto string) *Request {
 	return &Request{Op: op, Proto: proto, Guest: d.Guest, Labels: d.Labels, TimeMs: d.now().UnixMilli()}
 }
 
-// decide asks the policy and returns nil for allow, or a *DeniedError.
+// decide asks the policy and returns nil for allow, or a *DeniedError,
+// which it has passed to OnDeny. Callers must not hold a lock.
 func (d *Default) decide(ctx context.Context, req *Request) error {
+	de := d.judge(ctx, req)
+	if de == nil {
+		return nil
+	}
+	d.notify(de)
+	return de
+}
+
+// notify passes denials to OnDeny. Callers must not hold a lock.
+func (d *Default) notify(des ...*DeniedError) {
+	if d.OnDeny == nil {
+		return
+	}
+	for _, de := range des {
+		d.OnDeny(de)
+	}
+}
+
+// judge asks the policy and returns nil for allow, or a *DeniedError that
+// it has not yet passed to OnDeny (for callers that hold a lock).
+func (d *Default) judge(ctx context.Context, req *Request) *DeniedError {
 	v, plugin, err := d.ask(ctx, req)
 	if err == nil && v.Allowed() {
 		return nil
 	}
-	de := &DeniedError{Op: req.Op, Name: req.Name, Plugin: plugin, Reason: v.Reason}
+	de := &DeniedError{Op: req.Op, Name: req.Name, Plugin: plugin, Reason: v.Reason, Names: req.Names, NoPolicy: d.Policy == nil}
 	if req.Addr.IsValid() {
 		de.Addr = netip.AddrPortFrom(req.Addr, req.Port)
 	}
@@ -333,12 +363,21 @@ func (g *guardedSocket) canon(op string, ap netip.AddrPort) (canon, kernel netip
 }
 
 func (g *guardedSocket) decideAddr(ctx context.Context, op policy.Op, ap netip.AddrPort, names bool) error {
+	if de := g.judgeAddr(ctx, op, ap, names); de != nil {
+		g.d.notify(de)
+		return de
+	}
+	return nil
+}
+
+// judgeAddr is decideAddr without OnDeny, for Recv, which holds recvMu.
+func (g *guardedSocket) judgeAddr(ctx context.Context, op policy.Op, ap netip.AddrPort, names bool) *DeniedError {
 	req := g.d.request(op, g.proto.String())
 	req.Addr, req.Port = ap.Addr(), ap.Port()
 	if names {
 		req.Names = g.d.NamesFor(ap.Addr())
 	}
-	return g.d.decide(ctx, req)
+	return g.d.judge(ctx, req)
 }
 
 func (g *guardedSocket) deny(op string, ap netip.AddrPort, err error) error {
@@ -478,6 +517,10 @@ func (g *guardedSocket) Recv(ctx context.Context, bufs [][]byte, flags RecvFlags
 	if g.proto != UDP {
 		return g.s.Recv(ctx, bufs, flags)
 	}
+	// Denials are reported to OnDeny after recvMu is released (the
+	// deferred calls run in reverse order); at most 2*maxSkips of them.
+	var denied []*DeniedError
+	defer func() { g.d.notify(denied...) }()
 	g.recvMu.Lock()
 	defer g.recvMu.Unlock()
 	scratch := [][]byte{g.scratch[:]}
@@ -490,7 +533,8 @@ func (g *guardedSocket) Recv(ctx context.Context, bufs [][]byte, flags RecvFlags
 			return 0, netip.AddrPort{}, 0, err
 		}
 		from = reported(from)
-		if err := g.decideAddr(ctx, policy.OpUDPRecv, from, true); err != nil {
+		if de := g.judgeAddr(ctx, policy.OpUDPRecv, from, true); de != nil {
+			denied = append(denied, de)
 			if _, _, _, err := g.s.Recv(ctx, scratch, 0); err != nil {
 				return 0, netip.AddrPort{}, 0, err
 			}
@@ -504,7 +548,8 @@ func (g *guardedSocket) Recv(ctx context.Context, bufs [][]byte, flags RecvFlags
 			// Someone else read the socket behind our back (not
 			// through this guard): decide what we actually got.
 			from2 = reported(from2)
-			if g.decideAddr(ctx, policy.OpUDPRecv, from2, true) != nil {
+			if de := g.judgeAddr(ctx, policy.OpUDPRecv, from2, true); de != nil {
+				denied = append(denied, de)
 				zeroPrefix(bufs, n)
 				if flags&RecvPeek != 0 {
 					g.s.Recv(ctx, scratch, 0)

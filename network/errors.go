@@ -17,6 +17,14 @@ type DeniedError struct {
 	Name   string         // dns ops: the name
 	Plugin string         // the plugin that denied, when known
 	Reason string
+	// Names are the names bound to Addr when the request carried them
+	// (connect, send, accept, recv), most recently resolved first, so
+	// that a message or a suggested rule can name the destination as the
+	// guest knew it.
+	Names []string
+	// NoPolicy is true when the deny came from a Default without a
+	// Policy (no --policy given), not from any plugin.
+	NoPolicy bool
 }
 
 func (e *DeniedError) Error() string {

@@ -51,8 +51,12 @@ func (n *Simulated) Socket(ctx context.Context, proto Proto, family Family) (Soc
 
 // Dial queues a connection from peer to the TCP listener bound at local
 // (exactly, or on the wildcard address of its family with local's port);
-// the listener's next Accept returns it.
+// the listener's next Accept returns it. A peer without an IP address
+// fails with EINVAL: no kernel reports one.
 func (n *Simulated) Dial(local, peer netip.AddrPort) error {
+	if !peer.Addr().IsValid() {
+		return &OpError{Op: "dial", Net: "tcp", Addr: local.String(), Err: syscall.EINVAL}
+	}
 	s := n.find(TCP, local)
 	if s == nil {
 		return &OpError{Op: "dial", Net: "tcp", Addr: local.String(), Err: syscall.ECONNREFUSED}
@@ -66,8 +70,12 @@ func (n *Simulated) Dial(local, peer netip.AddrPort) error {
 	return nil
 }
 
-// Deliver queues a datagram from from to the UDP socket bound at to.
+// Deliver queues a datagram from from to the UDP socket bound at to. A
+// sender without an IP address fails with EINVAL: no kernel reports one.
 func (n *Simulated) Deliver(to, from netip.AddrPort, data []byte) error {
+	if !from.Addr().IsValid() {
+		return &OpError{Op: "deliver", Net: "udp", Addr: to.String(), Err: syscall.EINVAL}
+	}
 	from = reported(from)
 	s := n.find(UDP, to)
 	if s == nil {
