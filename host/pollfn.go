@@ -1,0 +1,203 @@
+package host
+
+import (
+	"context"
+	"encoding/binary"
+	"time"
+
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/wasmgate/wasmgate/host/internal/wasi"
+)
+
+// maxSubscriptions bounds poll_oneoff's input so a guest cannot make the
+// host allocate without limit.
+const maxSubscriptions = 4096
+
+const (
+	subSize   = 48
+	eventSize = 32
+)
+
+// pollOneoff waits for clock and fd subscriptions.
+//
+// Layout: subscription {userdata u64 @0, tag u8 @8, clock {id u32 @16,
+// timeout u64 @24, precision u64 @32, flags u16 @40} | fd_readwrite {fd u32
+// @16}}; event {userdata u64 @0, error u16 @8, type u8 @10, fd_readwrite
+// {nbytes u64 @16, flags u16 @24}}.
+//
+// Errors of one subscription (EBADF for an unknown fd, EINVAL for an
+// unknown clock) are reported in its event and the call succeeds: Go's
+// runtime dies on any poll_oneoff errno but EINTR. Call errnos: EINVAL for
+// nsubscriptions == 0, EFAULT for bad pointers. When the instance is
+// cancelled every subscription completes with ECANCELED.
+func (s *state) pollOneoff(ctx context.Context, m api.Module, st []uint64) wasi.Errno {
+	in, out, nsubs, neventsPtr := uint32(st[0]), uint32(st[1]), uint32(st[2]), uint32(st[3])
+	if nsubs == 0 {
+		return wasi.EINVAL
+	}
+	if nsubs > maxSubscriptions {
+		return wasi.ENOTSUP
+	}
+	mem := m.Memory()
+	subs, err := memRead(mem, in, nsubs*subSize)
+	if err != nil {
+		return errno(err)
+	}
+	events, err := memRead(mem, out, nsubs*eventSize)
+	if err != nil {
+		return errno(err)
+	}
+	if _, err := memRead(mem, neventsPtr, 4); err != nil {
+		return errno(err)
+	}
+	// Decode everything before writing: in and out may overlap.
+	type sub struct {
+		userdata uint64
+		typ      uint8
+		errno    wasi.Errno
+		ready    bool
+		hangup   bool
+		req      int // index in reqs, -1 if none
+		deadline time.Duration
+	}
+	var subsStack [16]sub
+	var list []sub
+	if nsubs <= uint32(len(subsStack)) {
+		list = subsStack[:nsubs]
+	} else {
+		list = make([]sub, nsubs)
+	}
+	reqs := s.pollReqs[:0]
+	var monoNow, realNow uint64
+	monoRead, realRead := false, false
+	timeout := time.Duration(-1)
+	immediate := false
+	for i := range list {
+		b := subs[i*subSize:]
+		sb := &list[i]
+		sb.userdata = binary.LittleEndian.Uint64(b[0:])
+		sb.typ = b[8]
+		sb.req = -1
+		switch sb.typ {
+		case wasi.EventtypeClock:
+			id := binary.LittleEndian.Uint32(b[16:])
+			t := binary.LittleEndian.Uint64(b[24:])
+			flags := binary.LittleEndian.Uint16(b[40:])
+			var d time.Duration
+			if flags&wasi.SubclockAbstime != 0 {
+				var now uint64
+				switch id {
+				case wasi.ClockMonotonic:
+					if !monoRead {
+						monoNow, _ = s.now(id)
+						monoRead = true
+					}
+					now = monoNow
+				case wasi.ClockRealtime:
+					if !realRead {
+						realNow, _ = s.now(id)
+						realRead = true
+					}
+					now = realNow
+				default:
+					sb.errno, sb.ready, immediate = wasi.EINVAL, true, true
+					continue
+				}
+				if t > now {
+					d = durationOf(t - now)
+				}
+			} else {
+				if id != wasi.ClockMonotonic && id != wasi.ClockRealtime {
+					sb.errno, sb.ready, immediate = wasi.EINVAL, true, true
+					continue
+				}
+				d = durationOf(t)
+			}
+			sb.deadline = d
+			if d == 0 {
+				sb.ready, immediate = true, true
+			} else if timeout < 0 || d < timeout {
+				timeout = d
+			}
+		case wasi.EventtypeFdRead, wasi.EventtypeFdWrite:
+			fd := int32(binary.LittleEndian.Uint32(b[16:]))
+			e, err := s.fds.get(fd)
+			if err != nil {
+				sb.errno, sb.ready, immediate = errno(err), true, true
+				continue
+			}
+			hfd, ok := e.file.pollFd()
+			if !ok {
+				sb.ready, immediate = true, true // files are always ready
+				continue
+			}
+			ev := int16(pollIn)
+			if sb.typ == wasi.EventtypeFdWrite {
+				ev = pollOut
+			}
+			sb.req = len(reqs)
+			reqs = append(reqs, pollReq{fd: hfd, events: ev})
+		default:
+			sb.errno, sb.ready, immediate = wasi.EINVAL, true, true
+		}
+	}
+	if immediate {
+		timeout = 0
+	}
+	start := time.Now()
+	_, werr := s.wake.waitFds(reqs, timeout)
+	s.pollReqs = reqs[:0]
+	n := uint32(0)
+	put := func(sb *sub) {
+		b := events[n*eventSize : (n+1)*eventSize]
+		clear(b)
+		binary.LittleEndian.PutUint64(b[0:], sb.userdata)
+		binary.LittleEndian.PutUint16(b[8:], uint16(sb.errno))
+		b[10] = sb.typ
+		if sb.hangup {
+			binary.LittleEndian.PutUint16(b[24:], wasi.EventFdReadwriteHangup)
+		}
+		n++
+	}
+	if werr != nil {
+		s.stopIfDone(ctx, m)
+		code := errno(werr)
+		for i := range list {
+			list[i].errno = code
+			put(&list[i])
+		}
+		return errno(memPutU32(mem, neventsPtr, n))
+	}
+	elapsed := time.Since(start)
+	for i := range list {
+		sb := &list[i]
+		switch {
+		case sb.ready:
+		case sb.typ == wasi.EventtypeClock:
+			sb.ready = sb.deadline <= elapsed
+		case sb.req >= 0:
+			r := reqs[sb.req].revents
+			switch {
+			case r&pollNval != 0:
+				sb.errno, sb.ready = wasi.EBADF, true
+			case r&(pollIn|pollOut|pollErr) != 0:
+				sb.ready = true
+			case r&pollHup != 0:
+				sb.ready, sb.hangup = true, true
+			}
+		}
+		if sb.ready {
+			put(sb)
+		}
+	}
+	return errno(memPutU32(mem, neventsPtr, n))
+}
+
+// durationOf converts guest ns to a Duration, saturating.
+func durationOf(ns uint64) time.Duration {
+	if ns > uint64(1<<63-1) {
+		return 1<<63 - 1
+	}
+	return time.Duration(ns)
+}

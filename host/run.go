@@ -1,0 +1,242 @@
+// Package host runs WASI preview 1 guests on wazero with wasmgate's own
+// implementation of wasi_snapshot_preview1: one fd table shared by stdio,
+// preopened directories (through os.Root), files and sockets, so that
+// sockets created at run time work with fd_read, fd_write and poll_oneoff.
+// Every socket operation goes through a network.Network.
+//
+// Design in brief (details in fdtable.go):
+//
+//   - Host functions are api.GoModuleFunc closures over one state per
+//     instance; every guest pointer and length is bounds-checked (EFAULT,
+//     never a host panic), and every internal error becomes a WASI errno in
+//     one place (internal/wasi.ToErrno; a policy denial is EACCES).
+//   - Directories are os.Root capabilities: "..", absolute paths and
+//     symlinks cannot leave them (EPERM). Read-only mounts refuse every
+//     modification with EROFS.
+//   - Host fds are never blocking from the guest's point of view: the
+//     guest's NONBLOCK flag lives in the fd table, and blocking mode is
+//     emulated with ppoll(2) on the host fd plus a wake eventfd, so every
+//     wait is cancellable and an idle guest costs no CPU.
+//   - When ctx is done the guest is stopped: in wasm code through wazero's
+//     close-on-context-done (see Config.WithCloseOnContextDone for what it
+//     costs), and inside a host wait by closing the module on return.
+//
+// Use NewConfig and Run:
+//
+//	code, err := host.Run(ctx, wasm, host.NewConfig().
+//		WithArgs("app", "-v").
+//		WithDir("/srv/data", "/data", true).
+//		WithStdout(os.Stdout).
+//		WithNetwork(&network.Default{Policy: p}))
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/wasmgate/wasmgate/host/internal/wasi"
+	"github.com/wasmgate/wasmgate/network"
+)
+
+// ErrTrap is matched (errors.Is) by the error Run returns when the guest
+// trapped (unreachable, out-of-bounds access, stack overflow, ...). The
+// error text includes wazero's wasm stack trace.
+var ErrTrap = errors.New("guest trapped")
+
+// Run compiles and runs the command module wasm (its _start export) with
+// cfg, and returns the guest's exit code: the value given to proc_exit, or
+// 0 when _start returns.
+//
+// err is non-nil when the configuration is invalid (every problem is
+// reported, joined), the module cannot be compiled or instantiated, the
+// guest trapped (errors.Is(err, ErrTrap); exitCode is then 1), or ctx was
+// done before the guest finished (errors.Is(err, ctx.Err()); exitCode is
+// then 1).
+func Run(ctx context.Context, wasm []byte, cfg *Config) (exitCode int, err error) {
+	if cfg == nil {
+		cfg = NewConfig()
+	}
+	if err := cfg.validate(); err != nil {
+		return 1, fmt.Errorf("wasmgate: invalid configuration: %w", err)
+	}
+	rc := wazero.NewRuntimeConfig().WithCloseOnContextDone(cfg.closeOnDone)
+	if cache := cfg.compilationCache(); cache != nil {
+		rc = rc.WithCompilationCache(cache)
+	}
+	r := wazero.NewRuntimeWithConfig(ctx, rc)
+	defer r.Close(context.WithoutCancel(ctx))
+
+	compiled, err := r.CompileModule(ctx, wasm)
+	if err != nil {
+		return 1, fmt.Errorf("wasmgate: compile: %w", err)
+	}
+	imports := map[string]int{}
+	for _, f := range compiled.ImportedFunctions() {
+		if mod, name, ok := f.Import(); ok && mod == moduleName {
+			imports[name] = len(f.ParamTypes())
+		}
+	}
+
+	s, err := newState(cfg)
+	if err != nil {
+		return 1, fmt.Errorf("wasmgate: invalid configuration: %w", err)
+	}
+	defer s.close()
+	stop := context.AfterFunc(ctx, s.wake.wake)
+	defer stop()
+	if err := s.openPreopenedSockets(ctx); err != nil {
+		return 1, fmt.Errorf("wasmgate: %w", err)
+	}
+
+	b := r.NewHostModuleBuilder(moduleName)
+	s.exportPreview1(b)
+	exportSocketFunctions(b, imports, s)
+	if _, err := b.Instantiate(ctx); err != nil {
+		return 1, fmt.Errorf("wasmgate: host module: %w", err)
+	}
+
+	name := cfg.name
+	if name == "" {
+		name = "guest"
+	}
+	// Instantiate without running anything, so that link errors (a missing
+	// import) are told apart from what _start does (exit, trap).
+	mc := wazero.NewModuleConfig().WithName(name).WithStartFunctions()
+	mod, err := r.InstantiateModule(ctx, compiled, mc)
+	if err != nil {
+		var ee *sys.ExitError
+		if errors.As(err, &ee) || ctx.Err() != nil {
+			return s.result(ctx, err)
+		}
+		return 1, fmt.Errorf("wasmgate: instantiate: %w", err)
+	}
+	defer mod.Close(context.WithoutCancel(ctx))
+	start := mod.ExportedFunction("_start")
+	if start == nil {
+		return 1, errors.New("wasmgate: the module exports no _start function (not a WASI command)")
+	}
+	_, err = start.Call(ctx)
+	return s.result(ctx, err)
+}
+
+// result turns the instantiation error into (exit code, error).
+func (s *state) result(ctx context.Context, err error) (int, error) {
+	if err == nil {
+		return 0, nil
+	}
+	var ee *sys.ExitError
+	if errors.As(err, &ee) {
+		s.exitMu.Lock()
+		explicit := s.exitCode != nil
+		s.exitMu.Unlock()
+		if explicit {
+			return int(ee.ExitCode()), nil
+		}
+		switch ee.ExitCode() {
+		case sys.ExitCodeContextCanceled, sys.ExitCodeDeadlineExceeded:
+			if cerr := ctx.Err(); cerr != nil {
+				return 1, fmt.Errorf("wasmgate: guest stopped: %w", cerr)
+			}
+		}
+		return int(ee.ExitCode()), nil
+	}
+	if cerr := ctx.Err(); cerr != nil {
+		return 1, fmt.Errorf("wasmgate: guest stopped: %w (%v)", cerr, err)
+	}
+	return 1, fmt.Errorf("%w: %v", ErrTrap, err)
+}
+
+// maxFds caps a guest's open fds (EMFILE beyond), so that a guest cannot
+// exhaust the host process's descriptors.
+const maxFds = 4096
+
+// newState builds the instance state: stdio as fds 0-2, then the mounts in
+// configuration order (fds 3...). Every mount that cannot be opened is
+// reported.
+func newState(cfg *Config) (*state, error) {
+	w, err := newWaker()
+	if err != nil {
+		return nil, err
+	}
+	s := &state{cfg: cfg, net: cfg.network, wake: w, start: time.Now()}
+	s.fds.max = maxFds
+	if s.net == nil {
+		// No network configured: a Default with no Policy denies every
+		// operation, so sockets fail closed with EACCES.
+		s.net = &network.Default{}
+	}
+	s.args = cfg.args
+	s.env = cfg.env
+	stdin := &fdEntry{file: newStdin(cfg.stdin), rightsBase: wasi.RightsStdio &^ wasi.RightFdWrite}
+	stdout := &fdEntry{file: newOut(cfg.stdout), rightsBase: wasi.RightsStdio &^ wasi.RightFdRead}
+	stderr := &fdEntry{file: newOut(cfg.stderr), rightsBase: wasi.RightsStdio &^ wasi.RightFdRead}
+	for _, e := range []*fdEntry{stdin, stdout, stderr} {
+		if _, err := s.fds.insert(e); err != nil {
+			return nil, err
+		}
+	}
+	var errs []error
+	for _, m := range cfg.mounts {
+		var d file
+		if m.fsys != nil {
+			d = &fsDir{fsys: m.fsys, dir: "."}
+		} else {
+			root, err := os.OpenRoot(m.host)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("--dir %s: %w", m.host, err))
+				continue
+			}
+			d = newRootDir(root, m.readOnly)
+		}
+		base := wasi.RightsDirBase
+		if m.readOnly {
+			base &^= wasi.RightPathCreateDirectory | wasi.RightPathCreateFile | wasi.RightPathLinkTarget |
+				wasi.RightPathRenameTarget | wasi.RightPathSymlink | wasi.RightPathRemoveDirectory |
+				wasi.RightPathUnlinkFile | wasi.RightPathFilestatSetSize | wasi.RightPathFilestatSetTimes |
+				wasi.RightFdFilestatSetTimes
+		}
+		if _, err := s.fds.insert(&fdEntry{file: d, preopen: m.guest, rightsBase: base, rightsInheriting: wasi.RightsDirInheriting}); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		s.close()
+		return nil, errors.Join(errs...)
+	}
+	return s, nil
+}
+
+// close releases everything the instance holds: every fd and the waker.
+func (s *state) close() {
+	s.wake.wake()
+	s.fds.closeAll()
+	s.wake.close()
+}
+
+// compilationCache opens the on-disk cache, or returns nil when it is
+// disabled or cannot be created (the guest then just compiles slower).
+func (c *Config) compilationCache() wazero.CompilationCache {
+	if c.cacheDisabled {
+		return nil
+	}
+	dir := c.cacheDir
+	if dir == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			return nil
+		}
+		dir = filepath.Join(base, "wasmgate", "wazero")
+	}
+	cache, err := wazero.NewCompilationCacheWithDir(dir)
+	if err != nil {
+		return nil
+	}
+	return cache
+}
