@@ -1,0 +1,262 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+)
+
+// Benchmarks compare wasmgate's preview 1 with wazero's built-in one and a
+// native build of the same program. Run:
+//
+//	go test -run '^$' -bench . -benchtime 3x ./host/
+
+const copySize = 256 << 20
+
+// nativeGuest builds testdata/guests/<name>/main.go for the host, dropping
+// its wasip1 build constraint.
+func nativeGuest(b *testing.B, name string) string {
+	b.Helper()
+	src, err := os.ReadFile(filepath.Join(repoRoot(b), "testdata", "guests", name, "main.go"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	text := strings.Replace(string(src), "//go:build wasip1", "", 1)
+	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(text), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module x\ngo 1.24\n"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	out := filepath.Join(dir, name)
+	cmd := exec.Command("go", "build", "-o", out, ".")
+	cmd.Dir = dir
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("%v\n%s", err, msg)
+	}
+	return out
+}
+
+// feed returns a pipe whose read end delivers copySize bytes.
+func feed(b *testing.B) *os.File {
+	r, w, err := os.Pipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	chunk := bytes.Repeat([]byte{'x'}, 1<<20)
+	go func() {
+		defer w.Close()
+		for i := 0; i < copySize/len(chunk); i++ {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	}()
+	return r
+}
+
+func devNull(b *testing.B) *os.File {
+	f, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { f.Close() })
+	return f
+}
+
+// runWazeroWASI runs wasm under wazero's own wasi_snapshot_preview1.
+func runWazeroWASI(b *testing.B, wasm []byte, mc wazero.ModuleConfig, interruptible bool) {
+	ctx := context.Background()
+	cache, err := wazero.NewCompilationCacheWithDir(testCacheDir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCompilationCache(cache).WithCloseOnContextDone(interruptible))
+	defer r.Close(ctx)
+	wasi_snapshot_preview1.MustInstantiate(ctx, r)
+	if _, err := r.InstantiateWithConfig(ctx, wasm, mc); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func BenchmarkCopy256MiB(b *testing.B) {
+	wasm := hostGoGuest(b, "copy")
+	null := devNull(b)
+	for _, on := range []bool{true, false} {
+		suffix := ""
+		if !on {
+			suffix = "-noint"
+		}
+		b.Run("wasmgate"+suffix, func(b *testing.B) {
+			cfg := NewConfig().WithStdout(null).WithCloseOnContextDone(on).WithCompilationCacheDir(testCacheDir)
+			if _, err := Run(context.Background(), wasm, cfg); err != nil { // warm the cache
+				b.Fatal(err)
+			}
+			b.SetBytes(copySize)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				in := feed(b)
+				code, err := Run(context.Background(), wasm, cfg.WithStdin(in))
+				in.Close()
+				if err != nil || code != 0 {
+					b.Fatal(code, err)
+				}
+			}
+		})
+		b.Run("wazero-wasi"+suffix, func(b *testing.B) {
+			runWazeroWASI(b, wasm, wazero.NewModuleConfig(), on) // warm the cache
+			b.SetBytes(copySize)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				in := feed(b)
+				runWazeroWASI(b, wasm, wazero.NewModuleConfig().WithStdin(in).WithStdout(null).WithStderr(io.Discard), on)
+				in.Close()
+			}
+		})
+	}
+	b.Run("native", func(b *testing.B) {
+		bin := nativeGuest(b, "copy")
+		b.SetBytes(copySize)
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			in := feed(b)
+			cmd := exec.Command(bin)
+			cmd.Stdin, cmd.Stdout = in, null
+			if err := cmd.Run(); err != nil {
+				b.Fatal(err)
+			}
+			in.Close()
+		}
+	})
+}
+
+func BenchmarkSmallWrites100k(b *testing.B) {
+	wasm := hostGoGuest(b, "smallwrites")
+	for _, on := range []bool{true, false} {
+		suffix := ""
+		if !on {
+			suffix = "-noint"
+		}
+		b.Run("wasmgate"+suffix, func(b *testing.B) {
+			dir := b.TempDir()
+			cfg := NewConfig().WithArgs("w").WithDir(dir, "/data", false).WithCloseOnContextDone(on).WithCompilationCacheDir(testCacheDir)
+			warm := cfg.WithArgs("w", "1")
+			if _, err := Run(context.Background(), wasm, warm); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				code, err := Run(context.Background(), wasm, cfg)
+				if err != nil || code != 0 {
+					b.Fatal(code, err)
+				}
+			}
+		})
+		b.Run("wazero-wasi"+suffix, func(b *testing.B) {
+			dir := b.TempDir()
+			mc := wazero.NewModuleConfig().WithFSConfig(wazero.NewFSConfig().WithDirMount(dir, "/data"))
+			runWazeroWASI(b, wasm, mc.WithArgs("w", "1"), on)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				runWazeroWASI(b, wasm, mc.WithArgs("w"), on)
+			}
+		})
+	}
+	b.Run("native", func(b *testing.B) {
+		bin := nativeGuest(b, "smallwrites")
+		dir := b.TempDir()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if out, err := exec.Command(bin, "100000", dir).CombinedOutput(); err != nil {
+				b.Fatalf("%v %s", err, out)
+			}
+		}
+	})
+}
+
+func BenchmarkHelloWarmStart(b *testing.B) {
+	wasm := hostGoGuest(b, "hello")
+	for _, on := range []bool{true, false} {
+		name := "interruptible"
+		if !on {
+			name = "not-interruptible"
+		}
+		b.Run(name, func(b *testing.B) {
+			cfg := NewConfig().WithArgs("hello").WithCloseOnContextDone(on).WithCompilationCacheDir(testCacheDir)
+			if _, err := Run(context.Background(), wasm, cfg); err != nil { // warm the cache
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if code, err := Run(context.Background(), wasm, cfg); err != nil || code != 0 {
+					b.Fatal(code, err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkLoop measures what WithCloseOnContextDone(true) (the default:
+// a guest in a tight loop can be stopped) costs CPU-bound guest code.
+func BenchmarkLoop(b *testing.B) {
+	wasm := hostGoGuest(b, "loop")
+	for _, on := range []bool{true, false} {
+		name := "interruptible"
+		if !on {
+			name = "not-interruptible"
+		}
+		b.Run(name, func(b *testing.B) {
+			cfg := NewConfig().WithArgs("loop", "50000000").WithCloseOnContextDone(on).WithCompilationCacheDir(testCacheDir)
+			if _, err := Run(context.Background(), wasm, cfg); err != nil { // warm the cache
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if code, err := Run(context.Background(), wasm, cfg); err != nil || code != 0 {
+					b.Fatal(code, err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkHostCall measures the host side of single calls (no guest
+// code): fd_write of 64 bytes to a discarded stdout, clock_time_get, and a
+// non-blocking poll_oneoff with one clock subscription of timeout 0.
+func BenchmarkHostCall(b *testing.B) {
+	h := newHarness(b, nil)
+	iov := []byte{0, 16, 0, 0, 64, 0, 0, 0} // buf 4096, len 64
+	h.put(100, iov)
+	putSub(h, 0, 1, 0, 1, 0, 0) // clock, monotonic, timeout 0
+	for _, c := range []struct {
+		name string
+		fn   string
+		args []uint64
+	}{
+		{"fd_write", "fd_write", []uint64{1, 100, 1, 200}},
+		{"clock_time_get", "clock_time_get", []uint64{1, 0, 200}},
+		{"poll_oneoff_0", "poll_oneoff", []uint64{0, 4096, 1, 8000}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			f := h.fns[c.fn]
+			st := make([]uint64, len(c.args))
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				copy(st, c.args)
+				if e := f.fn(h.ctx, h.m, st); e != 0 {
+					b.Fatal(e)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,138 @@
+package host
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func TestGoGuestHello(t *testing.T) {
+	wasm := hostGoGuest(t, "hello")
+	code, out, errOut, err := hostRunGuest(t, wasm, NewConfig().WithArgs("hello", "x", "y z").WithEnv("A", "1").WithEnv("EXIT", "7"), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code != 7 {
+		t.Errorf("exit code %d, want 7", code)
+	}
+	diffLines(t, out, "hello [x y z]\nenv A=1\nenv EXIT=7\n")
+	if errOut != "to stderr\n" {
+		t.Errorf("stderr %q", errOut)
+	}
+}
+
+func TestGoGuestFileSystem(t *testing.T) {
+	wasm := hostGoGuest(t, "fsops")
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	ro := filepath.Join(dir, "ro")
+	for _, d := range []string{data, ro} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(ro, "r.txt"), []byte("read only"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/etc", filepath.Join(data, "evil")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../..", filepath.Join(data, "up")); err != nil {
+		t.Fatal(err)
+	}
+	cfg := NewConfig().WithArgs("fsops").WithDir(data, "/data", false).WithDir(ro, "/data/ro", true)
+	code, out, errOut, err := hostRunGuest(t, wasm, cfg, time.Minute)
+	if err != nil || code != 0 {
+		t.Fatalf("code %d err %v stderr %s", code, err, errOut)
+	}
+	const want = `write: ok
+read: ok
+content: "hello"
+open-append: ok
+append: ok
+close: ok
+stat: ok
+size: 11 regular: true
+open-rdwr: ok
+pread: ok
+pread: "world"
+pwrite: ok
+seek: ok
+offset: 6
+rest: "World"
+truncate: ok
+close: ok
+content: "hello"
+mkdir: ok
+mkdir-again: errno=20
+write-sub: ok
+readdir: ok
+entries: a.txt evil sub/ up
+rename: ok
+stat-old: errno=44
+read-new: ok
+content: "hello"
+rmdir-nonempty: errno=55
+unlink-dir: errno=31
+rmdir-file: errno=54
+unlink: ok
+unlink-missing: errno=44
+unlink-b: ok
+rmdir: ok
+symlink-rel: ok
+readlink: ok
+link: "x.txt"
+unlink-link: ok
+symlink-abs: errno=63
+escape-abs-symlink: errno=63
+escape-rel-symlink: errno=63
+escape-rel-symlink-dir: errno=63
+no-preopen: errno=8
+ro-read: ok
+content: "read only"
+ro-write: errno=69
+ro-remove: errno=69
+ro-mkdir: errno=69
+write-h: ok
+link: ok
+content: "h"
+`
+	diffLines(t, out, want)
+	// Nothing escaped onto the host outside the mounts.
+	if _, err := os.Lstat(filepath.Join(data, "abs")); err == nil {
+		t.Error("absolute symlink was created")
+	}
+}
+
+func TestCGuestFileSystem(t *testing.T) {
+	wasm := hostCGuest(t, "cfs")
+	dir := t.TempDir()
+	code, out, errOut, err := hostRunGuest(t, wasm, NewConfig().WithArgs("cfs").WithDir(dir, "/data", false), time.Minute)
+	if err != nil || code != 3 {
+		t.Fatalf("code %d err %v stderr %s", code, err, errOut)
+	}
+	diffLines(t, out, `fopen: ok
+fclose: ok
+open: ok
+read 7: from C
+lseek: ok
+after seek: C
+stat: ok
+size 7 reg 1
+mkdir: ok
+rename: ok
+opendir: ok
+entries: . .. d
+rmdir-nonempty: errno=Directory not empty
+unlink: ok
+rmdir: ok
+open-missing: errno=No such file or directory
+raw-dotdot: wasi errno 63
+raw-abs: wasi errno 63
+raw-sub-dotdot: wasi errno 63
+nanosleep: ok
+slept >= 2ms: 1
+realtime sane: 1
+`)
+}

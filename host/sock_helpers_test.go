@@ -1,0 +1,228 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wasmgate/wasmgate/network"
+	"github.com/wasmgate/wasmgate/sdk/policy"
+)
+
+// Guests of the socket tests are built once per test binary and the
+// wazero compilation cache is shared on disk, so that only the first test
+// pays for compiling an 11 MB Go guest.
+
+var (
+	sockGuestOnce sync.Once
+	sockProbe     []byte // testdata/sockguests/probe: TCP, UDP, DNS
+	sockWebProbe  []byte // testdata/sockguests/webprobe: net/http
+	sockGuestErr  error
+	sockCacheDir  = filepath.Join(os.TempDir(), "wasmgate-socktest-cache")
+)
+
+// buildSockGuests builds the Go guests once per test binary and compiles
+// them into the shared on-disk cache with a non-race helper
+// (testdata/sockguests/precompile): under -race, wazero's own compiler is
+// slow enough to dominate the package's test time.
+func buildSockGuests(t testing.TB) {
+	t.Helper()
+	sockGuestOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "wasmgate-sockguests")
+		if err != nil {
+			sockGuestErr = err
+			return
+		}
+		var paths []string
+		for _, g := range []string{"probe", "webprobe"} {
+			out := filepath.Join(dir, g+".wasm")
+			cmd := exec.Command("go", "build", "-o", out, "../testdata/sockguests/"+g)
+			cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
+			if b, err := cmd.CombinedOutput(); err != nil {
+				sockGuestErr = fmt.Errorf("go build %s: %v\n%s", g, err, b)
+				return
+			}
+			paths = append(paths, out)
+		}
+		cmd := exec.Command("go", "test", "-count=1", "../testdata/sockguests/precompile")
+		cmd.Env = append(os.Environ(), "WASMGATE_PRECOMPILE_CACHE="+sockCacheDir,
+			"WASMGATE_PRECOMPILE_FILES="+strings.Join(paths, string(filepath.ListSeparator)))
+		if b, err := cmd.CombinedOutput(); err != nil {
+			sockGuestErr = fmt.Errorf("precompile: %v\n%s", err, b)
+			return
+		}
+		if sockProbe, err = os.ReadFile(paths[0]); err != nil {
+			sockGuestErr = err
+			return
+		}
+		sockWebProbe, sockGuestErr = os.ReadFile(paths[1])
+		os.RemoveAll(dir)
+	})
+	if sockGuestErr != nil {
+		t.Fatalf("building the socket test guests: %v", sockGuestErr)
+	}
+}
+
+func probeWasm(t testing.TB) []byte    { buildSockGuests(t); return sockProbe }
+func webProbeWasm(t testing.TB) []byte { buildSockGuests(t); return sockWebProbe }
+
+var cGuestMu sync.Mutex
+
+// cGuest compiles testdata/sockguests/NAME/main.c with clang for
+// wasm32-wasi. Without clang the test is skipped, unless
+// WASMGATE_REQUIRE_TOOLCHAINS is set (CI), where it fails.
+func cGuest(t *testing.T, name string) []byte {
+	t.Helper()
+	cGuestMu.Lock()
+	defer cGuestMu.Unlock()
+	if _, err := exec.LookPath("clang"); err != nil {
+		if os.Getenv("WASMGATE_REQUIRE_TOOLCHAINS") != "" {
+			t.Fatal("clang not found and WASMGATE_REQUIRE_TOOLCHAINS is set")
+		}
+		t.Skip("clang not found")
+	}
+	out := filepath.Join(t.TempDir(), name+".wasm")
+	cmd := exec.Command("clang", "--target=wasm32-wasi", "-O1", "-o", out,
+		filepath.Join("..", "testdata", "sockguests", name, "main.c"))
+	if b, err := cmd.CombinedOutput(); err != nil {
+		if os.Getenv("WASMGATE_REQUIRE_TOOLCHAINS") == "" && bytes.Contains(b, []byte("not found")) {
+			t.Skipf("clang cannot build for wasm32-wasi: %s", b)
+		}
+		t.Fatalf("clang: %v\n%s", err, b)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// lines collects a guest's stdout and lets a test wait for a line.
+type lines struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	all  []string
+	cond chan struct{}
+}
+
+func newLines() *lines { return &lines{cond: make(chan struct{}, 1)} }
+
+func (l *lines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	l.buf.Write(p)
+	for {
+		s := l.buf.String()
+		i := strings.IndexByte(s, '\n')
+		if i < 0 {
+			break
+		}
+		l.all = append(l.all, s[:i])
+		l.buf.Next(i + 1)
+	}
+	l.mu.Unlock()
+	select {
+	case l.cond <- struct{}{}:
+	default:
+	}
+	return len(p), nil
+}
+
+func (l *lines) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.all, "\n") + l.buf.String()
+}
+
+// wait returns the first line starting with prefix, waiting up to d.
+func (l *lines) wait(t *testing.T, prefix string, d time.Duration) string {
+	t.Helper()
+	deadline := time.After(d)
+	for {
+		l.mu.Lock()
+		for _, s := range l.all {
+			if strings.HasPrefix(s, prefix) {
+				l.mu.Unlock()
+				return s
+			}
+		}
+		l.mu.Unlock()
+		select {
+		case <-l.cond:
+		case <-deadline:
+			t.Fatalf("no line %q within %v; output so far:\n%s", prefix, d, l.String())
+		}
+	}
+}
+
+// guestRun is a guest running in the background.
+type guestRun struct {
+	out    *lines
+	done   chan struct{}
+	code   int
+	err    error
+	cancel context.CancelFunc
+}
+
+func startGuest(t *testing.T, wasm []byte, cfg *Config, args ...string) *guestRun {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	g := &guestRun{out: newLines(), done: make(chan struct{}), cancel: cancel}
+	cfg = cfg.WithArgs(append([]string{"guest"}, args...)...).
+		WithStdout(g.out).WithStderr(g.out).WithCompilationCacheDir(sockCacheDir)
+	go func() {
+		defer close(g.done)
+		g.code, g.err = Run(ctx, wasm, cfg)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-g.done
+	})
+	return g
+}
+
+// finish waits for the guest to exit and returns its output.
+func (g *guestRun) finish(t *testing.T) string {
+	t.Helper()
+	select {
+	case <-g.done:
+	case <-time.After(90 * time.Second):
+		t.Fatalf("guest did not finish; output:\n%s", g.out.String())
+	}
+	return g.out.String()
+}
+
+func runGuest(t *testing.T, wasm []byte, cfg *Config, args ...string) (string, int) {
+	t.Helper()
+	g := startGuest(t, wasm, cfg, args...)
+	out := g.finish(t)
+	if g.err != nil {
+		t.Fatalf("run: %v\n%s", g.err, out)
+	}
+	return out, g.code
+}
+
+// allowLoopback is a policy that allows everything on loopback addresses
+// and names, and denies the rest. Tests never reach beyond loopback.
+func allowLoopback(ctx context.Context, req *network.Request) (network.Verdict, error) {
+	if req.Addr.IsValid() && !req.Addr.Unmap().IsLoopback() && !req.Addr.IsUnspecified() {
+		return network.Verdict{Verdict: policy.ActionDeny, Reason: "not loopback"}, nil
+	}
+	return network.Verdict{Verdict: policy.ActionAllow}, nil
+}
+
+// openFds counts this process's open file descriptors.
+func openFds(t testing.TB) int {
+	t.Helper()
+	des, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd")
+	}
+	return len(des)
+}

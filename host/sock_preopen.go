@@ -1,0 +1,115 @@
+package host
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/wasmgate/wasmgate/host/internal/dnsstub"
+	"github.com/wasmgate/wasmgate/host/internal/wasi"
+	"github.com/wasmgate/wasmgate/network"
+)
+
+// listenBacklog is the backlog of --listen sockets (Go's default on Linux
+// is the kernel's somaxconn; 128 is the traditional value).
+const listenBacklog = 128
+
+// openPreopenedSockets runs after the preopened directories are in the fd
+// table. It adds, in this order:
+//
+//  1. the virtual /etc of the DNS stub (resolv.conf naming the stub,
+//     hosts, nsswitch.conf), unless the guest has a preopen at "/" or at
+//     or under "/etc" of its own: a directory, so it must come before any
+//     socket (preopen scans stop at the first fd that is not a directory);
+//  2. one listening TCP socket per --listen address (s.cfg.listen), bound
+//     and listening through the configured Network, so the policy decides
+//     tcp.bind and tcp.listen exactly as for a guest's own listener. Any
+//     failure, a denial included, fails the start: the operator asked for
+//     that socket.
+func (s *state) openPreopenedSockets(ctx context.Context) error {
+	if !s.hasOwnEtc() {
+		e := &fdEntry{
+			file:             &fsDir{fsys: dnsstub.Files(), dir: "."},
+			rightsBase:       wasi.RightsDirBase,
+			rightsInheriting: wasi.RightsDirInheriting,
+			preopen:          "/etc",
+		}
+		if _, err := s.fds.insert(e); err != nil {
+			return err
+		}
+	}
+	for _, addr := range s.cfg.listen {
+		if err := s.openListener(ctx, addr); err != nil {
+			return fmt.Errorf("--listen %s: %w", addr, err)
+		}
+	}
+	return nil
+}
+
+func (s *state) hasOwnEtc() bool {
+	for _, m := range s.cfg.mounts {
+		g := m.guest
+		if g == "/" || g == "/etc" || strings.HasPrefix(g, "/etc/") {
+			return true
+		}
+	}
+	return false
+}
+
+// parseListenAddr accepts "IP:port", ":port" (all IPv4 interfaces) and
+// "localhost:port" (127.0.0.1). Other names are refused: resolving them at
+// start would need a DNS policy decision nobody asked for.
+func parseListenAddr(addr string) (netip.AddrPort, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	pn, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("bad port %q", port)
+	}
+	var a netip.Addr
+	switch host {
+	case "":
+		a = netip.IPv4Unspecified()
+	case "localhost":
+		a = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	default:
+		a, err = netip.ParseAddr(host)
+		if err != nil || a.Zone() != "" {
+			return netip.AddrPort{}, fmt.Errorf("host %q is not an IP address", host)
+		}
+	}
+	return netip.AddrPortFrom(a.Unmap(), uint16(pn)), nil
+}
+
+func (s *state) openListener(ctx context.Context, addr string) error {
+	ap, err := parseListenAddr(addr)
+	if err != nil {
+		return err
+	}
+	fam := network.IPv4
+	if ap.Addr().Is6() {
+		fam = network.IPv6
+	}
+	sock, err := s.network().Socket(ctx, network.TCP, fam)
+	if err != nil {
+		return err
+	}
+	if err := sock.Bind(ctx, ap); err != nil {
+		sock.Close()
+		return err
+	}
+	if err := sock.Listen(ctx, listenBacklog); err != nil {
+		sock.Close()
+		return err
+	}
+	if _, err := s.fds.insert(newSocketEntry(s.newSocketFile(sock), false)); err != nil {
+		sock.Close()
+		return err
+	}
+	return nil
+}

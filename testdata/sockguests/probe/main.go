@@ -1,0 +1,256 @@
+//go:build wasip1
+
+// Command probe is the small Go test guest of the socket tests
+// (host/sock_*_test.go): TCP, UDP and DNS through sdk/socket, without
+// net/http (webprobe has that), because guest size dominates start-up time
+// under -race. Arguments are commands separated by "--"; each one's output
+// lines are prefixed with "[i] " (i from 0), a failing command prints
+// "[i] error: ..." and the exit code is 1 if any command failed.
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/wasmgate/wasmgate/sdk/socket"
+)
+
+func main() {
+	var cmds [][]string
+	cur := []string{}
+	for _, a := range os.Args[1:] {
+		if a == "--" {
+			cmds = append(cmds, cur)
+			cur = []string{}
+			continue
+		}
+		cur = append(cur, a)
+	}
+	cmds = append(cmds, cur)
+	failed := false
+	for i, c := range cmds {
+		prefix = fmt.Sprintf("[%d] ", i)
+		if err := run(c); err != nil {
+			say("error: %v", err)
+			failed = true
+		}
+	}
+	if failed {
+		os.Exit(1)
+	}
+}
+
+var prefix string
+
+func say(format string, args ...any) { fmt.Printf(prefix+format+"\n", args...) }
+
+func run(c []string) error {
+	if len(c) == 0 {
+		return fmt.Errorf("empty command")
+	}
+	args := c[1:]
+	switch c[0] {
+	case "udpecho":
+		return udpEcho(args[0])
+	case "udpconn":
+		return udpConn(args[0])
+	case "udpserve":
+		return udpServe(args[0], atoi(args[1]))
+	case "lookup":
+		addrs, err := new(socket.Resolver).LookupHost(context.Background(), args[0])
+		if err != nil {
+			return err
+		}
+		say("addrs %s", strings.Join(addrs, " "))
+	case "golookup":
+		addrs, err := socket.GoResolver().LookupHost(context.Background(), args[0])
+		if err != nil {
+			return err
+		}
+		say("addrs %s", strings.Join(addrs, " "))
+	case "dial":
+		c, err := socket.Dial("tcp", args[0])
+		if err != nil {
+			return err
+		}
+		say("connected %s %s", c.LocalAddr(), c.RemoteAddr())
+		c.Close()
+	case "dialmany":
+		return dialMany(args[0], atoi(args[1]))
+	case "halfclose":
+		return halfClose(args[0])
+	case "echoserve":
+		return echoServe(args[0], atoi(args[1]))
+	default:
+		return fmt.Errorf("unknown command %s", c[0])
+	}
+	return nil
+}
+
+func atoi(s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+func udpEcho(server string) error {
+	pc, err := socket.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer pc.Close()
+	ua, err := net.ResolveUDPAddr("udp", server)
+	if err != nil {
+		return err
+	}
+	if _, err := pc.WriteTo([]byte("ping"), ua); err != nil {
+		return err
+	}
+	pc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 100)
+	n, from, err := pc.ReadFrom(buf)
+	if err != nil {
+		return err
+	}
+	say("got %q from %s local %s", buf[:n], from, pc.LocalAddr())
+	return nil
+}
+
+func udpConn(server string) error {
+	c, err := socket.Dial("udp", server)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("hello")); err != nil {
+		return err
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 100)
+	n, err := c.Read(buf)
+	if err != nil {
+		return err
+	}
+	say("got %q remote %s", buf[:n], c.RemoteAddr())
+	return nil
+}
+
+// udpServe echoes n datagrams (or stops after a 10 s silence), printing
+// each sender.
+func udpServe(addr string, n int) error {
+	pc, err := socket.ListenPacket("udp4", addr)
+	if err != nil {
+		return err
+	}
+	defer pc.Close()
+	say("listening %s", pc.LocalAddr())
+	buf := make([]byte, 1500)
+	for i := 0; i < n; i++ {
+		pc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		m, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			return err
+		}
+		say("from %s %q", from, buf[:m])
+		if _, err := pc.WriteTo(buf[:m], from); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// echoServe listens on addr and echoes n connections until EOF each,
+// concurrently (the benchmark's guest side).
+func echoServe(addr string, n int) error {
+	ln, err := socket.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	say("listening %s", ln.Addr())
+	var wg sync.WaitGroup
+	for i := 0; n < 0 || i < n; i++ {
+		c, err := ln.Accept()
+		if err != nil {
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer c.Close()
+			io.Copy(c, c)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+// dialMany opens n connections at once, sends a line on each and checks
+// the echo.
+func dialMany(addr string, n int) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	conns := make(chan net.Conn, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			c, err := socket.Dial("tcp", addr)
+			if err != nil {
+				errs <- err
+				return
+			}
+			conns <- c
+			msg := fmt.Sprintf("conn %d\n", i)
+			if _, err := io.WriteString(c, msg); err != nil {
+				errs <- err
+				return
+			}
+			line, err := bufio.NewReader(c).ReadString('\n')
+			if err != nil || line != msg {
+				errs <- fmt.Errorf("conn %d: %q %v", i, line, err)
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	close(conns)
+	for c := range conns {
+		c.Close()
+	}
+	for err := range errs {
+		return err
+	}
+	say("ok %d", n)
+	return nil
+}
+
+func halfClose(addr string) error {
+	c, err := socket.Dial("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "request"); err != nil {
+		return err
+	}
+	if err := c.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
+		return err
+	}
+	b, err := io.ReadAll(c)
+	if err != nil {
+		return err
+	}
+	say("reply %q", b)
+	return nil
+}
