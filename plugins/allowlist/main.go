@@ -1,0 +1,138 @@
+// Command allowlist is the built-in wasmgate policy plugin that allows what
+// its rules match and abstains on everything else (POLICY.md §5).
+//
+// Config ([plugins.config] in the manifest):
+//
+//	rules = ["tcp://api.example.test:443", "bind tcp://127.0.0.1:8080", "dns://*.internal.test"]
+//	cache_ttl = "1m"   # how long the host may reuse a verdict; "0s" disables; default 1m
+//
+// The rule grammar is sdk/policy's ParseRule. dns.lookup and dns.answer of a
+// name are allowed when a connect rule's name pattern (or "*") or a dns://
+// rule matches the name.
+//
+// Build: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -trimpath -ldflags='-s -w'
+package main
+
+import (
+	"errors"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/wasmgate/wasmgate/sdk/policy"
+)
+
+// config is the plugin's [plugins.config] table.
+type config struct {
+	Rules    *[]string // nil: the key is missing
+	CacheTTL string
+}
+
+type allowlist struct {
+	rules   policy.RuleSet
+	reasons []string // per rule, built once: allocating in decide is slow in wasm
+	ttlMs   int64
+}
+
+// defaultCacheTTL is long enough to make the host's verdict cache effective
+// and harmless: the verdict depends only on the request, which is the key.
+const defaultCacheTTL = time.Minute
+
+func newAllowlist(c config) (*allowlist, error) {
+	if c.Rules == nil {
+		return nil, errors.New(`allowlist: no rules: set rules = ["tcp://HOST:PORT", ...] in [plugins.config]`)
+	}
+	rules, err := policy.ParseRules(*c.Rules)
+	if err != nil {
+		return nil, err
+	}
+	ttl, err := parseCacheTTL(c.CacheTTL)
+	if err != nil {
+		return nil, err
+	}
+	a := &allowlist{rules: rules, ttlMs: ttl}
+	for _, r := range rules {
+		a.reasons = append(a.reasons, "allowed by rule "+strconv.Quote(r.Text))
+	}
+	return a, nil
+}
+
+func parseCacheTTL(s string) (int64, error) {
+	if s == "" {
+		return defaultCacheTTL.Milliseconds(), nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, errors.New("cache_ttl " + strconv.Quote(s) + ": want a duration such as \"1m\" or \"0s\"")
+	}
+	return d.Milliseconds(), nil
+}
+
+func (a *allowlist) decide(r policy.Request) policy.Verdict {
+	i := 0
+	for i < len(a.rules) && !a.rules[i].Match(&r) {
+		i++
+	}
+	if i == len(a.rules) {
+		return policy.Abstain()
+	}
+	v := policy.Allow(a.reasons[i])
+	if r.Op != policy.OpDNSLookup && r.Op != policy.OpDNSAnswer {
+		// dns verdicts depend on the name, which POLICY.md's cache key
+		// leaves out: never let the host reuse them.
+		v.CacheTTLMs = a.ttlMs
+	}
+	return v
+}
+
+// load parses the config once per instance (the host fixes it at
+// instantiation).
+var load = sync.OnceValues(func() (*allowlist, error) {
+	c, err := readConfig()
+	if err != nil {
+		return nil, err
+	}
+	return newAllowlist(c)
+})
+
+// readConfig reads the config with policy.ConfigMap rather than
+// policy.Config: without encoding/json the plugin is ~1 MB smaller.
+func readConfig() (config, error) {
+	m, err := policy.LoadConfigMap()
+	if err != nil {
+		return config{}, err
+	}
+	var c config
+	rules, ok, err1 := m.Strings("rules")
+	if ok && err1 == nil {
+		c.Rules = &rules
+	}
+	ttl, _, err2 := m.String("cache_ttl")
+	c.CacheTTL = ttl
+	return c, errors.Join(err1, err2, m.Unused())
+}
+
+func init() {
+	policy.DescribeFunc(func() policy.Description {
+		d := policy.Description{Name: "allowlist", Version: "1"}
+		if a, err := load(); err == nil {
+			// Only the ops some rule can match; with no rules this is
+			// empty, which means all ops (the plugin then abstains).
+			d.Ops = a.rules.Ops()
+		}
+		return d
+	})
+	policy.Validate(func() error {
+		_, err := load()
+		return err
+	})
+	policy.Handle(func(r policy.Request) policy.Verdict {
+		a, err := load()
+		if err != nil {
+			return policy.Deny("allowlist: bad config: " + err.Error())
+		}
+		return a.decide(r)
+	})
+}
+
+func main() {}

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"encoding/json"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/wasmgate/wasmgate/sdk/policy"
+)
+
+func TestDecide(t *testing.T) {
+	rules := []string{"tcp://api.example.test:25", "*://10.0.0.0/8:22", "dns://*.exfil.test", "bind *://0.0.0.0", "accept udp://[2001:db8::/32]"}
+	d, err := newDenylist(config{Rules: &rules})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip := netip.MustParseAddr
+	tests := []struct {
+		name string
+		req  policy.Request
+		want policy.Action
+		rule string
+	}{
+		{"name and port", policy.Request{Op: policy.OpTCPConnect, Proto: "tcp", Addr: ip("192.0.2.1"), Port: 25, Names: []string{"api.example.test"}}, policy.ActionDeny, "tcp://api.example.test:25"},
+		{"other port", policy.Request{Op: policy.OpTCPConnect, Proto: "tcp", Addr: ip("192.0.2.1"), Port: 443, Names: []string{"api.example.test"}}, policy.ActionAbstain, ""},
+		{"lookup not denied by connect rule", policy.Request{Op: policy.OpDNSLookup, Name: "api.example.test"}, policy.ActionAbstain, ""},
+		{"cidr any proto", policy.Request{Op: policy.OpUDPSend, Proto: "udp", Addr: ip("10.2.3.4"), Port: 22}, policy.ActionDeny, "*://10.0.0.0/8:22"},
+		{"mapped address", policy.Request{Op: policy.OpTCPConnect, Proto: "tcp", Addr: ip("::ffff:10.2.3.4"), Port: 22}, policy.ActionDeny, "*://10.0.0.0/8:22"},
+		{"dns rule lookup", policy.Request{Op: policy.OpDNSLookup, Name: "x.exfil.test"}, policy.ActionDeny, "dns://*.exfil.test"},
+		{"dns rule answer", policy.Request{Op: policy.OpDNSAnswer, Name: "a.b.exfil.test", Addr: ip("192.0.2.1")}, policy.ActionDeny, "dns://*.exfil.test"},
+		{"dns apex", policy.Request{Op: policy.OpDNSLookup, Name: "exfil.test"}, policy.ActionAbstain, ""},
+		{"bind wildcard", policy.Request{Op: policy.OpUDPBind, Proto: "udp", Addr: ip("0.0.0.0"), Port: 53}, policy.ActionDeny, "bind *://0.0.0.0"},
+		{"bind loopback", policy.Request{Op: policy.OpTCPBind, Proto: "tcp", Addr: ip("127.0.0.1"), Port: 53}, policy.ActionAbstain, ""},
+		{"recv", policy.Request{Op: policy.OpUDPRecv, Proto: "udp", Addr: ip("2001:db8::1"), Port: 53}, policy.ActionDeny, "accept udp://[2001:db8::/32]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := d.decide(policy.Canonical(tt.req))
+			if v.Verdict != tt.want {
+				t.Fatalf("verdict %+v, want %s", v, tt.want)
+			}
+			if tt.rule != "" && !strings.Contains(v.Reason, `"`+tt.rule+`"`) {
+				t.Errorf("reason %q does not quote %q", v.Reason, tt.rule)
+			}
+			if tt.want == policy.ActionDeny && (v.CacheTTLMs == 0) != isDNS(tt.req.Op) {
+				t.Errorf("cache_ttl_ms = %d for %s", v.CacheTTLMs, tt.req.Op)
+			}
+		})
+	}
+}
+
+func TestOps(t *testing.T) {
+	rules := []string{"tcp://*.example.test:25"}
+	d, err := newDenylist(config{Rules: &rules})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := d.ops(); !slices.Equal(got, []policy.Op{policy.OpTCPConnect}) {
+		t.Errorf("ops = %v", got)
+	}
+}
+
+func TestExports(t *testing.T) {
+	policy.SetConfig([]byte(`{"rules":["dns://*", "tcp://bad:port"]}`))
+	defer policy.SetConfig(nil)
+	var out struct{ Error string }
+	if err := json.Unmarshal(policy.ValidateJSON(), &out); err != nil || !strings.Contains(out.Error, `rule "tcp://bad:port": bad port "port"`) {
+		t.Errorf("validate: %+v %v", out, err)
+	}
+	// A bad config fails closed.
+	if v := policy.Invoke(policy.Request{Op: policy.OpDNSLookup, Name: "a.test"}); v.Verdict != policy.ActionDeny || !strings.Contains(v.Reason, "bad config") {
+		t.Errorf("decide with bad config: %+v", v)
+	}
+}
+
+func TestReadConfig(t *testing.T) {
+	defer policy.SetConfig(nil)
+	policy.SetConfig([]byte(`{"rules":"tcp://a.test"}`))
+	if _, err := readConfig(); err == nil || !strings.Contains(err.Error(), `"rules" must be a list of strings, not a string`) {
+		t.Errorf("string rules: %v", err)
+	}
+}

@@ -1,0 +1,192 @@
+// Command special-ranges is the built-in wasmgate policy plugin that denies
+// outbound traffic and DNS answers to special-purpose addresses (POLICY.md
+// §5): loopback, private, link-local and cloud metadata, CGNAT, unspecified,
+// multicast, broadcast, documentation, benchmarking, reserved, and IPv6
+// outside 2000::/3, per package sdk/policy/special. It abstains otherwise.
+//
+// IPv6 addresses that embed an IPv4 address (NAT64 64:ff9b::/96 and
+// 64:ff9b:1::/48, 6to4 2002::/16, Teredo 2001::/32) are denied when the
+// embedded IPv4 address is special: 64:ff9b::7f00:1 reaches 127.0.0.1
+// through the translator. With a public embedded address they are left to
+// the rest of the chain, so that IPv6-only networks using NAT64 keep working.
+//
+// Ops: tcp.connect, udp.connect, udp.send, dns.answer. Binds, listens,
+// accepts and receives are not its business.
+//
+// Config ([plugins.config] in the manifest):
+//
+//	except = ["198.51.100.0/24", "fd00:1234::/32"]   # never denied (also as embedded IPv4)
+//	cache_ttl = "1m"   # how long the host may reuse a verdict; "0s" disables; default 1m
+//
+// Build: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -trimpath -ldflags='-s -w'
+package main
+
+import (
+	"errors"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/wasmgate/wasmgate/sdk/policy"
+	"github.com/wasmgate/wasmgate/sdk/policy/special"
+)
+
+type config struct {
+	Except   []string
+	CacheTTL string
+}
+
+type specialRanges struct {
+	except []netip.Prefix
+	ttlMs  int64
+}
+
+const defaultCacheTTL = time.Minute
+
+// ops are the operations this plugin decides.
+var ops = []policy.Op{policy.OpDNSAnswer, policy.OpTCPConnect, policy.OpUDPConnect, policy.OpUDPSend}
+
+func newSpecialRanges(c config) (*specialRanges, error) {
+	s := &specialRanges{ttlMs: defaultCacheTTL.Milliseconds()}
+	var errs []error
+	for _, e := range c.Except {
+		h, err := policy.ParseHostPattern(e)
+		if err != nil || h.Kind != policy.HostPrefix {
+			if err == nil {
+				err = errors.New("want an IP address or CIDR")
+			}
+			errs = append(errs, errors.New("except "+strconv.Quote(e)+": "+err.Error()))
+			continue
+		}
+		s.except = append(s.except, h.Prefix)
+	}
+	if c.CacheTTL != "" {
+		d, err := time.ParseDuration(c.CacheTTL)
+		if err != nil || d < 0 {
+			errs = append(errs, errors.New("cache_ttl "+strconv.Quote(c.CacheTTL)+": want a duration such as \"1m\" or \"0s\""))
+		}
+		s.ttlMs = d.Milliseconds()
+	}
+	if errs != nil {
+		return nil, errors.Join(errs...)
+	}
+	return s, nil
+}
+
+func (s *specialRanges) excepted(a netip.Addr) bool {
+	for _, p := range s.except {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// why returns a description of a's special block, or "" if a is ordinary.
+func why(a netip.Addr, cats special.Category) string {
+	name := cats.String()
+	if blocks := special.Lookup(a); len(blocks) > 0 {
+		name += " (" + blocks[0].Name + ")"
+	}
+	return name
+}
+
+func (s *specialRanges) decide(r policy.Request) policy.Verdict {
+	switch r.Op {
+	case policy.OpTCPConnect, policy.OpUDPConnect, policy.OpUDPSend, policy.OpDNSAnswer:
+	default:
+		return policy.Abstain()
+	}
+	a := r.Addr
+	if !a.IsValid() {
+		// The host always sends an address for these ops; without one
+		// there is nothing to vouch for.
+		return policy.Deny("special-ranges: " + string(r.Op) + " without an address")
+	}
+	if s.excepted(a) {
+		return s.verdict(policy.Abstain())
+	}
+	// A NAT64, 6to4 or Teredo address is only as special as the IPv4
+	// address it carries: the prefixes themselves sit in blocks (outside
+	// 2000::/3, 2001::/23) that would otherwise deny all NAT64 traffic.
+	if v4, ok := translated(a); ok {
+		if s.excepted(v4) {
+			return s.verdict(policy.Abstain())
+		}
+		if c := special.Classify(v4); c != 0 {
+			return s.verdict(policy.Deny("special-ranges: " + a.String() + " embeds " + v4.String() + ", which is " + why(v4, c)))
+		}
+		return s.verdict(policy.Abstain())
+	}
+	if c := special.Classify(a); c != 0 {
+		return s.verdict(policy.Deny("special-ranges: " + a.String() + " is " + why(a, c)))
+	}
+	return s.verdict(policy.Abstain())
+}
+
+// translators are the IPv6 blocks whose addresses reach an embedded IPv4
+// address through a translator or tunnel. IPv4-compatible ::a.b.c.d is not
+// among them: it is deprecated, not routed, and stays denied as reserved.
+var translators = []netip.Prefix{
+	netip.MustParsePrefix("64:ff9b::/96"),   // NAT64 well-known prefix (RFC 6052)
+	netip.MustParsePrefix("64:ff9b:1::/48"), // NAT64 local use (RFC 8215)
+	netip.MustParsePrefix("2002::/16"),      // 6to4 (RFC 3056)
+	netip.MustParsePrefix("2001::/32"),      // Teredo (RFC 4380)
+}
+
+// translated returns the IPv4 address embedded in a translator address.
+func translated(a netip.Addr) (netip.Addr, bool) {
+	for _, p := range translators {
+		if p.Contains(a) {
+			return special.EmbeddedIPv4(a)
+		}
+	}
+	return netip.Addr{}, false
+}
+
+func (s *specialRanges) verdict(v policy.Verdict) policy.Verdict {
+	// The verdict depends only on the address, which is part of the host's
+	// cache key, so it may be reused.
+	v.CacheTTLMs = s.ttlMs
+	return v
+}
+
+var load = sync.OnceValues(func() (*specialRanges, error) {
+	c, err := readConfig()
+	if err != nil {
+		return nil, err
+	}
+	return newSpecialRanges(c)
+})
+
+// readConfig reads the config with policy.ConfigMap rather than
+// policy.Config: without encoding/json the plugin is ~1 MB smaller.
+func readConfig() (config, error) {
+	m, err := policy.LoadConfigMap()
+	if err != nil {
+		return config{}, err
+	}
+	var c config
+	var err1, err2 error
+	c.Except, _, err1 = m.Strings("except")
+	c.CacheTTL, _, err2 = m.String("cache_ttl")
+	return c, errors.Join(err1, err2, m.Unused())
+}
+
+func init() {
+	policy.Describe(policy.Description{Name: "special-ranges", Version: "1", Ops: ops})
+	policy.Validate(func() error {
+		_, err := load()
+		return err
+	})
+	policy.Handle(func(r policy.Request) policy.Verdict {
+		s, err := load()
+		if err != nil {
+			return policy.Deny("special-ranges: bad config: " + err.Error())
+		}
+		return s.decide(r)
+	})
+}
+
+func main() {}

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/wasmgate/wasmgate/sdk/policy"
+)
+
+func TestDecide(t *testing.T) {
+	s, err := newSpecialRanges(config{Except: []string{"198.51.100.0/24", "[fd00:1234::/32]", "10.9.9.9"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		op     policy.Op
+		addr   string
+		want   policy.Action
+		reason string
+	}{
+		{policy.OpTCPConnect, "8.8.8.8", policy.ActionAbstain, ""},
+		{policy.OpTCPConnect, "2606:4700::1111", policy.ActionAbstain, ""},
+		{policy.OpTCPConnect, "127.0.0.1", policy.ActionDeny, "127.0.0.1 is loopback"},
+		{policy.OpTCPConnect, "::ffff:127.0.0.1", policy.ActionDeny, "127.0.0.1 is loopback"}, // unmapped by Canonical
+		{policy.OpTCPConnect, "::1", policy.ActionDeny, "loopback"},
+		{policy.OpUDPSend, "10.0.0.1", policy.ActionDeny, "private"},
+		{policy.OpUDPConnect, "169.254.169.254", policy.ActionDeny, "metadata"},
+		{policy.OpTCPConnect, "fd00:ec2::254", policy.ActionDeny, "metadata"},
+		{policy.OpTCPConnect, "100.64.0.1", policy.ActionDeny, "cgnat"},
+		{policy.OpTCPConnect, "0.0.0.0", policy.ActionDeny, "unspecified"},
+		{policy.OpUDPSend, "224.0.0.251", policy.ActionDeny, "multicast"},
+		{policy.OpUDPSend, "255.255.255.255", policy.ActionDeny, "broadcast"},
+		{policy.OpTCPConnect, "192.0.2.1", policy.ActionDeny, "documentation"},
+		{policy.OpTCPConnect, "240.0.0.1", policy.ActionDeny, "reserved"},
+		{policy.OpTCPConnect, "fe80::1", policy.ActionDeny, "link-local"},
+		{policy.OpTCPConnect, "4000::1", policy.ActionDeny, "not-global-unicast-v6"},
+		{policy.OpDNSAnswer, "10.1.2.3", policy.ActionDeny, "private"},
+		// Embedded IPv4.
+		{policy.OpTCPConnect, "64:ff9b::7f00:1", policy.ActionDeny, "embeds 127.0.0.1"},
+		{policy.OpTCPConnect, "64:ff9b::a9fe:a9fe", policy.ActionDeny, "embeds 169.254.169.254"},
+		{policy.OpTCPConnect, "64:ff9b::808:808", policy.ActionAbstain, ""}, // NAT64 to 8.8.8.8
+		{policy.OpTCPConnect, "2002:0a00:0001::1", policy.ActionDeny, "embeds 10.0.0.1"},
+		{policy.OpTCPConnect, "2002:0808:0808::1", policy.ActionAbstain, ""},
+		{policy.OpTCPConnect, "2001:0:4136:e378:8000:63bf:80ff:fffe", policy.ActionDeny, "embeds 127.0.0.1"}, // Teredo, inverted
+		// Exceptions.
+		{policy.OpTCPConnect, "198.51.100.10", policy.ActionAbstain, ""},
+		{policy.OpTCPConnect, "fd00:1234::1", policy.ActionAbstain, ""},
+		{policy.OpTCPConnect, "64:ff9b::a09:909", policy.ActionAbstain, ""}, // embeds the excepted 10.9.9.9
+		{policy.OpTCPConnect, "10.9.9.8", policy.ActionDeny, "private"},
+		// Not its business.
+		{policy.OpTCPBind, "127.0.0.1", policy.ActionAbstain, ""},
+		{policy.OpTCPListen, "0.0.0.0", policy.ActionAbstain, ""},
+		{policy.OpTCPAccept, "10.0.0.1", policy.ActionAbstain, ""},
+		{policy.OpUDPRecv, "10.0.0.1", policy.ActionAbstain, ""},
+		{policy.OpUDPBind, "0.0.0.0", policy.ActionAbstain, ""},
+	}
+	for _, tt := range tests {
+		req := policy.Canonical(policy.Request{Op: tt.op, Addr: netip.MustParseAddr(tt.addr), Port: 443})
+		v := s.decide(req)
+		if v.Verdict != tt.want || !strings.Contains(v.Reason, tt.reason) {
+			t.Errorf("%s %s: %+v, want %s %q", tt.op, tt.addr, v, tt.want, tt.reason)
+		}
+	}
+	if v := s.decide(policy.Request{Op: policy.OpTCPConnect}); v.Verdict != policy.ActionDeny {
+		t.Errorf("no address: %+v", v)
+	}
+	if v := s.decide(policy.Request{Op: policy.OpDNSLookup, Name: "localhost"}); v.Verdict != policy.ActionAbstain {
+		t.Errorf("lookup: %+v", v)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	_, err := newSpecialRanges(config{Except: []string{"10.0.0.1/8", "example.test", "10.0.0.0/8"}, CacheTTL: "x"})
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{`except "10.0.0.1/8": CIDR has bits set`, `except "example.test": want an IP address or CIDR`, `cache_ttl "x"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+}
+
+func TestIPv4Compatible(t *testing.T) {
+	s, _ := newSpecialRanges(config{})
+	// ::8.8.8.8 is a deprecated IPv4-compatible address, not a translator
+	// address: denied as reserved, whatever it embeds.
+	if v := s.decide(policy.Request{Op: policy.OpTCPConnect, Addr: netip.MustParseAddr("::808:808")}); v.Verdict != policy.ActionDeny {
+		t.Errorf("got %+v", v)
+	}
+}
+
+func TestReadConfig(t *testing.T) {
+	defer policy.SetConfig(nil)
+	policy.SetConfig([]byte(`{"except":["10.0.0.0/8"],"excpet":[]}`))
+	if _, err := readConfig(); err == nil || !strings.Contains(err.Error(), `unknown key "excpet"`) {
+		t.Errorf("typo: %v", err)
+	}
+}

@@ -1,0 +1,244 @@
+//go:build wasip1
+
+package policy
+
+import (
+	"encoding/binary"
+	"sync"
+)
+
+// The Extism kernel ABI (module extism:host/env), declared directly. Offsets
+// and lengths are i64 values in the kernel's memory, not in ours: every byte
+// crosses through these calls, so the code below moves 8 bytes per call.
+
+//go:wasmimport extism:host/env input_length
+func extismInputLength() uint64
+
+//go:wasmimport extism:host/env input_load_u64
+func extismInputLoadU64(idx uint64) uint64
+
+//go:wasmimport extism:host/env input_load_u8
+func extismInputLoadU8(idx uint64) uint32
+
+//go:wasmimport extism:host/env alloc
+func extismAlloc(n uint64) uint64
+
+//go:wasmimport extism:host/env length
+func extismLength(ptr uint64) uint64
+
+//go:wasmimport extism:host/env load_u64
+func extismLoadU64(ptr uint64) uint64
+
+//go:wasmimport extism:host/env load_u8
+func extismLoadU8(ptr uint64) uint32
+
+//go:wasmimport extism:host/env store_u64
+func extismStoreU64(ptr uint64, v uint64)
+
+//go:wasmimport extism:host/env store_u8
+func extismStoreU8(ptr uint64, v uint32)
+
+//go:wasmimport extism:host/env output_set
+func extismOutputSet(ptr uint64, n uint64)
+
+//go:wasmimport extism:host/env error_set
+func extismErrorSet(ptr uint64)
+
+//go:wasmimport extism:host/env config_get
+func extismConfigGet(keyPtr uint64) uint64
+
+//go:wasmimport extism:host/env get_log_level
+func extismGetLogLevel() int32
+
+//go:wasmimport extism:host/env log_trace
+func extismLogTrace(ptr uint64)
+
+//go:wasmimport extism:host/env log_debug
+func extismLogDebug(ptr uint64)
+
+//go:wasmimport extism:host/env log_info
+func extismLogInfo(ptr uint64)
+
+//go:wasmimport extism:host/env log_warn
+func extismLogWarn(ptr uint64)
+
+//go:wasmimport extism:host/env log_error
+func extismLogError(ptr uint64)
+
+// Buffers reused across calls: an instance handles one call at a time, and
+// fresh allocations cost GC work inside wasm.
+var inBuf, outBuf []byte
+
+// reqStrings interns the strings, name lists and label maps of requests.
+var reqStrings = newInterner()
+
+// readInput copies the call input into inBuf.
+func readInput() []byte {
+	n := int(extismInputLength())
+	if cap(inBuf) < n {
+		inBuf = make([]byte, n)
+	}
+	b := inBuf[:n]
+	i := 0
+	for ; i+8 <= n; i += 8 {
+		binary.LittleEndian.PutUint64(b[i:], extismInputLoadU64(uint64(i)))
+	}
+	if i < n {
+		if n >= 8 {
+			// One overlapping load for the tail instead of up to 7 byte loads.
+			binary.LittleEndian.PutUint64(b[n-8:], extismInputLoadU64(uint64(n-8)))
+		} else {
+			for ; i < n; i++ {
+				b[i] = byte(extismInputLoadU8(uint64(i)))
+			}
+		}
+	}
+	return b
+}
+
+// store copies b into a new kernel block and returns its offset, 0 if the
+// kernel could not allocate.
+func store(b []byte) uint64 {
+	n := len(b)
+	ptr := extismAlloc(uint64(n))
+	if ptr == 0 {
+		return 0
+	}
+	i := 0
+	for ; i+8 <= n; i += 8 {
+		extismStoreU64(ptr+uint64(i), binary.LittleEndian.Uint64(b[i:]))
+	}
+	if i < n {
+		if n >= 8 {
+			// Overlapping store: rewrites a few bytes with the same values.
+			extismStoreU64(ptr+uint64(n-8), binary.LittleEndian.Uint64(b[n-8:]))
+		} else {
+			for ; i < n; i++ {
+				extismStoreU8(ptr+uint64(i), uint32(b[i]))
+			}
+		}
+	}
+	return ptr
+}
+
+// load copies the kernel block at ptr into a new slice.
+func load(ptr uint64) []byte {
+	n := int(extismLength(ptr))
+	b := make([]byte, n)
+	i := 0
+	for ; i+8 <= n; i += 8 {
+		binary.LittleEndian.PutUint64(b[i:], extismLoadU64(ptr+uint64(i)))
+	}
+	if i < n {
+		if n >= 8 {
+			binary.LittleEndian.PutUint64(b[n-8:], extismLoadU64(ptr+uint64(n-8)))
+		} else {
+			for ; i < n; i++ {
+				b[i] = byte(extismLoadU8(ptr + uint64(i)))
+			}
+		}
+	}
+	return b
+}
+
+// output sets b as the call output; false if the kernel is out of memory.
+func output(b []byte) bool {
+	if len(b) == 0 {
+		extismOutputSet(0, 0)
+		return true
+	}
+	ptr := store(b)
+	if ptr == 0 {
+		return false
+	}
+	extismOutputSet(ptr, uint64(len(b)))
+	return true
+}
+
+// fail sets msg as the call's error and returns the non-zero return code.
+func fail(msg string) int32 {
+	if ptr := store([]byte(msg)); ptr != 0 {
+		extismErrorSet(ptr)
+	}
+	return 1
+}
+
+//go:wasmexport decide
+func wasmDecide() int32 {
+	out, err := invokeJSON(readInput(), outBuf[:0], reqStrings)
+	if err != nil {
+		return fail("decide: bad request: " + err.Error())
+	}
+	outBuf = out
+	if !output(out) {
+		return fail("decide: cannot allocate output")
+	}
+	return 0
+}
+
+//go:wasmexport describe
+func wasmDescribe() int32 {
+	if !output(DescribeJSON()) {
+		return fail("describe: cannot allocate output")
+	}
+	return 0
+}
+
+//go:wasmexport validate
+func wasmValidate() int32 {
+	if !output(ValidateJSON()) {
+		return fail("validate: cannot allocate output")
+	}
+	return 0
+}
+
+// configJSON returns the plugin's config: the Extism config key "config",
+// unless a test set one with SetConfig.
+func configJSON() []byte {
+	if raw, ok := testConfig(); ok {
+		return raw
+	}
+	return hostConfig()
+}
+
+// hostConfig reads the Extism config key "config" once per instance: the
+// host fixes the config when it creates the instance.
+var hostConfig = sync.OnceValue(func() []byte {
+	key := store([]byte("config"))
+	if key == 0 {
+		return nil
+	}
+	ptr := extismConfigGet(key)
+	if ptr == 0 {
+		return nil
+	}
+	return load(ptr)
+})
+
+// Log sends msg to the host's log at level, if the host's level lets it
+// through (checked first, so a filtered message costs one host call).
+func Log(level LogLevel, msg string) {
+	if f := testLogOutput(); f != nil {
+		f(level, msg)
+		return
+	}
+	if LogLevel(extismGetLogLevel()) > level {
+		return
+	}
+	ptr := store([]byte(msg))
+	if ptr == 0 {
+		return
+	}
+	switch level {
+	case LogTrace:
+		extismLogTrace(ptr)
+	case LogDebug:
+		extismLogDebug(ptr)
+	case LogInfo:
+		extismLogInfo(ptr)
+	case LogWarn:
+		extismLogWarn(ptr)
+	default:
+		extismLogError(ptr)
+	}
+}
