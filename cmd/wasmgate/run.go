@@ -1,12 +1,153 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"strings"
+
+	"github.com/wasmgate/wasmgate/host"
 )
 
-// cmdRun implements `wasmgate run`. Owned by the host work (issue 3).
+// Exit codes of `wasmgate run` other than the guest's own.
+const (
+	exitUsage   = 2   // bad flags or configuration
+	exitTimeout = 124 // --timeout expired (as timeout(1))
+	exitSignal  = 130 // interrupted by SIGINT (128 + 2)
+	exitTrap    = 134 // the guest trapped (as an abort: 128 + SIGABRT)
+	exitHost    = 1   // the host failed (compile error, unreadable file)
+)
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+// cmdRun implements `wasmgate run`. Its exit code is the guest's exit code,
+// or one of the exit* codes above when the guest did not exit by itself. A
+// trap prints the error with the wasm stack trace on stderr.
 func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "wasmgate run: not implemented yet")
-	return 2
+	fs := flag.NewFlagSet("wasmgate run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var dirs, envs, listens multiFlag
+	fs.Var(&dirs, "dir", "preopen `HOST[:GUEST][:ro]` (repeatable); GUEST defaults to HOST")
+	fs.Var(&envs, "env", "set guest environment variable `K=V` (repeatable)")
+	fs.Var(&listens, "listen", "open a listening TCP socket on `ADDR` for the guest (repeatable)")
+	timeout := fs.Duration("timeout", 0, "stop the guest after `DUR` (exit 124); 0 = no limit")
+	policyPath := fs.String("policy", "", "policy manifest `FILE`; without it all network access is denied")
+	audit := fs.String("audit", "", "append the audit log (JSON Lines, one record per decision) to `FILE` (- = stderr); needs --policy")
+	noCache := fs.Bool("no-cache", false, "do not use the on-disk compilation cache (guest and plugins)")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() < 1 {
+		fmt.Fprintln(stderr, "wasmgate run: missing WASM file")
+		return exitUsage
+	}
+	wasmPath := fs.Arg(0)
+
+	cfg := host.NewConfig().
+		WithArgs(append([]string{wasmPath}, fs.Args()[1:]...)...).
+		WithStdin(stdin).WithStdout(stdout).WithStderr(stderr)
+	if *noCache {
+		cfg = cfg.WithoutCompilationCache()
+	}
+	var errs []error
+	for _, d := range dirs {
+		h, g, ro, err := parseDir(d)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		cfg = cfg.WithDir(h, g, ro)
+	}
+	for _, e := range envs {
+		k, v, ok := strings.Cut(e, "=")
+		if !ok {
+			errs = append(errs, fmt.Errorf("--env %q: want K=V", e))
+			continue
+		}
+		cfg = cfg.WithEnv(k, v)
+	}
+	for _, l := range listens {
+		cfg = cfg.WithListen(l)
+	}
+	if *audit != "" && *policyPath == "" {
+		errs = append(errs, errNoPolicyAudit)
+	}
+	if len(errs) > 0 {
+		fmt.Fprintf(stderr, "wasmgate run: %v\n", errors.Join(errs...))
+		return exitUsage
+	}
+
+	wasm, err := os.ReadFile(wasmPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "wasmgate run: %v\n", err)
+		return exitHost
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	// The manifest is loaded (plugins compiled and validated) before the
+	// guest starts: a bad policy must never let the guest run, not even
+	// briefly.
+	nw, release, err := guestNetwork(ctx, *policyPath, *audit, wasmPath, *noCache, stderr)
+	if err != nil {
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(stderr, "wasmgate run: %v\n", err)
+			return exitUsage
+		}
+		if ctx.Err() != nil { // interrupted while compiling plugins
+			fmt.Fprintf(stderr, "wasmgate run: %v\n", ctx.Err())
+			return exitSignal
+		}
+		// A *plugins.ManifestError has one problem per line, each
+		// naming file, line and key.
+		fmt.Fprintf(stderr, "wasmgate run: bad --policy, the guest was not started:\n%v\n", err)
+		return exitManifest
+	}
+	defer release()
+	cfg = cfg.WithNetwork(nw)
+
+	if *timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *timeout)
+		defer cancel()
+	}
+	code, err := host.Run(ctx, wasm, cfg)
+	if err == nil {
+		return code
+	}
+	fmt.Fprintf(stderr, "wasmgate run: %v\n", err)
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return exitTimeout
+	case errors.Is(err, context.Canceled):
+		return exitSignal
+	case errors.Is(err, host.ErrTrap):
+		return exitTrap
+	}
+	return exitHost
+}
+
+// parseDir splits HOST[:GUEST][:ro]. A trailing ":ro" marks the mount
+// read-only; GUEST defaults to HOST.
+func parseDir(s string) (hostDir, guest string, ro bool, err error) {
+	if strings.HasSuffix(s, ":ro") {
+		ro = true
+		s = strings.TrimSuffix(s, ":ro")
+	}
+	hostDir, guest, found := strings.Cut(s, ":")
+	if !found {
+		guest = hostDir
+	}
+	if hostDir == "" || guest == "" {
+		return "", "", false, fmt.Errorf("--dir %q: want HOST[:GUEST][:ro]", s)
+	}
+	return hostDir, guest, ro, nil
 }

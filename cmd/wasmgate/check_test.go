@@ -1,0 +1,165 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/miekg/dns"
+	"github.com/tetratelabs/wazero"
+)
+
+var updateGolden = flag.Bool("update", false, "rewrite golden files")
+
+// useTestCache shares compiled plugins across tests and test runs (the
+// compile of a Go plugin takes seconds under -race).
+func useTestCache() {
+	if pluginOptions.CompilationCache == nil {
+		c, err := wazero.NewCompilationCacheWithDir(filepath.Join(os.TempDir(), "wasmgate-test-wazero-cache"))
+		if err != nil {
+			c = wazero.NewCompilationCache()
+		}
+		pluginOptions.CompilationCache = c
+	}
+}
+
+// dnsZone is what the loopback DNS server answers.
+var dnsZone = map[string][]string{
+	"api.example.test.":     {"A 198.51.100.10", "A 10.0.0.1", "AAAA 2001:db8::10"},
+	"img.cdn.example.test.": {"A 198.51.100.30"},
+	"other.example.test.":   {"A 198.51.100.40"},
+	"blocked.example.test.": {"A 198.51.100.50"},
+}
+
+// startDNS serves dnsZone on 127.0.0.1 (UDP) and returns "ip:port".
+func startDNS(t *testing.T) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(q)
+		name := strings.ToLower(q.Question[0].Name)
+		recs, ok := dnsZone[name]
+		if !ok {
+			m.Rcode = dns.RcodeNameError
+		}
+		for _, r := range recs {
+			typ, addr, _ := strings.Cut(r, " ")
+			if (typ == "A" && q.Question[0].Qtype == dns.TypeA) || (typ == "AAAA" && q.Question[0].Qtype == dns.TypeAAAA) {
+				rr, err := dns.NewRR(name + " 300 IN " + typ + " " + addr)
+				if err == nil {
+					m.Answer = append(m.Answer, rr)
+				}
+			}
+		}
+		w.WriteMsg(m)
+	})}
+	go srv.ActivateAndServe()
+	t.Cleanup(func() { srv.Shutdown() })
+	return pc.LocalAddr().String()
+}
+
+var volatile = regexp.MustCompile(`"time":"[^"]*",|,"duration_us":[0-9]+`)
+
+func TestDecideGolden(t *testing.T) {
+	useTestCache()
+	server := startDNS(t)
+	inputs, _ := filepath.Glob("../../testdata/decide/*.jsonl")
+	if len(inputs) == 0 {
+		t.Fatal("no inputs")
+	}
+	for _, in := range inputs {
+		base := strings.TrimSuffix(in, ".jsonl")
+		t.Run(filepath.Base(base), func(t *testing.T) {
+			text, err := os.ReadFile(base + ".toml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			manifest := filepath.Join(dir, "policy.toml")
+			os.WriteFile(manifest, bytes.ReplaceAll(text, []byte("DNS_SERVER"), []byte(server)), 0o644)
+			stdin, err := os.Open(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stdin.Close()
+			auditPath := filepath.Join(dir, "audit.jsonl")
+			var stdout, stderr bytes.Buffer
+			code := run([]string{"decide", "--policy", manifest, "--audit", auditPath}, stdin, &stdout, &stderr)
+			audit, _ := os.ReadFile(auditPath)
+			got := stdout.String() + "--- exit " + string(rune('0'+code)) + "\n--- audit (time and duration_us removed)\n" +
+				volatile.ReplaceAllString(string(audit), "")
+			if stderr.Len() > 0 {
+				got += "--- stderr\n" + stderr.String()
+			}
+			golden := base + ".golden"
+			if *updateGolden {
+				os.WriteFile(golden, []byte(got), 0o644)
+			}
+			want, _ := os.ReadFile(golden)
+			if got != string(want) {
+				t.Errorf("mismatch with %s (go test ./cmd/wasmgate -run TestDecideGolden -update)\n--- got\n%s", golden, got)
+			}
+			// Structural checks that do not depend on the golden file.
+			inLines := strings.Split(strings.TrimSpace(mustRead(t, in)), "\n")
+			outLines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+			if len(inLines) != len(outLines) {
+				t.Fatalf("%d input lines, %d output lines", len(inLines), len(outLines))
+			}
+			for i, l := range outLines {
+				var m map[string]any
+				if err := json.Unmarshal([]byte(l), &m); err != nil {
+					t.Fatalf("output line %d is not JSON: %s", i+1, l)
+				}
+			}
+		})
+	}
+}
+
+func mustRead(t *testing.T, path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestCheck(t *testing.T) {
+	useTestCache()
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"check", "../../testdata/decide/plugin-report.toml"}, nil, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if want := "../../testdata/decide/plugin-report.toml: ok (2 plugins: no-special-ranges, no-smtp)\n"; stdout.String() != want {
+		t.Fatalf("stdout %q, want %q", stdout.String(), want)
+	}
+	stdout.Reset()
+	if code := run([]string{"check", "../../testdata/manifests/err-plugins.toml"}, nil, &stdout, &stderr); code != 1 {
+		t.Fatalf("exit %d for a bad manifest", code)
+	}
+	want := mustRead(t, "../../testdata/manifests/err-plugins.golden")
+	want = strings.ReplaceAll(want, "../testdata/", "../../testdata/")
+	if got := stderr.String(); got != want {
+		t.Fatalf("check output:\n%s\nwant (the manifest golden file):\n%s", got, want)
+	}
+	// A built-in rejecting its config fails check, naming the plugin.
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.toml")
+	os.WriteFile(bad, []byte("[[plugins]]\nname = \"egress\"\nuse = \"allowlist\"\n[plugins.config]\nrules = [\"tcp://[::1\"]\n"), 0o644)
+	stderr.Reset()
+	if code := run([]string{"check", bad}, nil, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "plugins[1] (egress): config rejected by the plugin") {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if code := run([]string{"check"}, nil, &stdout, &stderr); code != 2 {
+		t.Fatalf("no file: exit %d", code)
+	}
+}

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+
+	"github.com/wasmgate/wasmgate/network"
+	"github.com/wasmgate/wasmgate/plugins"
+)
+
+// exitManifest is `wasmgate run`'s exit code when the --policy manifest or
+// one of its plugins is bad: 1, as `wasmgate check` and `decide` exit for
+// the same problems, so scripts see one convention. The guest never starts.
+const exitManifest = 1
+
+// usageError is a guestNetwork error in the command line (exit 2) rather
+// than in the manifest (exit 1).
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+// errNoPolicyAudit refuses --audit without --policy: without a policy no
+// decision is made (all network access is denied by Default itself), so
+// the audit file would stay empty and mislead whoever reads it.
+var errNoPolicyAudit = usageError{errors.New("--audit needs --policy: without a policy nothing is decided, all network access is denied")}
+
+// guestNetwork builds the network of one `wasmgate run` guest: the
+// manifest at policyPath (its chain, resolver, guest identity, labels, name
+// TTL and socket limit), audit records to auditSpec ("" none, "-" stderr,
+// else a file appended to), and the POLICY.md §7 hint on stderr for every
+// new denied destination. guest names the guest when the manifest does not.
+//
+// policyPath == "" means no policy: Default denies everything (Policy nil)
+// and DenyNotifier says so once.
+//
+// The returned release closes the plugins and then the audit file; call it
+// after the guest has finished. A command-line problem is a usageError; a
+// manifest problem is the plugins.Load error (a *plugins.ManifestError
+// listing every problem).
+func guestNetwork(ctx context.Context, policyPath, auditSpec, guest string, noCache bool, stderr io.Writer) (*network.Default, func(), error) {
+	onDeny := network.DenyNotifier(stderr)
+	if policyPath == "" {
+		if auditSpec != "" {
+			return nil, nil, errNoPolicyAudit
+		}
+		return &network.Default{Policy: nil, Guest: guest, OnDeny: onDeny}, func() {}, nil
+	}
+	audit, closeAudit, err := openAudit(auditSpec, stderr)
+	if err != nil {
+		return nil, nil, usageError{err}
+	}
+	opts := pluginOptions
+	opts.Audit = audit
+	if noCache && opts.CompilationCache == nil {
+		opts.CacheDir = "-"
+	}
+	p, err := plugins.Load(ctx, policyPath, opts)
+	if err != nil {
+		closeAudit()
+		return nil, nil, err
+	}
+	d := p.NewDefault(nil)
+	if d.Guest == "" {
+		d.Guest = guest
+	}
+	d.OnDeny = onDeny
+	release := func() {
+		// Background: the run's context may be cancelled (timeout,
+		// SIGINT) and closing must still happen.
+		p.Close(context.Background())
+		closeAudit()
+	}
+	return d, release, nil
+}

@@ -1,0 +1,248 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+)
+
+var (
+	buildOnce sync.Once
+	buildDir  string
+	buildErr  error
+)
+
+// guestPkgs are the guests guestWasm builds, by name, as package paths
+// relative to the module root.
+var guestPkgs = map[string]string{
+	"hello": "./testdata/guests/hello",
+	"spin":  "./testdata/guests/spin",
+	"probe": "./testdata/sockguests/probe",
+	"demo":  "./demo/guest", // net/http over sdk/socket
+}
+
+// guestWasm builds the guests of guestPkgs for wasip1 (all of them, once
+// per test binary) and returns the path of name's .wasm file.
+func guestWasm(t *testing.T, name string) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		buildDir, buildErr = os.MkdirTemp("", "wasmgate-cli-test")
+		if buildErr != nil {
+			return
+		}
+		for name, pkg := range guestPkgs {
+			cmd := exec.Command("go", "build", "-o", filepath.Join(buildDir, name+".wasm"), pkg)
+			cmd.Dir = filepath.Join("..", "..")
+			cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				buildErr = fmt.Errorf("%v\n%s", err, out)
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return filepath.Join(buildDir, name+".wasm")
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
+// trapWasm is this module, hand-assembled:
+//
+//	(module (func (export "_start") unreachable))
+var trapWasm = []byte{
+	0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+	0x01, 0x04, 0x01, 0x60, 0x00, 0x00, // type: () -> ()
+	0x03, 0x02, 0x01, 0x00, // func 0 has type 0
+	0x07, 0x0a, 0x01, 0x06, '_', 's', 't', 'a', 'r', 't', 0x00, 0x00, // export
+	0x0a, 0x05, 0x01, 0x03, 0x00, 0x00, 0x0b, // body: unreachable, end
+}
+
+func runCLI(t *testing.T, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(args, strings.NewReader(stdin), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestRunHello(t *testing.T) {
+	wasm := guestWasm(t, "hello")
+	code, out, errOut := runCLI(t, "", "run", "--env", "A=b=c", "--env", "EXIT=5", wasm, "x", "--not-a-flag")
+	if code != 5 {
+		t.Errorf("exit %d, want 5; stderr %s", code, errOut)
+	}
+	want := "hello [x --not-a-flag]\nenv A=b=c\nenv EXIT=5\n"
+	if out != want {
+		t.Errorf("stdout %q, want %q", out, want)
+	}
+}
+
+func TestRunDirAndTimeout(t *testing.T) {
+	wasm := guestWasm(t, "spin")
+	warmDefaultCache(t, wasm) // so that the timeout is spent running, not compiling
+	dir := t.TempDir()
+	code, out, errOut := runCLI(t, "", "run", "--dir", dir+":/data:ro", "--timeout", "5s", wasm)
+	if code != exitTimeout {
+		t.Errorf("exit %d, want %d; stderr %s", code, exitTimeout, errOut)
+	}
+	if out != "spinning\n" || !strings.Contains(errOut, "deadline exceeded") {
+		t.Errorf("stdout %q stderr %q", out, errOut)
+	}
+}
+
+func TestRunTrap(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "trap.wasm")
+	if err := os.WriteFile(p, trapWasm, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runCLI(t, "", "run", "--no-cache", p)
+	if code != exitTrap {
+		t.Errorf("exit %d, want %d", code, exitTrap)
+	}
+	for _, want := range []string{"unreachable", "wasm stack trace"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr lacks %q: %s", want, errOut)
+		}
+	}
+}
+
+func TestRunUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"run"}, exitUsage, "missing WASM"},
+		{[]string{"run", "--bogus", "x.wasm"}, exitUsage, "bogus"},
+		{[]string{"run", "--env", "NOEQUALS", "x.wasm"}, exitUsage, "want K=V"},
+		{[]string{"run", "--dir", ":/x", "x.wasm"}, exitUsage, "HOST[:GUEST]"},
+		{[]string{"run", "--audit", "-", "x.wasm"}, exitUsage, "--audit needs --policy"},
+		{[]string{"run", "/nonexistent/x.wasm"}, exitHost, "no such file"},
+	} {
+		code, _, errOut := runCLI(t, "", tc.args...)
+		if code != tc.code || !strings.Contains(errOut, tc.msg) {
+			t.Errorf("%v: exit %d stderr %q; want %d and %q", tc.args, code, errOut, tc.code, tc.msg)
+		}
+	}
+}
+
+func TestParseDir(t *testing.T) {
+	for _, tc := range []struct {
+		in, host, guest string
+		ro, bad         bool
+	}{
+		{"/a", "/a", "/a", false, false},
+		{"/a:/b", "/a", "/b", false, false},
+		{"/a:/b:ro", "/a", "/b", true, false},
+		{"/a:ro", "/a", "/a", true, false},
+		{".:/", ".", "/", false, false},
+		{"", "", "", false, true},
+		{":/b", "", "", false, true},
+		{"/a:", "", "", false, true},
+	} {
+		h, g, ro, err := parseDir(tc.in)
+		if (err != nil) != tc.bad || (!tc.bad && (h != tc.host || g != tc.guest || ro != tc.ro)) {
+			t.Errorf("parseDir(%q) = %q %q %v %v", tc.in, h, g, ro, err)
+		}
+	}
+}
+
+// warmDefaultCache compiles the module into the default on-disk cache with
+// the runtime settings host.Run uses, so a later `run` finds it compiled.
+func warmDefaultCache(t *testing.T, path string) {
+	t.Helper()
+	base, err := os.UserCacheDir()
+	if err != nil {
+		t.Skip("no user cache dir")
+	}
+	cache, err := wazero.NewCompilationCacheWithDir(filepath.Join(base, "wasmgate", "wazero"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wasm, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCompilationCache(cache).WithCloseOnContextDone(true))
+	defer r.Close(ctx)
+	if _, err := r.CompileModule(ctx, wasm); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// SIGINT cancels the guest (exit 130) instead of killing wasmgate.
+func TestRunInterrupt(t *testing.T) {
+	wasm := guestWasm(t, "spin")
+	warmDefaultCache(t, wasm)
+	var out, errb syncBuf
+	done := make(chan int)
+	go func() { done <- run([]string{"run", wasm}, strings.NewReader(""), &out, &errb) }()
+	deadline := time.Now().Add(time.Minute)
+	for out.String() != "spinning\n" {
+		if time.Now().After(deadline) {
+			t.Fatal("guest did not start")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case code := <-done:
+		if code != exitSignal {
+			t.Errorf("exit %d, want %d; stderr %s", code, exitSignal, errb.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("SIGINT did not stop the guest")
+	}
+}
+
+// Without --policy every network operation is denied, and run says so once.
+func TestRunNoPolicyDeniesNetwork(t *testing.T) {
+	wasm := guestWasm(t, "probe")
+	code, out, errOut := runCLI(t, "", "run", wasm, "dial", "127.0.0.1:9", "--", "dial", "127.0.0.1:9")
+	if code != 1 {
+		t.Errorf("exit %d, want 1 (both dials fail)", code)
+	}
+	if strings.Count(strings.ToLower(out), "permission denied") != 2 {
+		t.Errorf("stdout %q: want two permission-denied dials", out)
+	}
+	if n := strings.Count(errOut, "network access denied: no --policy given"); n != 1 {
+		t.Errorf("notice printed %d times; stderr %q", n, errOut)
+	}
+}

@@ -1,0 +1,109 @@
+package plugins
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	extism "github.com/extism/go-sdk"
+	"github.com/tetratelabs/wazero"
+	"github.com/wasmgate/wasmgate/plugins/builtin"
+	"github.com/wasmgate/wasmgate/plugins/internal/testbuild"
+	"github.com/wasmgate/wasmgate/sdk/policy"
+)
+
+const benchChain3 = `
+[[plugins]]
+name = "no-special-ranges"
+use = "special-ranges"
+[[plugins]]
+name = "no-smtp"
+use = "denylist"
+[plugins.config]
+rules = ["tcp://*:25"]
+cache_ttl = "0s"
+[[plugins]]
+name = "egress"
+use = "allowlist"
+[plugins.config]
+rules = ["tcp://api.example.test:443", "tcp://*.cdn.example.test:443"]
+cache_ttl = "0s"
+`
+
+const benchOne = `
+[[plugins]]
+name = "egress"
+use = "allowlist"
+[plugins.config]
+rules = ["tcp://api.example.test:443", "tcp://*.cdn.example.test:443"]
+cache_ttl = "CACHE"
+`
+
+func benchDecide(b *testing.B, p *Policy) {
+	req := connect("93.184.216.34", 443)
+	ctx := context.Background()
+	if d, _ := p.Chain.DecideExplain(ctx, req); !d.Allowed() {
+		b.Fatalf("not allowed: %+v", d)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		p.Chain.Decide(ctx, req)
+	}
+}
+
+func BenchmarkChainOneUncached(b *testing.B) {
+	benchDecide(b, loadTOML(b, strings.ReplaceAll(benchOne, "CACHE", "0s"), Options{Builtins: builtin.Lookup, CacheEntries: -1}))
+}
+
+func BenchmarkChainOneCached(b *testing.B) {
+	benchDecide(b, loadTOML(b, strings.ReplaceAll(benchOne, "CACHE", "1h"), Options{Builtins: builtin.Lookup}))
+}
+
+func BenchmarkChainThreeUncached(b *testing.B) {
+	benchDecide(b, loadTOML(b, benchChain3, Options{Builtins: builtin.Lookup, CacheEntries: -1}))
+}
+
+// BenchmarkGoSDKCall is the same allowlist decision through go-sdk v1.7.1's
+// own Plugin.Call (reused instance, manifest timeout set as ours is), for
+// comparison with BenchmarkChainOneUncached.
+func BenchmarkGoSDKCall(b *testing.B) {
+	wasm, _ := builtin.Lookup("allowlist")
+	ctx := context.Background()
+	p, err := extism.NewPlugin(ctx, extism.Manifest{
+		Wasm:    []extism.Wasm{extism.WasmData{Data: wasm}},
+		Config:  map[string]string{"config": `{"rules":["tcp://api.example.test:443","tcp://*.cdn.example.test:443"],"cache_ttl":"0s"}`},
+		Timeout: 100,
+	}, extism.PluginConfig{EnableWasi: true, RuntimeConfig: wazero.NewRuntimeConfig().WithCompilationCache(testbuild.Cache())}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close(ctx)
+	req := connect("93.184.216.34", 443)
+	in := policy.AppendRequestJSON(nil, req)
+	b.ReportAllocs()
+	for b.Loop() {
+		rc, out, err := p.Call("decide", in)
+		if err != nil || rc != 0 {
+			b.Fatal(rc, err)
+		}
+		if v, err := policy.ParseVerdictJSON(out); err != nil || !v.Allowed() {
+			b.Fatal(v, err)
+		}
+	}
+}
+
+// BenchmarkLoadThree is the start-up cost of a three-plugin manifest with a
+// warm compilation cache: parse, compile (cache hit), one instance per
+// plugin with _initialize, describe and validate.
+func BenchmarkLoadThree(b *testing.B) {
+	loadTOML(b, benchChain3, Options{Builtins: builtin.Lookup}) // warm the cache
+	b.ReportAllocs()
+	for b.Loop() {
+		p, err := loadTOMLErr(b, benchChain3, Options{Builtins: builtin.Lookup})
+		if err != nil {
+			b.Fatal(err)
+		}
+		p.Close(context.Background())
+	}
+}

@@ -1,0 +1,317 @@
+package plugins
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/wasmgate/wasmgate/network"
+	"github.com/wasmgate/wasmgate/sdk/policy"
+)
+
+// Chain is the manifest's plugins as one network.Policy (POLICY.md §3):
+// plugins run in manifest order, any deny wins and stops the chain,
+// otherwise any allow allows, otherwise the manifest default decides. A
+// plugin that fails in any way denies, with a reason naming it. Plugins and
+// whole manifests in report mode are evaluated and logged as would_deny but
+// never deny. Every decision gives one audit record.
+//
+// A Chain is safe for concurrent use.
+type Chain struct {
+	plugins []*plugin
+	def     policy.Action
+	report  bool
+	cache   *verdictCache
+	audit   *slog.Logger
+	now     func() time.Time
+}
+
+// Outcome is a Decision with what the audit record says about it.
+type Outcome struct {
+	network.Decision
+	// Audit is "allow", "deny" or "would_deny" (the operation is allowed
+	// only because a report-mode plugin or manifest could not deny it).
+	Audit string
+	// Cached is true when no plugin ran: every verdict came from the cache.
+	Cached bool
+}
+
+var _ network.Policy = (*Chain)(nil)
+var _ network.Explainer = (*Chain)(nil)
+
+// Decide implements network.Policy.
+func (c *Chain) Decide(ctx context.Context, req *network.Request) (network.Verdict, error) {
+	o := c.DecideOutcome(ctx, req)
+	return o.Verdict, nil
+}
+
+// DecideExplain implements network.Explainer.
+func (c *Chain) DecideExplain(ctx context.Context, req *network.Request) (network.Decision, error) {
+	o := c.DecideOutcome(ctx, req)
+	return o.Decision, nil
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// DecideOutcome decides req and says how (see Outcome). It never fails: any
+// error is a deny.
+func (c *Chain) DecideOutcome(ctx context.Context, req *network.Request) Outcome {
+	// The clock is read only when needed: the audit record's duration, or
+	// a request without time_ms (Default always sets it). The verdict
+	// cache runs on time_ms, the clock plugins themselves see.
+	var start time.Time
+	if c.audit != nil {
+		start = c.now()
+	}
+	r := req
+	if r.TimeMs == 0 {
+		if start.IsZero() {
+			start = c.now()
+		}
+		cp := *req
+		cp.TimeMs = start.UnixMilli()
+		r = &cp
+	}
+	var (
+		out       Outcome
+		allowedBy = -1
+		allowV    policy.Verdict
+		denied    bool
+		wouldBy   = -1
+		wouldV    policy.Verdict
+		ran       bool
+		enc       *[]byte
+	)
+	bit := opBit(r.Op)
+	if bit == 0 {
+		out.Verdict = policy.Deny(fmt.Sprintf("unknown op %q", r.Op))
+		out.Audit = "deny"
+		c.record(ctx, r, &out, start)
+		return out
+	}
+	var key cacheKey
+	if c.cache != nil {
+		key = makeKey(r, bit)
+	}
+	for _, p := range c.plugins {
+		if p.ops&bit == 0 {
+			continue
+		}
+		var v policy.Verdict
+		hit := false
+		if c.cache != nil {
+			key.plugin = p.index
+			v, hit = c.cache.get(&key, r.TimeMs)
+		}
+		if !hit {
+			ran = true
+			if enc == nil {
+				enc = bufPool.Get().(*[]byte)
+				*enc = policy.AppendRequestJSON((*enc)[:0], r)
+			}
+			var err error
+			v, err = p.decide(ctx, *enc)
+			if err != nil {
+				v = policy.Deny(fmt.Sprintf("plugin %q failed: %v", p.name, err))
+			} else {
+				if v.Verdict != policy.ActionAllow && v.Verdict != policy.ActionAbstain {
+					v.Verdict = policy.ActionDeny
+				}
+				if v.CacheTTLMs > 0 && c.cache != nil {
+					c.cache.put(key, v, r.TimeMs)
+				}
+			}
+		}
+		switch v.Verdict {
+		case policy.ActionAllow:
+			if allowedBy < 0 {
+				allowedBy, allowV = p.index, v
+			}
+			continue
+		case policy.ActionAbstain:
+			continue
+		}
+		// A deny.
+		if p.report {
+			if wouldBy < 0 {
+				wouldBy, wouldV = p.index, v
+			}
+			continue
+		}
+		denied = true
+		out.Plugin = p.name
+		out.Verdict = policy.Verdict{Verdict: policy.ActionDeny, Reason: v.Reason}
+		break
+	}
+	if enc != nil {
+		bufPool.Put(enc)
+	}
+	switch {
+	case denied:
+	case allowedBy >= 0:
+		out.Plugin = c.plugins[allowedBy].name
+		out.Verdict = policy.Verdict{Verdict: policy.ActionAllow, Reason: allowV.Reason}
+	case c.def == policy.ActionAllow:
+		out.Verdict = policy.Allow("no plugin decided; manifest default is allow")
+	default:
+		out.Verdict = policy.Deny(fmt.Sprintf("no plugin allowed %s; manifest default is deny", r.Op))
+	}
+	out.Audit = string(out.Verdict.Verdict)
+	if out.Verdict.Allowed() && wouldBy >= 0 {
+		// Enforced, the report-mode plugin's deny would have won.
+		out.Audit = "would_deny"
+		out.Plugin = c.plugins[wouldBy].name
+		out.Verdict.Reason = wouldV.Reason
+	}
+	if c.report && !out.Verdict.Allowed() {
+		out.Audit = "would_deny"
+		out.Verdict.Verdict = policy.ActionAllow
+	}
+	out.Cached = !ran
+	c.record(ctx, r, &out, start)
+	return out
+}
+
+func (c *Chain) record(ctx context.Context, r *network.Request, o *Outcome, start time.Time) {
+	if c.audit == nil {
+		return
+	}
+	names := r.Names
+	if names == nil {
+		names = []string{}
+	}
+	addr := ""
+	if r.Addr.IsValid() {
+		addr = r.Addr.String()
+	}
+	attrs := []slog.Attr{
+		slog.String("guest", r.Guest),
+		slog.String("op", string(r.Op)),
+		slog.String("proto", r.Proto),
+		slog.String("addr", addr),
+		slog.Int("port", int(r.Port)),
+		slog.Any("names", names),
+	}
+	if r.Name != "" {
+		attrs = append(attrs, slog.String("name", r.Name))
+	}
+	if r.Local.IsValid() {
+		attrs = append(attrs, slog.String("local", r.Local.String()))
+	}
+	attrs = append(attrs,
+		slog.String("verdict", o.Audit),
+		slog.String("plugin", o.Plugin),
+		slog.String("reason", o.Verdict.Reason),
+		slog.Bool("cached", o.Cached),
+		slog.Int64("duration_us", c.now().Sub(start).Microseconds()),
+	)
+	c.audit.LogAttrs(ctx, slog.LevelInfo, "decision", attrs...)
+}
+
+// Plugins lists the plugin names in manifest order.
+func (c *Chain) Plugins() []string {
+	out := make([]string, len(c.plugins))
+	for i, p := range c.plugins {
+		out[i] = p.name
+	}
+	return out
+}
+
+// cacheKey identifies a plugin's verdict for an identical request
+// (POLICY.md §2: same op, proto, addr, port, names, guest). The op is kept
+// as its bit and the proto as a byte so that only names and guest need
+// string hashing.
+type cacheKey struct {
+	plugin int
+	op     uint16
+	proto  byte
+	is4    bool
+	port   uint16
+	addr   [16]byte
+	names  string
+	guest  string
+}
+
+func makeKey(r *network.Request, bit uint16) cacheKey {
+	k := cacheKey{op: bit, port: r.Port, guest: r.Guest, addr: r.Addr.As16(), is4: r.Addr.Is4()}
+	switch r.Proto {
+	case "":
+	case "tcp":
+		k.proto = 't'
+	case "udp":
+		k.proto = 'u'
+	default:
+		k.proto = '?'
+	}
+	switch len(r.Names) {
+	case 0:
+	case 1:
+		k.names = r.Names[0]
+	default:
+		k.names = strings.Join(r.Names, "\x00")
+	}
+	// dns ops are keyed by the name too.
+	if r.Name != "" {
+		k.names = r.Name + "\x01" + k.names
+	}
+	return k
+}
+
+type cacheEntry struct {
+	v       policy.Verdict
+	expires int64 // Unix ms, the requests' time_ms clock
+}
+
+// verdictCache is a bounded map of verdicts that plugins marked cacheable.
+type verdictCache struct {
+	mu  sync.RWMutex
+	m   map[cacheKey]cacheEntry
+	max int
+}
+
+// maxCacheTTL bounds how long a plugin may ask us to trust an old verdict.
+const maxCacheTTL = time.Hour
+
+func newVerdictCache(max int) *verdictCache {
+	return &verdictCache{m: make(map[cacheKey]cacheEntry), max: max}
+}
+
+func (c *verdictCache) get(k *cacheKey, nowMs int64) (policy.Verdict, bool) {
+	c.mu.RLock()
+	e, ok := c.m[*k]
+	c.mu.RUnlock()
+	if !ok || nowMs >= e.expires {
+		return policy.Verdict{}, false
+	}
+	return e.v, true
+}
+
+func (c *verdictCache) put(k cacheKey, v policy.Verdict, nowMs int64) {
+	ttl := v.CacheTTLMs
+	if ttl > maxCacheTTL.Milliseconds() || ttl < 0 {
+		ttl = maxCacheTTL.Milliseconds()
+	}
+	n := nowMs
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= c.max {
+		for k, e := range c.m {
+			if n >= e.expires {
+				delete(c.m, k)
+			}
+		}
+		// Still full: drop an arbitrary quarter (map order is random).
+		drop := len(c.m) - c.max*3/4
+		for k := range c.m {
+			if drop <= 0 {
+				break
+			}
+			delete(c.m, k)
+			drop--
+		}
+	}
+	c.m[k] = cacheEntry{v: v, expires: n + ttl}
+}

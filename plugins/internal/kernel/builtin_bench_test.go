@@ -1,0 +1,103 @@
+package kernel
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/wasmgate/wasmgate/plugins/builtin"
+	"github.com/wasmgate/wasmgate/plugins/internal/testbuild"
+)
+
+func builtinInstance(b *testing.B, name, config string) *Instance {
+	wasm, ok := builtin.Lookup(name)
+	if !ok {
+		b.Fatal("no builtin", name)
+	}
+	e := NewEngineWithCache(testbuild.Cache())
+	m, err := e.Compile(context.Background(), Config{Name: name, Wasm: wasm, Timeout: time.Second,
+		Config: map[string]string{"config": config}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { m.Close(context.Background()) })
+	inst, err := m.Instantiate(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return inst
+}
+
+// BenchmarkBuiltinDecide is one allowlist decision on the kernel call path:
+// the floor of one uncached plugin decision.
+func BenchmarkBuiltinDecide(b *testing.B) {
+	inst := builtinInstance(b, "allowlist", `{"rules":["tcp://api.example.test:443"],"cache_ttl":"0s"}`)
+	in := []byte(`{"op":"tcp.connect","proto":"tcp","addr":"93.184.216.34","port":443,"names":["api.example.test"],"guest":"app","time_ms":1795780800000}`)
+	out, err := inst.Call("decide", in)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("%s", out)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := inst.Call("decide", in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkBuiltinDescribe is a call that does almost nothing in the plugin.
+func BenchmarkBuiltinDescribe(b *testing.B) {
+	inst := builtinInstance(b, "allowlist", `{"rules":["tcp://api.example.test:443"]}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := inst.Call("describe", nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkNop is the floor: a Go plugin whose decide does 5 host calls.
+func BenchmarkNop(b *testing.B) {
+	e := NewEngineWithCache(testbuild.Cache())
+	m, err := e.Compile(context.Background(), Config{Name: "nop", Wasm: testbuild.Bytes(b, "plugins/internal/testplugins/nop"), Timeout: time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close(context.Background())
+	inst, err := m.Instantiate(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, fn := range []string{"decide", "noop"} {
+		b.Run(fn, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := inst.Call(fn, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkSDKAllow is sdk/policy's decide with a handler that only allows.
+func BenchmarkSDKAllow(b *testing.B) {
+	e := NewEngineWithCache(testbuild.Cache())
+	m, err := e.Compile(context.Background(), Config{Name: "sdkallow", Wasm: testbuild.Bytes(b, "plugins/internal/testplugins/sdkallow"), Timeout: time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close(context.Background())
+	inst, err := m.Instantiate(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	in := []byte(`{"op":"tcp.connect","proto":"tcp","addr":"93.184.216.34","port":443,"names":["api.example.test"],"guest":"app","time_ms":1795780800000}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := inst.Call("decide", in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,469 @@
+// Package kernel runs Extism plugins on wazero without go-sdk: the host
+// implements the `extism:host/env` kernel imports itself in Go over a
+// per-instance buffer, caches every function handle, and makes exactly one
+// top-level wasm call per plugin call (EXTISM-NOTES.md §6). A plugin binary
+// that works here is an ordinary Extism plugin and runs unchanged in any
+// Extism host.
+//
+// Every call runs under a deadline enforced by wazero's close-on-context-done;
+// an instance whose call failed in any way other than a clean error_set is
+// dead and must be replaced (Instance.Dead).
+package kernel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+	"github.com/tetratelabs/wazero/sys"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultTimeout     = 100 * time.Millisecond
+	DefaultMemoryPages = 1024 // 64 MiB
+	DefaultMaxInput    = 64 << 10
+	DefaultMaxOutput   = 64 << 10
+	DefaultInitTimeout = 5 * time.Second
+	maxVarBytes        = 64 << 10
+	maxErrorBytes      = 1 << 10
+)
+
+// Config describes one plugin module.
+type Config struct {
+	Name        string            // for errors and logs
+	Wasm        []byte            // the module bytes
+	MemoryPages uint32            // cap on every linear memory of the plugin; 0 = DefaultMemoryPages
+	Timeout     time.Duration     // per call; 0 = DefaultTimeout
+	InitTimeout time.Duration     // for _initialize; 0 = DefaultInitTimeout
+	MaxInput    int               // bytes; 0 = DefaultMaxInput
+	MaxOutput   int               // bytes; 0 = DefaultMaxOutput
+	Config      map[string]string // Extism config (config_get)
+	Logger      *slog.Logger      // plugin log_* and WASI stdout/stderr; nil = discard
+}
+
+// Engine holds what plugins share: the compilation cache.
+type Engine struct {
+	cache wazero.CompilationCache
+	owned bool
+	// Interpreter runs plugins in wazero's interpreter: no compile cost,
+	// slower calls. For tests under the race detector (where compiling a
+	// Go plugin takes minutes) and platforms without wazero's compiler.
+	Interpreter bool
+}
+
+// NewEngine returns an Engine whose compiled code is cached in dir (created if
+// needed), or in memory only when dir is empty.
+func NewEngine(dir string) (*Engine, error) {
+	if dir == "" {
+		return &Engine{cache: wazero.NewCompilationCache(), owned: true}, nil
+	}
+	c, err := wazero.NewCompilationCacheWithDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("compilation cache %s: %w", dir, err)
+	}
+	return &Engine{cache: c, owned: true}, nil
+}
+
+// NewEngineWithCache returns an Engine over an existing cache, which the
+// caller keeps ownership of.
+func NewEngineWithCache(c wazero.CompilationCache) *Engine { return &Engine{cache: c} }
+
+// Close releases the cache if the Engine created it.
+func (e *Engine) Close(ctx context.Context) error {
+	if e.owned {
+		return e.cache.Close(ctx)
+	}
+	return nil
+}
+
+// Module is a compiled plugin with its own wazero runtime (the memory cap is
+// per runtime in wazero). Instantiate is safe for concurrent use.
+type Module struct {
+	cfg      Config
+	rt       wazero.Runtime
+	compiled wazero.CompiledModule
+	logger   *slog.Logger
+	logLevel int32
+	seq      atomic.Uint64
+	exports  map[string]bool
+}
+
+// Compile compiles cfg.Wasm, checks its imports against what the host
+// provides, and prepares the host modules.
+func (e *Engine) Compile(ctx context.Context, cfg Config) (*Module, error) {
+	if cfg.MemoryPages == 0 {
+		cfg.MemoryPages = DefaultMemoryPages
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.InitTimeout <= 0 {
+		cfg.InitTimeout = DefaultInitTimeout
+	}
+	if cfg.MaxInput <= 0 {
+		cfg.MaxInput = DefaultMaxInput
+	}
+	if cfg.MaxOutput <= 0 {
+		cfg.MaxOutput = DefaultMaxOutput
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	newRuntime := func(cache wazero.CompilationCache) wazero.Runtime {
+		rc := wazero.NewRuntimeConfig()
+		if e.Interpreter {
+			rc = wazero.NewRuntimeConfigInterpreter()
+		}
+		rc = rc.WithCloseOnContextDone(true).
+			WithMemoryLimitPages(cfg.MemoryPages)
+		if cache != nil {
+			rc = rc.WithCompilationCache(cache)
+		}
+		return wazero.NewRuntimeWithConfig(ctx, rc)
+	}
+	rt := newRuntime(e.cache)
+	compiled, err := rt.CompileModule(ctx, cfg.Wasm)
+	if err != nil {
+		// A broken or concurrently modified on-disk cache must not stop a
+		// valid plugin: compile once more without it.
+		_ = rt.Close(ctx)
+		rt = newRuntime(nil)
+		compiled, err = rt.CompileModule(ctx, cfg.Wasm)
+	}
+	m := &Module{cfg: cfg, rt: rt, logger: logger, logLevel: levelFor(ctx, logger)}
+	fail := func(err error) (*Module, error) {
+		_ = rt.Close(ctx)
+		return nil, err
+	}
+	if err != nil {
+		return fail(fmt.Errorf("not a valid wasm module: %w", err))
+	}
+	m.compiled = compiled
+	if err := checkImports(compiled); err != nil {
+		return fail(err)
+	}
+	m.exports = map[string]bool{}
+	for name, def := range compiled.ExportedFunctions() {
+		if len(def.ParamTypes()) == 0 && len(def.ResultTypes()) <= 1 &&
+			(len(def.ResultTypes()) == 0 || def.ResultTypes()[0] == api.ValueTypeI32) {
+			m.exports[name] = true
+		}
+	}
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+		return fail(err)
+	}
+	if err := instantiateEnv(ctx, rt); err != nil {
+		return fail(err)
+	}
+	return m, nil
+}
+
+// InitTimeout is the deadline of _initialize and of load-time calls.
+func (m *Module) InitTimeout() time.Duration { return m.cfg.InitTimeout }
+
+// HasExport reports whether the plugin exports a callable function name
+// (no parameters, no result or one i32).
+func (m *Module) HasExport(name string) bool { return m.exports[name] }
+
+// Close releases the runtime and every instance.
+func (m *Module) Close(ctx context.Context) error { return m.rt.Close(ctx) }
+
+// levelFor maps the logger's threshold to Extism's get_log_level values
+// (0 trace ... 4 error, MaxInt32 off) so plugins skip building messages
+// nobody reads.
+func levelFor(ctx context.Context, l *slog.Logger) int32 {
+	switch {
+	case l.Enabled(ctx, slog.LevelDebug):
+		return 1
+	case l.Enabled(ctx, slog.LevelInfo):
+		return 2
+	case l.Enabled(ctx, slog.LevelWarn):
+		return 3
+	case l.Enabled(ctx, slog.LevelError):
+		return 4
+	}
+	return math.MaxInt32
+}
+
+func checkImports(c wazero.CompiledModule) error {
+	var problems []string
+	for _, def := range c.ImportedFunctions() {
+		mod, name, _ := def.Import()
+		switch mod {
+		case "wasi_snapshot_preview1":
+			// Resolved against wazero's WASI at instantiation; the sandbox
+			// gives no preopens, env, args or sockets.
+		case envModule:
+			sig, ok := envSigs[name]
+			if !ok {
+				problems = append(problems, fmt.Sprintf("imports %s.%s, which wasmgate does not provide", mod, name))
+				continue
+			}
+			if !sameTypes(sig.params, def.ParamTypes()) || !sameTypes(sig.results, def.ResultTypes()) {
+				problems = append(problems, fmt.Sprintf("imports %s.%s with the wrong signature", mod, name))
+			}
+		default:
+			problems = append(problems, fmt.Sprintf("imports %s.%s, which wasmgate does not provide (plugins get only the Extism kernel and WASI; no host functions)", mod, name))
+		}
+	}
+	for _, def := range c.ImportedMemories() {
+		mod, name, _ := def.Import()
+		problems = append(problems, fmt.Sprintf("imports memory %s.%s, which wasmgate does not provide", mod, name))
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+func sameTypes(a, b []api.ValueType) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// ErrorKind classifies a failed call.
+type ErrorKind int
+
+// Kinds of call failure.
+const (
+	KindPlugin  ErrorKind = iota + 1 // the plugin reported an error (error_set); the instance survives
+	KindRC                           // non-zero return without error_set
+	KindTimeout                      // the deadline fired; the instance was closed
+	KindTrap                         // trap, panic, OOM, exit, host-function refusal
+	KindInput                        // the input exceeds the host's cap; nothing was called
+	KindOutput                       // the output exceeds the host's cap or was never set validly
+	KindClosed                       // the instance is dead
+)
+
+// CallError is a failed call.
+type CallError struct {
+	Kind ErrorKind
+	Msg  string
+}
+
+func (e *CallError) Error() string { return e.Msg }
+
+// Instance is one instantiated plugin. It is not safe for concurrent use.
+type Instance struct {
+	m       *Module
+	mod     api.Module
+	ctx     *instCtx
+	cancel  context.CancelFunc
+	timer   *time.Timer
+	fired   atomic.Bool
+	mem     kmem
+	input   struct{ off, n uint64 }
+	output  struct{ off, n uint64 }
+	outBad  string // why the output is unusable, if it is
+	errOff  uint64
+	vars    map[string][]byte
+	varSize int
+	fns     map[string]api.Function
+	stack   [1]uint64
+	dead    bool
+}
+
+// instCtx is the per-instance context: cancelling it closes the module, and
+// host functions find their Instance through it without a map lookup.
+type instCtx struct {
+	context.Context
+	inst *Instance
+}
+
+type instKey struct{}
+
+func (c *instCtx) Value(k any) any {
+	if k == (instKey{}) {
+		return c.inst
+	}
+	return c.Context.Value(k)
+}
+
+func instFrom(ctx context.Context) *Instance {
+	if c, ok := ctx.(*instCtx); ok {
+		return c.inst
+	}
+	if i, ok := ctx.Value(instKey{}).(*Instance); ok {
+		return i
+	}
+	panic(errors.New("wasmgate: kernel call outside a plugin call"))
+}
+
+// Instantiate creates an instance and runs the module's _initialize (WASI
+// reactor start-up) once, under InitTimeout.
+func (m *Module) Instantiate(ctx context.Context) (*Instance, error) {
+	inst := &Instance{m: m, fns: map[string]api.Function{}}
+	inst.mem.limit = m.cfg.MaxInput + m.cfg.MaxOutput + 1<<20
+	inst.mem.reset()
+	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	inst.ctx = &instCtx{Context: cctx, inst: inst}
+	inst.cancel = cancel
+	inst.timer = time.AfterFunc(time.Hour, func() {
+		inst.fired.Store(true)
+		cancel()
+	})
+	inst.timer.Stop()
+
+	out := &logWriter{l: m.logger, plugin: m.cfg.Name}
+	mc := wazero.NewModuleConfig().
+		WithName(fmt.Sprintf("%s#%d", m.cfg.Name, m.seq.Add(1))).
+		WithStartFunctions().
+		WithStdout(out).WithStderr(out)
+	mod, err := m.rt.InstantiateModule(inst.ctx, m.compiled, mc)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("instantiate: %w", err)
+	}
+	inst.mod = mod
+	for name := range m.exports {
+		inst.fns[name] = mod.ExportedFunction(name)
+	}
+	if f := mod.ExportedFunction("_initialize"); f != nil {
+		inst.timer.Reset(m.cfg.InitTimeout)
+		err := f.CallWithStack(inst.ctx, inst.stack[:])
+		stopped := inst.timer.Stop()
+		if err != nil || !stopped {
+			inst.kill()
+			if !stopped || inst.fired.Load() {
+				return nil, fmt.Errorf("_initialize: timeout after %v", m.cfg.InitTimeout)
+			}
+			return nil, fmt.Errorf("_initialize: %w", err)
+		}
+	}
+	return inst, nil
+}
+
+// Dead reports whether the instance must be discarded.
+func (i *Instance) Dead() bool { return i.dead }
+
+// Close releases the instance.
+func (i *Instance) Close() { i.kill() }
+
+func (i *Instance) kill() {
+	i.dead = true
+	i.timer.Stop()
+	i.cancel()
+	if i.mod != nil {
+		_ = i.mod.Close(context.Background())
+	}
+}
+
+// Call runs export fn with input and returns its output, which stays valid
+// until the next Call. Failure is a *CallError; unless its Kind is
+// KindPlugin or KindInput the instance is dead afterwards.
+func (i *Instance) Call(fn string, input []byte) ([]byte, error) {
+	return i.CallTimeout(fn, input, i.m.cfg.Timeout)
+}
+
+// CallTimeout is Call with another deadline: load-time exports (describe,
+// validate) run once per plugin and may do one-off work such as parsing
+// the config, so they get InitTimeout rather than the per-decision one.
+func (i *Instance) CallTimeout(fn string, input []byte, timeout time.Duration) ([]byte, error) {
+	if i.dead {
+		return nil, &CallError{KindClosed, "instance is closed"}
+	}
+	f := i.fns[fn]
+	if f == nil {
+		return nil, &CallError{KindTrap, fmt.Sprintf("no export %q", fn)}
+	}
+	if len(input) > i.m.cfg.MaxInput {
+		return nil, &CallError{KindInput, fmt.Sprintf("input of %d bytes exceeds the %d-byte limit", len(input), i.m.cfg.MaxInput)}
+	}
+	i.mem.reset()
+	i.output.off, i.output.n, i.outBad, i.errOff = 0, 0, "", 0
+	i.input.off, i.input.n = 0, 0
+	if len(input) > 0 {
+		off := i.mem.alloc(uint64(len(input)))
+		if off == 0 {
+			return nil, &CallError{KindInput, "input does not fit kernel memory"}
+		}
+		copy(i.mem.buf[off:], input)
+		i.input.off, i.input.n = off, uint64(len(input))
+	}
+	i.stack[0] = 0
+	i.timer.Reset(timeout)
+	err := f.CallWithStack(i.ctx, i.stack[:])
+	if !i.timer.Stop() {
+		// The timer fired (or is firing): the module is, or is about to be,
+		// closed by wazero's watchdog whatever the call returned.
+		i.kill()
+		return nil, &CallError{KindTimeout, fmt.Sprintf("timeout after %v", timeout)}
+	}
+	if err != nil {
+		i.kill()
+		var exit *sys.ExitError
+		if errors.As(err, &exit) {
+			return nil, &CallError{KindTrap, fmt.Sprintf("plugin exited with code %d", exit.ExitCode())}
+		}
+		return nil, &CallError{KindTrap, "trap: " + firstLine(err.Error())}
+	}
+	rc := uint32(i.stack[0])
+	if i.errOff != 0 {
+		msg := i.mem.bytes(i.errOff)
+		if len(msg) > maxErrorBytes {
+			msg = msg[:maxErrorBytes]
+		}
+		if rc == 0 {
+			// A plugin that reports an error but returns 0 is confused;
+			// still a failure, never a verdict.
+			rc = 1
+		}
+		return nil, &CallError{KindPlugin, "plugin error: " + strings.ToValidUTF8(string(msg), "?")}
+	}
+	if rc != 0 {
+		i.kill()
+		return nil, &CallError{KindRC, fmt.Sprintf("returned %d without an error", rc)}
+	}
+	if i.outBad != "" {
+		i.kill()
+		return nil, &CallError{KindOutput, i.outBad}
+	}
+	if i.output.n == 0 {
+		return nil, nil
+	}
+	return i.mem.buf[i.output.off : i.output.off+i.output.n], nil
+}
+
+func firstLine(s string) string {
+	if j := strings.IndexByte(s, '\n'); j >= 0 {
+		s = s[:j]
+	}
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return s
+}
+
+// logWriter routes WASI stdout/stderr of a plugin to the debug log.
+type logWriter struct {
+	l      *slog.Logger
+	plugin string
+}
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	if w.l.Enabled(context.Background(), slog.LevelDebug) {
+		s := string(p)
+		if len(s) > 4096 {
+			s = s[:4096]
+		}
+		w.l.Debug("plugin output", "plugin", w.plugin, "text", strings.TrimRight(s, "\n"))
+	}
+	return len(p), nil
+}

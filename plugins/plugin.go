@@ -1,0 +1,216 @@
+package plugins
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/wasmgate/wasmgate/plugins/internal/kernel"
+	"github.com/wasmgate/wasmgate/sdk/policy"
+)
+
+// plugin is one loaded plugin: its compiled module and a bounded pool of
+// instances. An instance is held by exactly one goroutine while it runs;
+// a dead instance (trap, timeout, bad output) is dropped and replaced by a
+// fresh one on the next call.
+type plugin struct {
+	name     string
+	index    int
+	report   bool
+	ops      uint16 // bit i set: policy.Ops[i] is sent to this plugin
+	stateful bool
+	desc     description
+	mod      *kernel.Module
+	sem      chan struct{}         // one token per instance in use
+	idle     chan *kernel.Instance // ready instances; cap = pool size
+	timeout  time.Duration
+}
+
+// description is the output of a plugin's describe export (POLICY.md §2).
+type description struct {
+	Name     string   `json:"name"`
+	Version  string   `json:"version"`
+	Ops      []string `json:"ops"`
+	Stateful bool     `json:"stateful"`
+	Encoding string   `json:"encoding"`
+}
+
+func opBit(op policy.Op) uint16 {
+	for i, o := range policy.Ops {
+		if o == op {
+			return 1 << i
+		}
+	}
+	return 0
+}
+
+const allOps = 1<<10 - 1
+
+func newPlugin(name string, index int, mod *kernel.Module, poolSize int, timeout time.Duration) *plugin {
+	return &plugin{name: name, index: index, mod: mod, ops: allOps, timeout: timeout,
+		sem: make(chan struct{}, poolSize), idle: make(chan *kernel.Instance, poolSize)}
+}
+
+// resize changes the pool size; only before the plugin is shared.
+func (p *plugin) resize(n int) {
+	old := p.idle
+	p.sem = make(chan struct{}, n)
+	p.idle = make(chan *kernel.Instance, n)
+	for {
+		select {
+		case inst := <-old:
+			select {
+			case p.idle <- inst:
+			default:
+				inst.Close()
+			}
+		default:
+			return
+		}
+	}
+}
+
+// with runs f on an instance from the pool. f must not keep the output of
+// the instance past its return.
+func (p *plugin) with(ctx context.Context, f func(*kernel.Instance) error) error {
+	select {
+	case p.sem <- struct{}{}:
+	default:
+		select {
+		case p.sem <- struct{}{}:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for an instance: %w", ctx.Err())
+		}
+	}
+	defer func() { <-p.sem }()
+	var inst *kernel.Instance
+	select {
+	case inst = <-p.idle:
+	default:
+		var err error
+		inst, err = p.mod.Instantiate(ctx)
+		if err != nil {
+			return fmt.Errorf("new instance: %w", err)
+		}
+	}
+	err := f(inst)
+	if inst.Dead() {
+		inst.Close()
+	} else {
+		p.idle <- inst // never blocks: at most cap(sem) instances exist
+	}
+	return err
+}
+
+// decide runs the decide export on a JSON request and parses the verdict
+// strictly. Any failure is returned as an error; the caller turns it into a
+// deny naming the plugin.
+func (p *plugin) decide(ctx context.Context, req []byte) (policy.Verdict, error) {
+	var v policy.Verdict
+	err := p.with(ctx, func(inst *kernel.Instance) error {
+		out, err := inst.Call("decide", req)
+		if err != nil {
+			return err
+		}
+		if len(out) == 0 {
+			return errors.New("malformed verdict: no output")
+		}
+		v, err = policy.ParseVerdictJSON(out)
+		if err != nil {
+			return fmt.Errorf("malformed verdict: %v", err)
+		}
+		return nil
+	})
+	return v, err
+}
+
+// describeAndValidate runs the optional exports at load.
+func (p *plugin) describeAndValidate(ctx context.Context) []string {
+	var problems []string
+	err := p.with(ctx, func(inst *kernel.Instance) error {
+		if p.mod.HasExport("describe") {
+			out, err := inst.CallTimeout("describe", nil, p.mod.InitTimeout())
+			if err != nil {
+				problems = append(problems, "describe failed: "+err.Error())
+			} else if len(out) > 0 {
+				if err := strictJSON(out, &p.desc); err != nil {
+					problems = append(problems, "describe returned malformed JSON: "+err.Error())
+				}
+			}
+			if len(p.desc.Ops) > 0 { // absent or empty: every op
+				p.ops = 0
+				for _, o := range p.desc.Ops {
+					b := opBit(policy.Op(o))
+					if b == 0 {
+						problems = append(problems, fmt.Sprintf("describe lists unknown op %q", o))
+					}
+					p.ops |= b
+				}
+			}
+			p.stateful = p.desc.Stateful
+		}
+		if inst.Dead() {
+			return nil
+		}
+		if p.mod.HasExport("validate") {
+			out, err := inst.CallTimeout("validate", nil, p.mod.InitTimeout())
+			if err != nil {
+				problems = append(problems, "validate failed: "+err.Error())
+				return nil
+			}
+			if len(out) == 0 {
+				return nil
+			}
+			var res struct {
+				Error *string `json:"error"`
+			}
+			if err := strictJSON(out, &res); err != nil {
+				problems = append(problems, "validate returned malformed JSON: "+err.Error())
+			} else if res.Error != nil && *res.Error != "" {
+				problems = append(problems, "config rejected by the plugin: "+policy.SanitizeReason(*res.Error))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		problems = append(problems, err.Error())
+	}
+	if !p.mod.HasExport("decide") {
+		problems = append(problems, "does not export decide (a plugin must export decide: () -> i32)")
+	}
+	return problems
+}
+
+func strictJSON(b []byte, v any) error {
+	d := json.NewDecoder(strings.NewReader(string(b)))
+	if err := d.Decode(v); err != nil {
+		return err
+	}
+	if d.More() {
+		return errors.New("trailing data")
+	}
+	return nil
+}
+
+func (p *plugin) close(ctx context.Context) {
+	for {
+		select {
+		case inst := <-p.idle:
+			inst.Close()
+		default:
+			_ = p.mod.Close(ctx)
+			return
+		}
+	}
+}
+
+func newLogger(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return l
+}
