@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -221,7 +222,8 @@ func (c *Chain) Plugins() []string {
 }
 
 // cacheKey identifies a plugin's verdict for an identical request
-// (POLICY.md §2: same op, proto, addr, port, names, guest). The op is kept
+// (POLICY.md §2: same op, proto, addr, port, names, guest; also the dns
+// name and the accept listener, which plugins may decide on). The op is kept
 // as its bit and the proto as a byte so that only names and guest need
 // string hashing.
 type cacheKey struct {
@@ -233,10 +235,11 @@ type cacheKey struct {
 	addr   [16]byte
 	names  string
 	guest  string
+	local  netip.AddrPort // tcp.accept: a plugin may decide on the listener
 }
 
 func makeKey(r *network.Request, bit uint16) cacheKey {
-	k := cacheKey{op: bit, port: r.Port, guest: r.Guest, addr: r.Addr.As16(), is4: r.Addr.Is4()}
+	k := cacheKey{op: bit, port: r.Port, guest: r.Guest, addr: r.Addr.As16(), is4: r.Addr.Is4(), local: r.Local}
 	switch r.Proto {
 	case "":
 	case "tcp":
