@@ -48,6 +48,12 @@ type limit struct {
 	spec     string // as configured, for reasons
 	n        int
 	interval int64 // ms
+	// The window of the last guest seen, so that a run of requests from
+	// one guest skips the map (a map lookup hashes and probes in loops,
+	// each iteration a termination check inside wasm). The SDK interns
+	// guest names, so the comparison is usually a pointer comparison.
+	lastGuest string
+	lastWin   *window
 }
 
 // window is the sliding window of one limit for one guest: the times of the
@@ -74,6 +80,7 @@ func (w *window) add(l *limit, now int64) {
 
 type ratelimit struct {
 	byOp   map[policy.Op]*limit
+	opLim  [16]*limit // byOp indexed by policy.OpIndex
 	all    *limit
 	ops    []policy.Op
 	state  map[stateKey]*window
@@ -151,21 +158,32 @@ func newRatelimit(c config) (*ratelimit, error) {
 			}
 		}
 	} // else: every op counts, r.ops stays empty = all ops
+	for op, l := range r.byOp {
+		r.opLim[policy.OpIndex(op)] = l
+	}
 	return r, nil
 }
 
 func (r *ratelimit) window(guest string, l *limit) *window {
+	if l.lastWin != nil && guest == l.lastGuest {
+		return l.lastWin
+	}
 	k := stateKey{guest, l.key}
 	w := r.state[k]
 	if w == nil {
 		w = &window{}
 		r.state[k] = w
 	}
+	l.lastGuest, l.lastWin = guest, w
 	return w
 }
 
 func (r *ratelimit) decide(req policy.Request) policy.Verdict {
-	lop, lall := r.byOp[req.Op], r.all
+	var lop *limit
+	if i := policy.OpIndex(req.Op); i >= 0 {
+		lop = r.opLim[i]
+	}
+	lall := r.all
 	if lop == nil && lall == nil {
 		return policy.Abstain()
 	}

@@ -83,19 +83,17 @@ func (s *specialRanges) excepted(a netip.Addr) bool {
 	return false
 }
 
-// why returns a description of a's special block, or "" if a is ordinary.
-func why(a netip.Addr, cats special.Category) string {
-	name := cats.String()
-	if blocks := special.Lookup(a); len(blocks) > 0 {
-		name += " (" + blocks[0].Name + ")"
+// opDecided[i] is whether the plugin decides Ops[i] (indexed with
+// policy.OpIndex: a switch on the op string costs byte loops in wasm).
+var opDecided = func() (t [16]bool) {
+	for _, op := range ops {
+		t[policy.OpIndex(op)] = true
 	}
-	return name
-}
+	return t
+}()
 
 func (s *specialRanges) decide(r policy.Request) policy.Verdict {
-	switch r.Op {
-	case policy.OpTCPConnect, policy.OpUDPConnect, policy.OpUDPSend, policy.OpDNSAnswer:
-	default:
+	if i := policy.OpIndex(r.Op); i < 0 || !opDecided[i] {
 		return policy.Abstain()
 	}
 	a := r.Addr
@@ -104,7 +102,7 @@ func (s *specialRanges) decide(r policy.Request) policy.Verdict {
 		// there is nothing to vouch for.
 		return policy.Deny("special-ranges: " + string(r.Op) + " without an address")
 	}
-	if s.excepted(a) {
+	if len(s.except) > 0 && s.excepted(a) {
 		return s.verdict(policy.Abstain())
 	}
 	// A NAT64, 6to4 or Teredo address is only as special as the IPv4
@@ -114,15 +112,42 @@ func (s *specialRanges) decide(r policy.Request) policy.Verdict {
 		if s.excepted(v4) {
 			return s.verdict(policy.Abstain())
 		}
-		if c := special.Classify(v4); c != 0 {
-			return s.verdict(policy.Deny("special-ranges: " + a.String() + " embeds " + v4.String() + ", which is " + why(v4, c)))
+		if c, why := special.Explain(v4); c != 0 {
+			return s.verdict(policy.Deny(reason(a, v4, why)))
 		}
 		return s.verdict(policy.Abstain())
 	}
-	if c := special.Classify(a); c != 0 {
-		return s.verdict(policy.Deny("special-ranges: " + a.String() + " is " + why(a, c)))
+	if c, why := special.Explain(a); c != 0 {
+		return s.verdict(policy.Deny(reason(a, netip.Addr{}, why)))
 	}
 	return s.verdict(policy.Abstain())
+}
+
+// reasonBuf is reused to build deny reasons with one allocation (the
+// string); decide never runs concurrently inside a plugin, and natively
+// the mutex keeps tests that run in parallel safe.
+var (
+	reasonMu  sync.Mutex
+	reasonBuf []byte
+)
+
+// reason returns "special-ranges: A is WHY", or with an embedded address
+// "special-ranges: A embeds V4, which is WHY".
+func reason(a, v4 netip.Addr, why string) string {
+	reasonMu.Lock()
+	defer reasonMu.Unlock()
+	b := append(reasonBuf[:0], "special-ranges: "...)
+	b = a.AppendTo(b)
+	if v4.IsValid() {
+		b = append(b, " embeds "...)
+		b = v4.AppendTo(b)
+		b = append(b, ", which is "...)
+	} else {
+		b = append(b, " is "...)
+	}
+	b = append(b, why...)
+	reasonBuf = b
+	return string(b)
 }
 
 // translators are the IPv6 blocks whose addresses reach an embedded IPv4
@@ -137,6 +162,9 @@ var translators = []netip.Prefix{
 
 // translated returns the IPv4 address embedded in a translator address.
 func translated(a netip.Addr) (netip.Addr, bool) {
+	if !a.Is6() {
+		return netip.Addr{}, false
+	}
 	for _, p := range translators {
 		if p.Contains(a) {
 			return special.EmbeddedIPv4(a)

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // This file is the JSON wire codec shared by the host and by plugins. It is
@@ -54,11 +55,21 @@ var strClass = func() (t [256]uint8) {
 const hexDigits = "0123456789abcdef"
 
 // appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD, as
-// with encoding/json, because JSON text must be UTF-8.
+// with encoding/json, because JSON text must be UTF-8. Runs of plain bytes
+// are found 8 bytes per step and copied in one piece (in a plugin each loop
+// iteration is a termination check).
 func appendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		if len(s)-i >= 8 {
+			m := stopMask(word(s, i))
+			if m == 0 {
+				i += 8
+				continue
+			}
+			i += bits.TrailingZeros64(m) >> 3
+		}
 		c := s[i]
 		if strClass[c] == 0 {
 			i++
@@ -180,17 +191,101 @@ func AppendRequestJSON(dst []byte, r *Request) []byte {
 // omitted when empty. The action is written as is; an action other than
 // allow/deny/abstain is rejected by ParseVerdictJSON (and so denies).
 func AppendVerdictJSON(dst []byte, v Verdict) []byte {
-	dst = append(dst, `{"verdict":`...)
-	dst = appendString(dst, string(v.Verdict))
+	// The three actions are appended as literals, and plain reasons in one
+	// piece: this runs on every decision inside a plugin, where a byte loop
+	// costs a termination check per byte.
+	switch {
+	case strEqual(string(v.Verdict), string(ActionAllow)):
+		dst = append(dst, `{"verdict":"allow"`...)
+	case strEqual(string(v.Verdict), string(ActionDeny)):
+		dst = append(dst, `{"verdict":"deny"`...)
+	case strEqual(string(v.Verdict), string(ActionAbstain)):
+		dst = append(dst, `{"verdict":"abstain"`...)
+	default:
+		dst = append(dst, `{"verdict":`...)
+		dst = appendString(dst, string(v.Verdict))
+	}
 	if v.Reason != "" {
 		dst = append(dst, `,"reason":`...)
-		dst = appendString(dst, v.Reason)
+		dst = appendReason(dst, v.Reason)
 	}
 	if v.CacheTTLMs != 0 {
 		dst = append(dst, `,"cache_ttl_ms":`...)
-		dst = strconv.AppendInt(dst, v.CacheTTLMs, 10)
+		dst = appendTTL(dst, v.CacheTTLMs)
 	}
 	return append(dst, '}')
+}
+
+// reasonCache holds the JSON encoding of the last reason. Plugins return
+// the same reason strings again and again (one per rule, built once), so a
+// comparison of the string pointer and length (the cache keeps the string
+// alive, so no other string can take its place) skips the encoding. Only a
+// plugin (isWasm), where calls never overlap, fills it.
+var reasonCache struct {
+	reason string
+	json   []byte
+}
+
+func appendReason(dst []byte, reason string) []byte {
+	if c := &reasonCache; len(c.reason) == len(reason) && unsafe.StringData(c.reason) == unsafe.StringData(reason) {
+		return append(dst, c.json...)
+	}
+	start := len(dst)
+	if plainString(reason) {
+		dst = append(append(append(dst, '"'), reason...), '"')
+	} else {
+		dst = appendString(dst, reason)
+	}
+	if isWasm {
+		reasonCache.reason = reason
+		reasonCache.json = append(reasonCache.json[:0], dst[start:]...)
+	}
+	return dst
+}
+
+// plainString reports whether s needs no escaping in JSON (no quote,
+// backslash, control character or non-ASCII byte), 8 bytes per step.
+func plainString(s string) bool {
+	n := len(s)
+	if n < 8 {
+		return n == 0 || !strNeedsEscape(s)
+	}
+	for i := 0; i < n-8; i += 8 {
+		if stopMask(word(s, i)) != 0 {
+			return false
+		}
+	}
+	return stopMask(word(s, n-8)) == 0
+}
+
+// strNeedsEscape is the byte loop of plainString for short strings.
+func strNeedsEscape(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if strClass[s[i]] != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// ttlCache holds the decimal text of the last cache TTL: a plugin returns
+// the same TTL on nearly every verdict, and strconv's digit loop costs a
+// termination check per digit inside wasm. Only a plugin (isWasm), where
+// calls never overlap, fills it; natively it stays empty.
+var ttlCache struct {
+	v    int64
+	text string
+}
+
+func appendTTL(dst []byte, v int64) []byte {
+	if c := ttlCache; c.text != "" && c.v == v {
+		return append(dst, c.text...)
+	}
+	text := strconv.FormatInt(v, 10)
+	if isWasm {
+		ttlCache.v, ttlCache.text = v, text
+	}
+	return append(dst, text...)
 }
 
 // ParseRequestJSON decodes one JSON Request from data into *r, replacing its
@@ -206,52 +301,23 @@ func ParseRequestJSON(data []byte, r *Request) error {
 
 func parseRequest(data []byte, r *Request, in *interner) error {
 	*r = Request{}
+	if in != nil {
+		in.namesCanonical = false
+	}
 	if parseRequestFast(data, r, in) {
 		return nil
 	}
 	*r = Request{}
+	if in != nil {
+		// The general path's names are its own, maybe not canonical.
+		in.namesCanonical = false
+	}
 	p := parser{data: data}
 	if err := p.request(r); err != nil {
 		*r = Request{}
 		return err
 	}
 	return nil
-}
-
-// interner hands out strings, name lists and label maps seen in earlier
-// requests instead of allocating new ones. Inside a wasm plugin each
-// allocation costs microseconds (the allocator is branchy code, and the host
-// runs plugins with termination checks on every branch), while a guest keeps
-// sending the same guest name, labels and destination names. The results are
-// shared between requests: handlers must treat a Request's slices and maps as
-// read-only. Not safe for concurrent use; the wasm decide export owns one.
-type interner struct {
-	strs   map[string]string
-	names  map[string][]string
-	labels map[string]map[string]string
-}
-
-// internMax bounds each table; when one is full it is dropped and refilled,
-// so a stream of distinct values costs memory once, not forever.
-const internMax = 512
-
-func newInterner() *interner {
-	return &interner{strs: map[string]string{}, names: map[string][]string{}, labels: map[string]map[string]string{}}
-}
-
-func (in *interner) str(b []byte) string {
-	if in == nil {
-		return string(b)
-	}
-	if s, ok := in.strs[string(b)]; ok {
-		return s
-	}
-	if len(in.strs) >= internMax {
-		clear(in.strs)
-	}
-	s := string(b)
-	in.strs[s] = s
-	return s
 }
 
 // ParseVerdictJSON decodes a plugin's output strictly: it must be exactly one
@@ -281,6 +347,27 @@ func fastBytes(data []byte, i int) (b []byte, next int, ok bool) {
 		return nil, 0, false
 	}
 	j := i + 1
+	// Strings of up to 15 bytes (ops, protos, addresses, guests) end in
+	// the first two words: tested without a loop when the input is long
+	// enough, the loop below handles the rest.
+	if len(data)-j >= 16 {
+		p := unsafe.Pointer(unsafe.SliceData(data))
+		m0 := stopMask(*(*uint64)(unsafe.Add(p, j)))
+		m1 := stopMask(*(*uint64)(unsafe.Add(p, j+8)))
+		if m0|m1 != 0 {
+			// The lowest flagged byte of the first flagged word.
+			k := bits.TrailingZeros64(m0) >> 3
+			if m0 == 0 {
+				k = 8 + bits.TrailingZeros64(m1)>>3
+			}
+			j += k
+			if data[j] != '"' {
+				return nil, 0, false
+			}
+			return data[i+1 : j], j + 1, true
+		}
+		j += 16
+	}
 	for {
 		if len(data)-j < 8 {
 			for j < len(data) && strClass[data[j]] == 0 {
@@ -338,10 +425,15 @@ var (
 	keyTimeMs = mkKey(`,"time_ms":`)
 )
 
-// fastKey reports whether data[i:] starts with k.
-func fastKey(data []byte, i int, k key) bool {
-	return len(data)-i >= k.n && binary.LittleEndian.Uint64(data[i:]) == k.w0 &&
-		binary.LittleEndian.Uint64(data[i+k.n-8:]) == k.w1
+// fastKey reports whether data[i:] starts with k (0 <= i <= len(data)).
+// After the one length check it loads the two words without bounds checks,
+// so that it inlines: a call costs a termination check in a plugin.
+func fastKey(data []byte, i int, k *key) bool {
+	if len(data)-i < k.n {
+		return false
+	}
+	p := unsafe.Pointer(unsafe.SliceData(data))
+	return *(*uint64)(unsafe.Add(p, i)) == k.w0 && *(*uint64)(unsafe.Add(p, i+k.n-8)) == k.w1
 }
 
 // digits8 reads the run of ASCII digits (at most 8) at the start of the
@@ -402,26 +494,28 @@ func fastUint(data []byte, i int) (v uint64, next int, ok bool) {
 }
 
 // fastIPv4 parses a dotted-quad IPv4 address without allocating; anything
-// else (IPv6, leading zeros, out of range) is left to netip. b may be read
-// past its length up to its capacity.
+// else (IPv6, leading zeros, out of range) is left to netip. The loop body
+// has no branches: the checks are or-ed together and tested once.
 func fastIPv4(b []byte) (netip.Addr, bool) {
-	var ip [4]byte
-	i := 0
-	for k := 0; k < 4; k++ {
-		v, n, ok := digits8(b, i)
-		if !ok || n == 0 || n > 3 || v > 255 || (n > 1 && b[i] == '0') {
-			return netip.Addr{}, false
-		}
-		ip[k] = byte(v)
-		i += n
-		if k < 3 {
-			if i >= len(b) || b[i] != '.' {
-				return netip.Addr{}, false
-			}
-			i++
-		}
+	if len(b) < 7 || len(b) > 15 {
+		return netip.Addr{}, false
 	}
-	if i != len(b) {
+	var w [24]byte // zero padding ends the last octet
+	copy(w[:], b)
+	var ip [4]byte
+	var p, bad uint64
+	for k := 0; k < 4; k++ {
+		x := binary.LittleEndian.Uint64(w[p&15:])
+		n := digitCount(x)
+		v := digitsVal(x, n)
+		ip[k] = byte(v)
+		// 1 to 3 digits, at most 255, no leading zero, then '.' (or, after
+		// the last octet, the end).
+		sep := byte(x >> (8 * (n & 7)))
+		bad |= b2u(n-1 > 2) | b2u(v > 255) | b2u(n > 1)&b2u(byte(x) == '0') | b2u(k < 3)&b2u(sep != '.')
+		p += n + 1
+	}
+	if bad != 0 || p-1 != uint64(len(b)) {
 		return netip.Addr{}, false
 	}
 	return netip.AddrFrom4(ip), true
@@ -435,6 +529,11 @@ func fastAddr(b []byte) (netip.Addr, bool) {
 	return a, err == nil
 }
 
+// parseRequestFast decodes the member order AppendRequestJSON writes, or
+// returns false and leaves the input to the general parser. It is written for
+// wasm under termination checks (see ops.go): one function, members tested in
+// order with two 8-byte comparisons each, numbers and addresses decoded a
+// word at a time by branch-free helpers.
 func parseRequestFast(data []byte, r *Request, in *interner) bool {
 	// `{"op":"` is 7 bytes: compare them as one masked little-endian word.
 	if len(data) < 8 || binary.LittleEndian.Uint64(data)&0x00ffffffffffffff != 0x00223a22706f227b {
@@ -445,13 +544,13 @@ func parseRequestFast(data []byte, r *Request, in *interner) bool {
 		return false
 	}
 	r.Op = internOp(b)
-	if fastKey(data, i, keyProto) {
+	if fastKey(data, i, &keyProto) {
 		if b, i, ok = fastBytes(data, i+9); !ok {
 			return false
 		}
 		r.Proto = internProto(b)
 	}
-	if fastKey(data, i, keyAddr) {
+	if fastKey(data, i, &keyAddr) {
 		if b, i, ok = fastBytes(data, i+8); !ok {
 			return false
 		}
@@ -459,25 +558,30 @@ func parseRequestFast(data []byte, r *Request, in *interner) bool {
 			return false
 		}
 	}
-	if fastKey(data, i, keyPort) {
-		var v uint64
-		if v, i, ok = fastUint(data, i+8); !ok || v > 65535 {
+	if fastKey(data, i, &keyPort) {
+		w := padded(data, i+8)
+		x := binary.LittleEndian.Uint64(w[:])
+		k := digitCount(x)
+		v := digitsVal(x, k)
+		// 1 to 5 digits, no leading zero unless alone, at most 65535.
+		if b2u(k-1 > 4)|b2u(k > 1)&b2u(w[0] == '0')|b2u(v > 65535) != 0 {
 			return false
 		}
 		r.Port = uint16(v)
+		i += 8 + int(k)
 	}
-	if fastKey(data, i, keyNames) {
+	if fastKey(data, i, &keyNames) {
 		if i, ok = fastNames(data, i+10, r, in); !ok {
 			return false
 		}
 	}
-	if fastKey(data, i, keyName) {
+	if fastKey(data, i, &keyName) {
 		if b, i, ok = fastBytes(data, i+8); !ok {
 			return false
 		}
 		r.Name = in.str(b)
 	}
-	if fastKey(data, i, keyLocal) {
+	if fastKey(data, i, &keyLocal) {
 		if b, i, ok = fastBytes(data, i+9); !ok {
 			return false
 		}
@@ -487,25 +591,76 @@ func parseRequestFast(data []byte, r *Request, in *interner) bool {
 		}
 		r.Local = ap
 	}
-	if fastKey(data, i, keyGuest) {
+	if fastKey(data, i, &keyGuest) {
 		if b, i, ok = fastBytes(data, i+9); !ok {
 			return false
 		}
 		r.Guest = in.str(b)
 	}
-	if fastKey(data, i, keyLabels) {
+	if fastKey(data, i, &keyLabels) {
 		if i, ok = fastLabels(data, i+11, r, in); !ok {
 			return false
 		}
 	}
-	if fastKey(data, i, keyTimeMs) {
-		var v uint64
-		if v, i, ok = fastUint(data, i+11); !ok || v > 1<<63-1 {
+	if fastKey(data, i, &keyTimeMs) {
+		w := padded(data, i+11)
+		x0 := binary.LittleEndian.Uint64(w[0:])
+		x1 := binary.LittleEndian.Uint64(w[8:])
+		x2 := binary.LittleEndian.Uint64(w[16:])
+		k0, k1, k2 := digitCount(x0), digitCount(x1), digitCount(x2)
+		// Digits continue into the next word only when a word is full.
+		k1 &= -(k0 >> 3)
+		k2 &= -(k1 >> 3)
+		k := k0 + k1 + k2
+		v := (digitsVal(x0, k0)*pow10[k1]+digitsVal(x1, k1))*pow10[k2] + digitsVal(x2, k2)
+		// 1 to 19 digits (19 fit in a uint64, not always in an int64),
+		// no leading zero unless alone.
+		if b2u(k-1 > 18)|b2u(k > 1)&b2u(w[0] == '0')|b2u(v > 1<<63-1) != 0 {
 			return false
 		}
 		r.TimeMs = int64(v)
+		i += 11 + int(k)
 	}
 	return i == len(data)-1 && data[i] == '}'
+}
+
+// b2u is 1 for true, 0 for false, without a branch (wasm select), so that
+// validity checks can be or-ed together and tested once.
+func b2u(b bool) uint64 {
+	var u uint64
+	if b {
+		u = 1
+	}
+	return u
+}
+
+// padded returns up to 24 bytes of data from i, zero-padded: word reads
+// from it never run past the input (zeros are not digits).
+func padded(data []byte, i int) (w [24]byte) {
+	if i <= len(data) {
+		copy(w[:], data[i:])
+	}
+	return w
+}
+
+// digitCount returns how many of the bytes of x (little-endian) are ASCII
+// digits before the first other byte (8 if all are). No branches.
+func digitCount(x uint64) uint64 {
+	// High bit set in each byte that is not '0'..'9': above '9' (adding
+	// 0x46 reaches 0x80), below '0' (subtracting 0x30 from the byte with
+	// its high bit forced clears it), or non-ASCII.
+	nondigit := ((x + lsbs*0x46) | ^((x | msbs) - lsbs*0x30) | x) & msbs
+	return uint64(bits.TrailingZeros64(nondigit)) >> 3
+}
+
+// digitsVal returns the value of the first k (0 to 8) digits of x. No
+// branches (a shift by 64 yields 0 in Go; wasm gets a select).
+func digitsVal(x, k uint64) uint64 {
+	// Keep the k digit values in the top k bytes (first digit lowest), zeros
+	// below acting as leading zeros, then combine pairs, quads, octets.
+	d := (x - lsbs*0x30) << (64 - 8*k)
+	d = d*10 + d>>8
+	return ((d&0x000000ff000000ff)*(100+1000000<<32) + (d>>16&0x000000ff000000ff)*(1+10000<<32)) >> 32
 }
 
 // fastNames parses the elements of the names array from data[i] (after the
@@ -535,17 +690,25 @@ func fastNames(data []byte, i int, r *Request, in *interner) (int, bool) {
 		i++
 	}
 	if lookup {
-		if cached, hit := in.names[string(data[start:i])]; hit {
-			r.Names = cached
+		w0, w1 := words(data[start:i])
+		e := in.namesSlot(data[start:i], w0, w1)
+		if e.key.equal(data[start:i], w0, w1) {
+			r.Names = e.val
+			in.namesCanonical = e.canonical
 			return i, true
 		}
 		// A miss: parse again, keeping the strings, and remember the list
 		// under its JSON text.
 		end, _ := fastNames(data, start+1, r, nil)
-		if len(in.names) >= internMax {
-			clear(in.names)
+		// Check once whether the list is canonical (the host sends
+		// canonical names), so that decide need not check it every time.
+		e.canonical = true
+		for _, n := range r.Names {
+			e.canonical = e.canonical && CanonicalName(n) == n
 		}
-		in.names[string(data[start:i])] = r.Names
+		e.key.set(data[start:i], w0, w1)
+		e.val = r.Names
+		in.namesCanonical = e.canonical
 		return end, true
 	}
 	r.Names = names
@@ -583,15 +746,15 @@ func fastLabels(data []byte, i int, r *Request, in *interner) (int, bool) {
 		i++
 	}
 	if lookup {
-		if cached, hit := in.labels[string(data[start:i])]; hit {
-			r.Labels = cached
+		w0, w1 := words(data[start:i])
+		e := in.labelsSlot(data[start:i], w0, w1)
+		if e.key.equal(data[start:i], w0, w1) {
+			r.Labels = e.val
 			return i, true
 		}
 		end, _ := fastLabels(data, start+1, r, nil)
-		if len(in.labels) >= internMax {
-			clear(in.labels)
-		}
-		in.labels[string(data[start:i])] = r.Labels
+		e.key.set(data[start:i], w0, w1)
+		e.val = r.Labels
 		return end, true
 	}
 	r.Labels = labels

@@ -80,6 +80,15 @@ func readInput() []byte {
 	}
 	b := inBuf[:n]
 	i := 0
+	// Four loads per iteration: each loop iteration is a termination check
+	// (an exit to the host) when the host enforces timeouts.
+	for ; n-i >= 32; i += 32 {
+		w := b[i : i+32]
+		binary.LittleEndian.PutUint64(w[0:], extismInputLoadU64(uint64(i)))
+		binary.LittleEndian.PutUint64(w[8:], extismInputLoadU64(uint64(i+8)))
+		binary.LittleEndian.PutUint64(w[16:], extismInputLoadU64(uint64(i+16)))
+		binary.LittleEndian.PutUint64(w[24:], extismInputLoadU64(uint64(i+24)))
+	}
 	for ; i+8 <= n; i += 8 {
 		binary.LittleEndian.PutUint64(b[i:], extismInputLoadU64(uint64(i)))
 	}
@@ -105,6 +114,14 @@ func store(b []byte) uint64 {
 		return 0
 	}
 	i := 0
+	for ; n-i >= 32; i += 32 {
+		w := b[i : i+32]
+		p := ptr + uint64(i)
+		extismStoreU64(p, binary.LittleEndian.Uint64(w[0:]))
+		extismStoreU64(p+8, binary.LittleEndian.Uint64(w[8:]))
+		extismStoreU64(p+16, binary.LittleEndian.Uint64(w[16:]))
+		extismStoreU64(p+24, binary.LittleEndian.Uint64(w[24:]))
+	}
 	for ; i+8 <= n; i += 8 {
 		extismStoreU64(ptr+uint64(i), binary.LittleEndian.Uint64(b[i:]))
 	}
@@ -242,3 +259,7 @@ func Log(level LogLevel, msg string) {
 		extismLogError(ptr)
 	}
 }
+
+// isWasm enables caches that are only safe in a plugin, where calls never
+// run concurrently.
+const isWasm = true

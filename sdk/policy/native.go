@@ -18,3 +18,7 @@ func Log(level LogLevel, msg string) {
 		f(level, msg)
 	}
 }
+
+// isWasm enables caches that are only safe in a plugin, where calls never
+// run concurrently; the host encodes from many goroutines.
+const isWasm = false

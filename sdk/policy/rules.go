@@ -42,23 +42,11 @@ func (d Direction) String() string {
 // OpDirection returns the direction an op belongs to and its protocol
 // ("tcp", "udp", or "" for dns ops). ok is false for an unknown op.
 func OpDirection(op Op) (d Direction, proto string, ok bool) {
-	switch op {
-	case OpTCPConnect:
-		return DirConnect, "tcp", true
-	case OpUDPConnect, OpUDPSend:
-		return DirConnect, "udp", true
-	case OpTCPBind, OpTCPListen:
-		return DirBind, "tcp", true
-	case OpUDPBind:
-		return DirBind, "udp", true
-	case OpTCPAccept:
-		return DirAccept, "tcp", true
-	case OpUDPRecv:
-		return DirAccept, "udp", true
-	case OpDNSLookup, OpDNSAnswer:
-		return DirDNS, "", true
+	i := OpIndex(op)
+	if i < 0 {
+		return 0, "", false
 	}
-	return 0, "", false
+	return opDirs[i], opProtos[i], true
 }
 
 // HostKind says what a HostPattern matches.
@@ -196,10 +184,10 @@ func (h *HostPattern) MatchName(name string) bool {
 	case HostAny:
 		return true
 	case HostName:
-		return name == h.Name
+		return strEqual(name, h.Name)
 	case HostWildcard:
 		n := len(name) - len(h.Name)
-		return n >= 2 && name[n-1] == '.' && name[n-2] != '.' && name[n:] == h.Name
+		return n >= 2 && name[n-1] == '.' && name[n-2] != '.' && strEqual(name[n:], h.Name)
 	}
 	return false
 }
@@ -447,17 +435,18 @@ func parseRule(s string) (Rule, error) {
 //     does), so that allowing tcp://api.example.test:443 also allows
 //     resolving api.example.test.
 func (r *Rule) Match(req *Request) bool {
-	dir, proto, ok := OpDirection(req.Op)
-	if !ok {
+	i := OpIndex(req.Op)
+	if i < 0 {
 		return false
 	}
+	dir := opDirs[i]
 	if dir == DirDNS {
 		if r.Dir != DirDNS && r.Dir != DirConnect {
 			return false
 		}
 		return req.Name != "" && r.Host.MatchName(req.Name)
 	}
-	if r.Dir != dir || (r.Proto != "*" && r.Proto != proto) || !r.Ports.Match(req.Port) {
+	if r.Dir != dir || (r.Proto != "*" && !strEqual(r.Proto, opProtos[i])) || !r.Ports.Match(req.Port) {
 		return false
 	}
 	if r.Host.IsName() {

@@ -116,12 +116,24 @@ const (
 // §1): addresses unmapped and without zone, names lower-case without a
 // trailing dot. Invoke applies it before the handler runs, so a plugin fed by
 // a sloppier host still matches rules the way it was tested.
-func Canonical(r Request) Request {
-	r.Addr = r.Addr.WithZone("").Unmap()
+func Canonical(r Request) Request { return canonical(r, false) }
+
+// canonical is Canonical, skipping the names when the caller knows they are
+// canonical already (lists the decide export's interner canonicalised when
+// it first saw them). IPv4 addresses are canonical by construction.
+func canonical(r Request, namesCanonical bool) Request {
+	if r.Addr.Is6() {
+		r.Addr = r.Addr.WithZone("").Unmap()
+	}
 	if r.Local.IsValid() {
 		r.Local = netip.AddrPortFrom(r.Local.Addr().WithZone("").Unmap(), r.Local.Port())
 	}
-	r.Name = CanonicalName(r.Name)
+	if r.Name != "" {
+		r.Name = CanonicalName(r.Name)
+	}
+	if namesCanonical {
+		return r
+	}
 	copied := false
 	for i, n := range r.Names {
 		if c := CanonicalName(n); c != n {
@@ -177,7 +189,9 @@ func hasUpper(s string) bool {
 // the request is made canonical, a panic becomes a deny, and a verdict whose
 // action is not allow/deny/abstain becomes a deny. Use it to unit-test a
 // plugin natively.
-func Invoke(req Request) (v Verdict) {
+func Invoke(req Request) Verdict { return invoke(req, false) }
+
+func invoke(req Request, namesCanonical bool) (v Verdict) {
 	if handler == nil {
 		return Deny(errNoHandler.Error())
 	}
@@ -186,10 +200,11 @@ func Invoke(req Request) (v Verdict) {
 			v = Deny("plugin panicked: " + panicText(p))
 		}
 	}()
-	v = handler(Canonical(req))
-	switch v.Verdict {
-	case ActionAllow, ActionDeny, ActionAbstain:
-	default:
+	v = handler(canonical(req, namesCanonical))
+	// strEqual: the handler returns the constants, which compare by
+	// pointer; a string switch would loop over bytes inside wasm.
+	if !strEqual(string(v.Verdict), string(ActionAllow)) && !strEqual(string(v.Verdict), string(ActionAbstain)) &&
+		!strEqual(string(v.Verdict), string(ActionDeny)) {
 		v = Deny("plugin returned invalid verdict " + strconv.Quote(string(v.Verdict)))
 	}
 	if v.CacheTTLMs < 0 {
@@ -210,7 +225,7 @@ func invokeJSON(input, out []byte, in *interner) ([]byte, error) {
 	if err := parseRequest(input, &req, in); err != nil {
 		return out, err
 	}
-	return AppendVerdictJSON(out, Invoke(req)), nil
+	return AppendVerdictJSON(out, invoke(req, in != nil && in.namesCanonical)), nil
 }
 
 // DescribeJSON returns the output of the describe export:

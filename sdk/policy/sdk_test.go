@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -214,5 +215,40 @@ func TestHasUpper(t *testing.T) {
 	}
 	if CanonicalName("API.Example.TEST.") != "api.example.test" || CanonicalName("a.b") != "a.b" || CanonicalName(".") != "" {
 		t.Error("CanonicalName")
+	}
+}
+
+// TestInvokeJSONCanonicalNames checks that names reach the handler
+// canonical on the interning decide path, on a first and a repeated request,
+// and when the fast path gives up after reading the names.
+func TestInvokeJSONCanonicalNames(t *testing.T) {
+	withRegistry(t)
+	var got []string
+	Handle(func(r Request) Verdict {
+		got = append([]string(nil), r.Names...)
+		return Abstain()
+	})
+	in := newInterner()
+	for _, data := range []string{
+		`{"op":"tcp.connect","names":["API.Example.TEST.","b.test"]}`,
+		`{"op":"tcp.connect","names":["API.Example.TEST.","b.test"]}`,
+		// Valid JSON off the fast path (a space) after the same names.
+		`{"op":"tcp.connect","names":["API.Example.TEST.","b.test"] ,"guest":"g"}`,
+		`{"op":"tcp.connect","names":["X.TEST"],"port":01}`,
+	} {
+		got = nil
+		out, err := invokeJSON([]byte(data), nil, in)
+		if strings.Contains(data, `"port":01`) {
+			if err == nil {
+				t.Errorf("%s: accepted", data)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", data, err)
+		}
+		if !slices.Equal(got, []string{"api.example.test", "b.test"}) {
+			t.Errorf("%s: handler saw %q (out %s)", data, got, out)
+		}
 	}
 }

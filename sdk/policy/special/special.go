@@ -270,7 +270,62 @@ func init() {
 		}
 		v6 = append(v6, e)
 	}
+	// Per first octet, the v4 entries that can match it, in table order.
+	for o := 0; o < 256; o++ {
+		v4First[o] = uint16(len(v4ByOctet))
+		for i, e := range v4 {
+			if uint32(o)<<24&e.mask == e.base&e.mask&0xff000000 {
+				v4ByOctet = append(v4ByOctet, uint8(i))
+			}
+		}
+	}
+	v4First[256] = uint16(len(v4ByOctet))
+	// The description of every block as the most specific one: its
+	// categories are those Classify returns for any address whose first
+	// match it is (the later matches are exactly the blocks containing it).
+	explain = make([]string, len(table))
+	for i, blk := range table {
+		var c Category
+		for j := i; j < len(table); j++ {
+			o := table[j]
+			if o.Prefix.Bits() <= blk.Prefix.Bits() && o.Prefix.Contains(blk.Prefix.Addr()) {
+				c |= o.Category
+				if o.Exclusive {
+					break
+				}
+			}
+		}
+		explainCat = append(explainCat, c)
+		if c != None {
+			explain[i] = c.String() + " (" + blk.Name + ")"
+		}
+	}
+	for i, blk := range table {
+		if blk.Prefix.Addr().Is4() {
+			v4Table = append(v4Table, uint8(i))
+		} else {
+			v6Table = append(v6Table, uint8(i))
+		}
+	}
 }
+
+// Per first octet o, v4ByOctet[v4First[o]:v4First[o+1]] are the indexes in
+// v4 of the entries that can contain an address starting with o: Classify
+// looks at two or three entries instead of all of them (each loop
+// iteration costs a termination check inside a policy plugin).
+var (
+	v4First   [257]uint16
+	v4ByOctet []uint8
+)
+
+// explain[i] describes table[i] as an address's most specific block, and
+// explainCat[i] is Classify of such an address; v4Table and v6Table map
+// indexes in v4 and v6 to indexes in table.
+var (
+	explain          []string
+	explainCat       []Category
+	v4Table, v6Table []uint8
+)
 
 // The table again, per family, as integers: Classify runs on every policy
 // decision of the special-ranges plugin, and Prefix.Contains over the
@@ -330,7 +385,7 @@ func Classify(addr netip.Addr) Category {
 	if addr.Is4() {
 		b := addr.As4()
 		x := be32(b[:])
-		for i := range v4 {
+		for _, i := range v4ByOctet[v4First[b[0]]:v4First[int(b[0])+1]] {
 			if x&v4[i].mask == v4[i].base {
 				c |= v4[i].cat
 				if v4[i].excl {
@@ -351,6 +406,37 @@ func Classify(addr netip.Addr) Category {
 		}
 	}
 	return c
+}
+
+// Explain returns Classify(addr) and, when it is not None, a description
+// of why: the category names and the registry name of the most specific
+// block, e.g. "documentation (Documentation (TEST-NET-2))". The text is
+// built once per block, so Explain does not allocate.
+func Explain(addr netip.Addr) (Category, string) {
+	if !addr.IsValid() {
+		return Any, ""
+	}
+	addr = addr.Unmap()
+	if addr.Is4() {
+		b := addr.As4()
+		x := be32(b[:])
+		for _, i := range v4ByOctet[v4First[b[0]]:v4First[int(b[0])+1]] {
+			if x&v4[i].mask == v4[i].base {
+				t := v4Table[i]
+				return explainCat[t], explain[t]
+			}
+		}
+		return None, ""
+	}
+	b := addr.As16()
+	hi, lo := be64(b[:8]), be64(b[8:])
+	for i := range v6 {
+		if hi&v6[i].mhi == v6[i].hi && lo&v6[i].mlo == v6[i].lo {
+			t := v6Table[i]
+			return explainCat[t], explain[t]
+		}
+	}
+	return None, ""
 }
 
 // classifySlow is Classify over netip.Prefix, kept as the reference that

@@ -286,6 +286,7 @@ func FuzzClassify(f *testing.F) {
 		if slow := classifySlow(a); c != slow {
 			t.Fatalf("%v: Classify %v, reference %v", a, c, slow)
 		}
+		checkExplain(t, a.WithZone(""))
 		if a.Is4In6() && c != Classify(a.Unmap()) {
 			t.Fatalf("%v: mapped classified %v, unmapped %v", a, c, Classify(a.Unmap()))
 		}
@@ -343,5 +344,65 @@ func TestClassifyEdges(t *testing.T) {
 		if !shadowed && !blk.Global && !first.Is4In6() && !Classify(first).Has(blk.Category) {
 			t.Errorf("%v: first address %v lacks %v", blk.Prefix, first, blk.Category)
 		}
+	}
+}
+
+// checkExplain compares Explain with Classify and Lookup, the way the
+// special-ranges plugin used to build its reasons.
+func checkExplain(t *testing.T, a netip.Addr) {
+	t.Helper()
+	c, text := Explain(a)
+	if want := Classify(a); c != want {
+		t.Fatalf("%v: Explain category %v, Classify %v", a, c, want)
+	}
+	want := ""
+	if c != None && a.IsValid() {
+		want = c.String() + " (" + Lookup(a.Unmap())[0].Name + ")"
+	}
+	if text != want {
+		t.Fatalf("%v: Explain %q, want %q", a, text, want)
+	}
+}
+
+// TestExplainEdges checks Explain at both ends of every block and just
+// outside them, and on the classification table's examples.
+func TestExplainEdges(t *testing.T) {
+	for _, tt := range classifyTests {
+		checkExplain(t, netip.MustParseAddr(tt.addr))
+	}
+	for _, blk := range Blocks() {
+		first := blk.Prefix.Addr()
+		b := first.AsSlice()
+		for i := blk.Prefix.Bits(); i < first.BitLen(); i++ {
+			b[i/8] |= 0x80 >> (i % 8)
+		}
+		last, _ := netip.AddrFromSlice(b)
+		for _, a := range []netip.Addr{first, last, first.Prev(), last.Next(), first.Next()} {
+			if a.IsValid() {
+				checkExplain(t, a)
+			}
+		}
+	}
+	if c, text := Explain(netip.Addr{}); c != Any || text != "" {
+		t.Errorf("invalid address: %v %q", c, text)
+	}
+	if n := testing.AllocsPerRun(10, func() { Explain(netip.MustParseAddr("198.51.100.10")) }); n != 0 {
+		t.Errorf("Explain allocates %v times", n)
+	}
+}
+
+// TestClassifyEveryFirstOctet sweeps the first and last address of every
+// /16 of IPv4 through Classify and Explain: the per-octet index must not
+// lose a block.
+func TestClassifyEveryFirstOctet(t *testing.T) {
+	for o := 0; o < 256; o++ {
+		for p := 0; p < 256; p++ {
+			for _, a := range []netip.Addr{netip.AddrFrom4([4]byte{byte(o), byte(p), 0, 0}), netip.AddrFrom4([4]byte{byte(o), byte(p), 255, 255})} {
+				if got, want := Classify(a), classifySlow(a); got != want {
+					t.Fatalf("%v: Classify %v, reference %v", a, got, want)
+				}
+			}
+		}
+		checkExplain(t, netip.AddrFrom4([4]byte{byte(o), 0, 0, 0}))
 	}
 }
