@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -337,6 +338,9 @@ type guardedSocket struct {
 	recvMu  sync.Mutex
 	scratch [1]byte
 
+	// acceptLocal caches the listener's address (see listenerAddr).
+	acceptLocal atomic.Pointer[netip.AddrPort]
+
 	closeOnce sync.Once
 }
 
@@ -466,11 +470,10 @@ func reported(ap netip.AddrPort) netip.AddrPort {
 // denials in one call, see there). At MaxSockets it fails
 // with EMFILE without taking a connection.
 func (g *guardedSocket) Accept(ctx context.Context) (Socket, error) {
-	local, err := g.s.LocalAddr()
+	local, err := g.listenerAddr()
 	if err != nil {
 		return nil, err
 	}
-	local = reported(local)
 	for skipped := 0; ; skipped++ {
 		if err := g.skipLimit(ctx, "accept", skipped); err != nil {
 			return nil, err
@@ -500,8 +503,22 @@ func (g *guardedSocket) Accept(ctx context.Context) (Socket, error) {
 			g.d.release()
 			continue
 		}
+		g.acceptLocal.Store(&local)
 		return &guardedSocket{d: g.d, s: c, proto: g.proto, family: g.family}, nil
 	}
+}
+
+// listenerAddr is the local address of a listener, for tcp.accept
+// requests. It is asked once: after a successful accept the socket is
+// known to be listening, and a listening socket's address never changes;
+// an Accept that finds nothing pending (every second call of a busy
+// server) then costs one syscall, not two.
+func (g *guardedSocket) listenerAddr() (netip.AddrPort, error) {
+	if p := g.acceptLocal.Load(); p != nil {
+		return *p, nil
+	}
+	local, err := g.s.LocalAddr()
+	return reported(local), err
 }
 
 // Recv receives. On a datagram socket, connected or not, each datagram's

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -144,7 +145,7 @@ func (s *systemSocket) Accept(ctx context.Context) (Socket, error) {
 	var c Socket
 	err := s.with(func(fd int) error {
 		for {
-			nfd, _, err := unix.Accept4(fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+			nfd, err := accept4(fd)
 			switch err {
 			case nil:
 				c = &systemSocket{proto: s.proto, family: s.family, fd: nfd}
@@ -328,10 +329,8 @@ func (s *systemSocket) SetOption(opt SockOption, value int) error {
 func (s *systemSocket) LocalAddr() (netip.AddrPort, error) {
 	var ap netip.AddrPort
 	err := s.with(func(fd int) error {
-		sa, err := unix.Getsockname(fd)
-		if err == nil {
-			ap = addrPort(sa)
-		}
+		var err error
+		ap, err = sockName(fd, false)
 		return err
 	})
 	return ap, opErr("getsockname", s.proto, netip.AddrPort{}, err)
@@ -340,10 +339,8 @@ func (s *systemSocket) LocalAddr() (netip.AddrPort, error) {
 func (s *systemSocket) PeerAddr() (netip.AddrPort, error) {
 	var ap netip.AddrPort
 	err := s.with(func(fd int) error {
-		sa, err := unix.Getpeername(fd)
-		if err == nil {
-			ap = addrPort(sa)
-		}
+		var err error
+		ap, err = sockName(fd, true)
 		return err
 	})
 	return ap, opErr("getpeername", s.proto, netip.AddrPort{}, err)
@@ -366,6 +363,63 @@ func (s *systemSocket) Close() error {
 	s.fd = -1
 	// close(2) releases the descriptor even when it reports an error.
 	return opErr("close", s.proto, netip.AddrPort{}, unix.Close(fd))
+}
+
+// accept4 takes the next connection without asking for its address:
+// unix.Accept4 always decodes it, and decoding an AF_INET address costs an
+// extra getsockopt(SO_PROTOCOL) syscall (see sockName); Accept's callers
+// ask PeerAddr when they need it.
+func accept4(fd int) (int, error) {
+	nfd, _, e := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(fd), 0, 0, uintptr(unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC), 0, 0)
+	if e != 0 {
+		return -1, e
+	}
+	return int(nfd), nil
+}
+
+// sockName is getsockname(2) (peer false) or getpeername(2), decoded here.
+// unix.Getsockname and unix.Getpeername spend a getsockopt(SO_PROTOCOL)
+// syscall on every AF_INET/AF_INET6 address to recognise L2TP sockets,
+// which ours never are; strace showed five of them per accepted guest
+// connection.
+func sockName(fd int, peer bool) (netip.AddrPort, error) {
+	var rsa unix.RawSockaddrAny
+	l := uint32(unsafe.Sizeof(rsa))
+	trap := uintptr(unix.SYS_GETSOCKNAME)
+	if peer {
+		trap = unix.SYS_GETPEERNAME
+	}
+	_, _, e := unix.RawSyscall(trap, uintptr(fd), uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&l)))
+	if e != 0 {
+		return netip.AddrPort{}, e
+	}
+	return rawAddrPort(&rsa, l), nil
+}
+
+// rawAddrPort converts a kernel address of length l like addrPort does
+// (IPv4-mapped unmapped, scope dropped); anything else is the zero value.
+func rawAddrPort(rsa *unix.RawSockaddrAny, l uint32) netip.AddrPort {
+	switch rsa.Addr.Family {
+	case unix.AF_INET:
+		if l < unix.SizeofSockaddrInet4 {
+			return netip.AddrPort{}
+		}
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), portOf(&sa.Port))
+	case unix.AF_INET6:
+		if l < unix.SizeofSockaddrInet6 {
+			return netip.AddrPort{}
+		}
+		sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(rsa))
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr).Unmap(), portOf(&sa.Port))
+	}
+	return netip.AddrPort{}
+}
+
+// portOf reads a sockaddr port, which is in network byte order.
+func portOf(p *uint16) uint16 {
+	b := (*[2]byte)(unsafe.Pointer(p))
+	return uint16(b[0])<<8 | uint16(b[1])
 }
 
 func ignoringEINTR(f func() error) error {
