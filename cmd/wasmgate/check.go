@@ -48,7 +48,11 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	defer p.Close(ctx)
 	names := p.Chain.Plugins()
-	fmt.Fprintf(stdout, "%s: ok (%d plugins", path, len(names))
+	noun := "plugins"
+	if len(names) == 1 {
+		noun = "plugin"
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d %s", path, len(names), noun)
 	if len(names) > 0 {
 		fmt.Fprintf(stdout, ": %s", strings.Join(names, ", "))
 	}
