@@ -14,19 +14,14 @@
 package main
 
 import (
-	"errors"
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/wasmgate/wasmgate/sdk/policy"
 )
 
 // config is the plugin's [plugins.config] table.
-type config struct {
-	Rules    *[]string // nil: the key is missing
-	CacheTTL string
-}
+type config = policy.RuleListConfig
 
 type allowlist struct {
 	rules   policy.RuleSet
@@ -34,19 +29,8 @@ type allowlist struct {
 	ttlMs   int64
 }
 
-// defaultCacheTTL is long enough to make the host's verdict cache effective
-// and harmless: the verdict depends only on the request, which is the key.
-const defaultCacheTTL = time.Minute
-
 func newAllowlist(c config) (*allowlist, error) {
-	if c.Rules == nil {
-		return nil, errors.New(`allowlist: no rules: set rules = ["tcp://HOST:PORT", ...] in [plugins.config]`)
-	}
-	rules, err := policy.ParseRules(*c.Rules)
-	if err != nil {
-		return nil, err
-	}
-	ttl, err := parseCacheTTL(c.CacheTTL)
+	rules, ttl, err := c.Compile("allowlist")
 	if err != nil {
 		return nil, err
 	}
@@ -55,17 +39,6 @@ func newAllowlist(c config) (*allowlist, error) {
 		a.reasons = append(a.reasons, "allowed by rule "+strconv.Quote(r.Text))
 	}
 	return a, nil
-}
-
-func parseCacheTTL(s string) (int64, error) {
-	if s == "" {
-		return defaultCacheTTL.Milliseconds(), nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d < 0 {
-		return 0, errors.New("cache_ttl " + strconv.Quote(s) + ": want a duration such as \"1m\" or \"0s\"")
-	}
-	return d.Milliseconds(), nil
 }
 
 func (a *allowlist) decide(r policy.Request) policy.Verdict {
@@ -95,22 +68,8 @@ var load = sync.OnceValues(func() (*allowlist, error) {
 	return newAllowlist(c)
 })
 
-// readConfig reads the config with policy.ConfigMap rather than
-// policy.Config: without encoding/json the plugin is ~1 MB smaller.
-func readConfig() (config, error) {
-	m, err := policy.LoadConfigMap()
-	if err != nil {
-		return config{}, err
-	}
-	var c config
-	rules, ok, err1 := m.Strings("rules")
-	if ok && err1 == nil {
-		c.Rules = &rules
-	}
-	ttl, _, err2 := m.String("cache_ttl")
-	c.CacheTTL = ttl
-	return c, errors.Join(err1, err2, m.Unused())
-}
+// readConfig reads the plugin's config (policy.LoadRuleListConfig).
+var readConfig = policy.LoadRuleListConfig
 
 func init() {
 	policy.DescribeFunc(func() policy.Description {

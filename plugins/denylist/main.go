@@ -16,19 +16,14 @@
 package main
 
 import (
-	"errors"
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/wasmgate/wasmgate/sdk/policy"
 )
 
 // config is the plugin's [plugins.config] table.
-type config struct {
-	Rules    *[]string // nil: the key is missing
-	CacheTTL string
-}
+type config = policy.RuleListConfig
 
 type denylist struct {
 	rules   policy.RuleSet
@@ -36,23 +31,10 @@ type denylist struct {
 	ttlMs   int64
 }
 
-const defaultCacheTTL = time.Minute
-
 func newDenylist(c config) (*denylist, error) {
-	if c.Rules == nil {
-		return nil, errors.New(`denylist: no rules: set rules = ["tcp://HOST:PORT", ...] in [plugins.config]`)
-	}
-	rules, err := policy.ParseRules(*c.Rules)
+	rules, ttl, err := c.Compile("denylist")
 	if err != nil {
 		return nil, err
-	}
-	ttl := defaultCacheTTL.Milliseconds()
-	if c.CacheTTL != "" {
-		d, err := time.ParseDuration(c.CacheTTL)
-		if err != nil || d < 0 {
-			return nil, errors.New("cache_ttl " + strconv.Quote(c.CacheTTL) + ": want a duration such as \"1m\" or \"0s\"")
-		}
-		ttl = d.Milliseconds()
 	}
 	d := &denylist{rules: rules, ttlMs: ttl}
 	for _, r := range rules {
@@ -107,22 +89,8 @@ var load = sync.OnceValues(func() (*denylist, error) {
 	return newDenylist(c)
 })
 
-// readConfig reads the config with policy.ConfigMap rather than
-// policy.Config: without encoding/json the plugin is ~1 MB smaller.
-func readConfig() (config, error) {
-	m, err := policy.LoadConfigMap()
-	if err != nil {
-		return config{}, err
-	}
-	var c config
-	rules, ok, err1 := m.Strings("rules")
-	if ok && err1 == nil {
-		c.Rules = &rules
-	}
-	ttl, _, err2 := m.String("cache_ttl")
-	c.CacheTTL = ttl
-	return c, errors.Join(err1, err2, m.Unused())
-}
+// readConfig reads the plugin's config (policy.LoadRuleListConfig).
+var readConfig = policy.LoadRuleListConfig
 
 func init() {
 	policy.DescribeFunc(func() policy.Description {
