@@ -213,13 +213,14 @@ func (c *Config) WithoutCompilationCache() *Config {
 // can be stopped by cancellation or a timeout. Waits inside host functions
 // (poll_oneoff, blocking reads) are cancellable either way.
 //
-// The price is paid by CPU-bound guest code: wazero v1.12 compiles a call
-// out of the guest at every loop back-edge when this is on, which made a
-// tight integer loop about 8x slower in BenchmarkLoop (50M iterations:
-// 4.2-4.8 s vs 0.52-0.57 s on a loaded 2-core machine); I/O-bound guests
-// barely notice. The default is on because an untrusted guest must never
-// be able to hold the host; turn it off only for trusted guests whose
-// running time is bounded.
+// How: Run rewrites the guest (internal/interrupt) so that every function
+// entry and loop header checks a flag that the context's cancellation
+// raises; that costs about a nanosecond per loop iteration (BenchmarkLoop:
+// within a few percent of an uninterruptible guest). wazero's own
+// close-on-context-done, which calls out of the guest into Go at every loop
+// back-edge (~8x slower on a tight loop), is used only for modules the
+// rewriter refuses (a start function, features outside WebAssembly 2.0).
+// Turn this off only for trusted guests whose running time is bounded.
 func (c *Config) WithCloseOnContextDone(on bool) *Config {
 	n := c.clone()
 	n.closeOnDone = on

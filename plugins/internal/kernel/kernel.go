@@ -5,8 +5,10 @@
 // that works here is an ordinary Extism plugin and runs unchanged in any
 // Extism host.
 //
-// Every call runs under a deadline enforced by wazero's close-on-context-done;
-// an instance whose call failed in any way other than a clean error_set is
+// Every call runs under a deadline: a timer raises the instance's
+// internal/interrupt flag, so the plugin traps at its next function entry or
+// loop header (wazero's close-on-context-done for the interpreter and for
+// modules the rewriter refuses); an instance whose call failed in any way other than a clean error_set is
 // dead and must be replaced (Instance.Dead).
 package kernel
 
@@ -24,6 +26,8 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/wasmgate/wasmgate/internal/interrupt"
 )
 
 // Defaults for Config fields left zero.
@@ -119,12 +123,25 @@ func (e *Engine) Compile(ctx context.Context, cfg Config) (*Module, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	// Timeouts: compiled plugins get internal/interrupt's flag checks
+	// (~1 ns per loop iteration, no goroutine per call); wazero's
+	// close-on-context-done (~100 ns per iteration plus a watchdog
+	// goroutine per call) backs up the interpreter, whose Go code must not
+	// read a global that another goroutine writes, and modules the
+	// rewriter refuses.
+	wasm := cfg.Wasm
+	wazeroStops := true
+	if !e.Interpreter {
+		if inst, err := interrupt.Instrument(wasm); err == nil {
+			wasm, wazeroStops = inst, false
+		}
+	}
 	newRuntime := func(cache wazero.CompilationCache) wazero.Runtime {
 		rc := wazero.NewRuntimeConfig()
 		if e.Interpreter {
 			rc = wazero.NewRuntimeConfigInterpreter()
 		}
-		rc = rc.WithCloseOnContextDone(true).
+		rc = rc.WithCloseOnContextDone(wazeroStops).
 			WithMemoryLimitPages(cfg.MemoryPages)
 		if cache != nil {
 			rc = rc.WithCompilationCache(cache)
@@ -132,13 +149,13 @@ func (e *Engine) Compile(ctx context.Context, cfg Config) (*Module, error) {
 		return wazero.NewRuntimeWithConfig(ctx, rc)
 	}
 	rt := newRuntime(e.cache)
-	compiled, err := rt.CompileModule(ctx, cfg.Wasm)
+	compiled, err := rt.CompileModule(ctx, wasm)
 	if err != nil {
 		// A broken or concurrently modified on-disk cache must not stop a
 		// valid plugin: compile once more without it.
 		_ = rt.Close(ctx)
 		rt = newRuntime(nil)
-		compiled, err = rt.CompileModule(ctx, cfg.Wasm)
+		compiled, err = rt.CompileModule(ctx, wasm)
 	}
 	m := &Module{cfg: cfg, rt: rt, logger: logger, logLevel: levelFor(ctx, logger)}
 	fail := func(err error) (*Module, error) {
@@ -268,6 +285,7 @@ type Instance struct {
 	cancel  context.CancelFunc
 	timer   *time.Timer
 	fired   atomic.Bool
+	flag    atomic.Pointer[interrupt.Flag] // set once after instantiation; read by the timer
 	mem     kmem
 	input   struct{ off, n uint64 }
 	output  struct{ off, n uint64 }
@@ -317,6 +335,7 @@ func (m *Module) Instantiate(ctx context.Context) (*Instance, error) {
 	inst.cancel = cancel
 	inst.timer = time.AfterFunc(time.Hour, func() {
 		inst.fired.Store(true)
+		inst.flag.Load().Raise() // nil-safe: not instrumented
 		cancel()
 	})
 	inst.timer.Stop()
@@ -332,6 +351,7 @@ func (m *Module) Instantiate(ctx context.Context) (*Instance, error) {
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}
 	inst.mod = mod
+	inst.flag.Store(interrupt.Find(mod))
 	for name := range m.exports {
 		inst.fns[name] = mod.ExportedFunction(name)
 	}
