@@ -112,7 +112,7 @@ func (p *plugin) with(ctx context.Context, f func(*kernel.Instance) error) error
 func (p *plugin) decide(ctx context.Context, req []byte) (policy.Verdict, error) {
 	var v policy.Verdict
 	err := p.with(ctx, func(inst *kernel.Instance) error {
-		out, err := inst.Call("decide", req)
+		out, err := inst.Decide(req)
 		if err != nil {
 			return err
 		}

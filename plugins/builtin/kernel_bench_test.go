@@ -9,6 +9,8 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/wasmgate/wasmgate/internal/interrupt"
 )
 
 // fakeKernel implements the Extism kernel imports (extism:host/env) in Go
@@ -88,7 +90,14 @@ func BenchmarkDecideKernel(b *testing.B) { benchDecideKernel(b, true) }
 // never runs plugins like this (a runaway plugin would hang the host).
 func BenchmarkDecideKernelNoTimeout(b *testing.B) { benchDecideKernel(b, false) }
 
-func benchDecideKernel(b *testing.B, closeOnDone bool) {
+// BenchmarkDecideKernelInterrupt is BenchmarkDecideKernel with the
+// mechanism wasmgate uses: the plugin rewritten by internal/interrupt,
+// wazero's close-on-context-done off.
+func BenchmarkDecideKernelInterrupt(b *testing.B) { benchDecideKernelWith(b, false, true) }
+
+func benchDecideKernel(b *testing.B, closeOnDone bool) { benchDecideKernelWith(b, closeOnDone, false) }
+
+func benchDecideKernelWith(b *testing.B, closeOnDone, instrument bool) {
 	req := []byte(`{"op":"tcp.connect","proto":"tcp","addr":"198.51.100.10","port":443,"names":["api.example.test"],"guest":"app","time_ms":1795780800000}`)
 	configs := map[string]string{
 		"allowlist":      `{"rules":["tcp://*.example.test:443"]}`,
@@ -107,6 +116,12 @@ func benchDecideKernel(b *testing.B, closeOnDone bool) {
 				b.Fatal(err)
 			}
 			wasm, _ := Lookup(name)
+			if instrument {
+				var err error
+				if wasm, err = interrupt.Instrument(wasm); err != nil {
+					b.Fatal(err)
+				}
+			}
 			mod, err := r.InstantiateWithConfig(ctx, wasm, wazero.NewModuleConfig().WithStartFunctions("_initialize"))
 			if err != nil {
 				b.Fatal(err)

@@ -5,6 +5,7 @@ package policy
 import (
 	"encoding/binary"
 	"sync"
+	"unsafe"
 )
 
 // The Extism kernel ABI (module extism:host/env), declared directly. Offsets
@@ -191,6 +192,39 @@ func wasmDecide() int32 {
 		return fail("decide: cannot allocate output")
 	}
 	return 0
+}
+
+// fastBuf is the wasmgate fast path's buffer (docs/plugins.md): wasmgate
+// writes the request here and reads the verdict back, so a decision needs
+// no kernel host call. Other Extism hosts call decide and never see it.
+var fastBuf [64 << 10]byte
+
+//go:wasmexport wasmgate_buffer
+func wasmgateBuffer() uint64 {
+	return uint64(uintptr(unsafe.Pointer(&fastBuf[0])))<<32 | uint64(len(fastBuf))
+}
+
+//go:wasmexport wasmgate_decide
+func wasmgateDecide(n int32) int64 {
+	if n < 0 || int(n) > len(fastBuf) {
+		return fastError("decide: bad request length")
+	}
+	// The request is copied out first: the verdict overwrites the buffer.
+	inBuf = append(inBuf[:0], fastBuf[:n]...)
+	out, err := invokeJSON(inBuf, outBuf[:0], reqStrings)
+	if err != nil {
+		return fastError("decide: bad request: " + err.Error())
+	}
+	outBuf = out
+	if len(out) > len(fastBuf) {
+		return fastError("decide: verdict larger than the buffer")
+	}
+	return int64(copy(fastBuf[:], out))
+}
+
+// fastError puts msg in the fast-path buffer and returns minus its length.
+func fastError(msg string) int64 {
+	return -int64(copy(fastBuf[:], msg))
 }
 
 //go:wasmexport describe

@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"bytes"
 	"context"
 	"testing"
 	"time"
@@ -29,20 +30,38 @@ func builtinInstance(b *testing.B, name, config string) *Instance {
 }
 
 // BenchmarkBuiltinDecide is one allowlist decision on the kernel call path:
-// the floor of one uncached plugin decision.
+// the floor of one uncached plugin decision, through the wasmgate fast path
+// (Decide) and through the Extism decide export, in the same run.
 func BenchmarkBuiltinDecide(b *testing.B) {
 	inst := builtinInstance(b, "allowlist", `{"rules":["tcp://api.example.test:443"],"cache_ttl":"0s"}`)
 	in := []byte(`{"op":"tcp.connect","proto":"tcp","addr":"93.184.216.34","port":443,"names":["api.example.test"],"guest":"app","time_ms":1795780800000}`)
-	out, err := inst.Call("decide", in)
+	if inst.fastFn == nil {
+		b.Fatal("the built-in has no fast path")
+	}
+	fast, err := inst.Decide(in)
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Logf("%s", out)
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := inst.Call("decide", in); err != nil {
-			b.Fatal(err)
-		}
+	fast = append([]byte(nil), fast...)
+	slow, err := inst.Call("decide", in)
+	if err != nil || !bytes.Equal(fast, slow) {
+		b.Fatalf("fast path %q, Extism path %q, %v", fast, slow, err)
+	}
+	for _, path := range []struct {
+		name string
+		call func() ([]byte, error)
+	}{
+		{"fast", func() ([]byte, error) { return inst.Decide(in) }},
+		{"extism", func() ([]byte, error) { return inst.Call("decide", in) }},
+	} {
+		b.Run(path.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := path.call(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

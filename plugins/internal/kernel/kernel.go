@@ -99,6 +99,7 @@ type Module struct {
 	logLevel int32
 	seq      atomic.Uint64
 	exports  map[string]bool
+	fast     bool // exports the wasmgate fast path
 }
 
 // Compile compiles cfg.Wasm, checks its imports against what the host
@@ -170,7 +171,13 @@ func (e *Engine) Compile(ctx context.Context, cfg Config) (*Module, error) {
 		return fail(err)
 	}
 	m.exports = map[string]bool{}
-	for name, def := range compiled.ExportedFunctions() {
+	defs := compiled.ExportedFunctions()
+	if b, d := defs[FastBufferExport], defs[FastDecideExport]; b != nil && d != nil &&
+		sameTypes(b.ParamTypes(), nil) && sameTypes(b.ResultTypes(), []api.ValueType{api.ValueTypeI64}) &&
+		sameTypes(d.ParamTypes(), []api.ValueType{api.ValueTypeI32}) && sameTypes(d.ResultTypes(), []api.ValueType{api.ValueTypeI64}) {
+		m.fast = true
+	}
+	for name, def := range defs {
 		if len(def.ParamTypes()) == 0 && len(def.ResultTypes()) <= 1 &&
 			(len(def.ResultTypes()) == 0 || def.ResultTypes()[0] == api.ValueTypeI32) {
 			m.exports[name] = true
@@ -296,6 +303,9 @@ type Instance struct {
 	fns     map[string]api.Function
 	stack   [1]uint64
 	dead    bool
+	// The fast path, when the plugin has one (see Decide).
+	fastFn            api.Function
+	fastPtr, fastSize uint32
 }
 
 // instCtx is the per-instance context: cancelling it closes the module, and
@@ -367,7 +377,120 @@ func (m *Module) Instantiate(ctx context.Context) (*Instance, error) {
 			return nil, fmt.Errorf("_initialize: %w", err)
 		}
 	}
+	if m.fast {
+		if err := inst.setupFast(); err != nil {
+			inst.kill()
+			return nil, err
+		}
+	}
 	return inst, nil
+}
+
+// The wasmgate fast path, which sdk/policy plugins export next to the
+// Extism decide: wasmgate_buffer() -> i64 returns (address << 32 | size) of
+// a buffer in the plugin's own memory; wasmgate_decide(n i32) -> i64 decides
+// the JSON request the host wrote into the buffer's first n bytes, writes
+// the verdict JSON into the buffer and returns its length, or a negative
+// length of an error message. No kernel host call is needed per decision.
+const (
+	FastBufferExport = "wasmgate_buffer"
+	FastDecideExport = "wasmgate_decide"
+)
+
+// Buffers outside these bounds are refused (the plugin keeps the Extism
+// path).
+const (
+	minFastBuffer = 1 << 10
+	maxFastBuffer = 1 << 20
+)
+
+// setupFast asks the plugin for its buffer once per instance and checks
+// that it lies inside memory; a buffer out of bounds leaves the Extism path
+// in use, a failing call fails the instance.
+func (i *Instance) setupFast() error {
+	f := i.mod.ExportedFunction(FastBufferExport)
+	mem := i.mod.Memory()
+	if f == nil || mem == nil {
+		return nil
+	}
+	i.timer.Reset(i.m.cfg.InitTimeout)
+	err := f.CallWithStack(i.ctx, i.stack[:])
+	if !i.timer.Stop() {
+		return fmt.Errorf("%s: timeout after %v", FastBufferExport, i.m.cfg.InitTimeout)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", FastBufferExport, err)
+	}
+	ptr, size := uint32(i.stack[0]>>32), uint32(i.stack[0])
+	if size < minFastBuffer || size > maxFastBuffer || uint64(ptr)+uint64(size) > uint64(mem.Size()) {
+		return nil
+	}
+	i.fastFn = i.mod.ExportedFunction(FastDecideExport)
+	i.fastPtr, i.fastSize = ptr, size
+	return nil
+}
+
+// Decide runs the plugin's decision on a JSON request: through the fast
+// path when the plugin has one and the request fits its buffer, otherwise
+// through the Extism decide export. The output stays valid until the next
+// call. Errors are as for Call.
+func (i *Instance) Decide(input []byte) ([]byte, error) {
+	if i.fastFn == nil || len(input) > int(i.fastSize) || len(input) > i.m.cfg.MaxInput {
+		return i.Call("decide", input)
+	}
+	if i.dead {
+		return nil, &CallError{KindClosed, "instance is closed"}
+	}
+	mem := i.mod.Memory()
+	if !mem.Write(i.fastPtr, input) {
+		i.kill()
+		return nil, &CallError{KindTrap, "fast-path buffer outside memory"}
+	}
+	// Kernel state as for Call: handlers may still log or read config.
+	i.mem.reset()
+	i.output.off, i.output.n, i.outBad, i.errOff = 0, 0, "", 0
+	i.input.off, i.input.n = 0, 0
+	i.stack[0] = uint64(len(input))
+	timeout := i.m.cfg.Timeout
+	i.timer.Reset(timeout)
+	err := i.fastFn.CallWithStack(i.ctx, i.stack[:])
+	if !i.timer.Stop() {
+		i.kill()
+		return nil, &CallError{KindTimeout, fmt.Sprintf("timeout after %v", timeout)}
+	}
+	if err != nil {
+		i.kill()
+		var exit *sys.ExitError
+		if errors.As(err, &exit) {
+			return nil, &CallError{KindTrap, fmt.Sprintf("plugin exited with code %d", exit.ExitCode())}
+		}
+		return nil, &CallError{KindTrap, "trap: " + firstLine(err.Error())}
+	}
+	n := int64(i.stack[0])
+	msgErr := n < 0
+	if msgErr {
+		n = -n
+	}
+	if n < 0 || n > int64(i.fastSize) || n > int64(i.m.cfg.MaxOutput) {
+		i.kill()
+		return nil, &CallError{KindOutput, fmt.Sprintf("fast path returned length %d outside its %d-byte buffer", int64(i.stack[0]), i.fastSize)}
+	}
+	out, ok := mem.Read(i.fastPtr, uint32(n))
+	if !ok {
+		i.kill()
+		return nil, &CallError{KindTrap, "fast-path buffer outside memory"}
+	}
+	if msgErr || i.errOff != 0 {
+		msg := out
+		if i.errOff != 0 {
+			msg = i.mem.bytes(i.errOff)
+		}
+		if len(msg) > maxErrorBytes {
+			msg = msg[:maxErrorBytes]
+		}
+		return nil, &CallError{KindPlugin, "plugin error: " + strings.ToValidUTF8(string(msg), "?")}
+	}
+	return out, nil
 }
 
 // Dead reports whether the instance must be discarded.

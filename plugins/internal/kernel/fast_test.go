@@ -1,0 +1,150 @@
+package kernel
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wasmgate/wasmgate/plugins/builtin"
+)
+
+// TestFastPathSameAsExtism: every built-in gives byte-identical verdicts
+// through the wasmgate fast path and through the Extism decide export.
+func TestFastPathSameAsExtism(t *testing.T) {
+	configs := map[string]string{
+		"allowlist":      `{"rules":["tcp://*.example.test:443","udp://10.0.0.0/8:53"]}`,
+		"denylist":       `{"rules":["tcp://198.51.100.0/24"]}`,
+		"special-ranges": `{}`,
+		"ratelimit":      `{"limits":{"tcp.connect":"1000/1s"}}`,
+	}
+	reqs := []string{
+		req,
+		`{"op":"tcp.connect","proto":"tcp","addr":"93.184.216.34","port":80,"guest":"app","time_ms":2}`,
+		`{"op":"udp.send","proto":"udp","addr":"10.1.2.3","port":53,"names":["dns.example.test"],"time_ms":3}`,
+		`{"op":"dns.lookup","name":"API.Example.Test.","time_ms":4}`,
+		`{"op":"tcp.accept","proto":"tcp","addr":"127.0.0.1","port":40000,"local":"127.0.0.1:8080","labels":{"team":"a"},"time_ms":5}`,
+		`not json`,
+	}
+	for _, name := range builtin.Names() {
+		t.Run(name, func(t *testing.T) {
+			wasm, _ := builtin.Lookup(name)
+			e := NewEngineWithCache(nil)
+			m, err := e.Compile(context.Background(), Config{Name: name, Wasm: wasm, Timeout: 10 * time.Second,
+				Config: map[string]string{"config": configs[name]}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close(context.Background())
+			fast, err := m.Instantiate(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			slow, err := m.Instantiate(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fast.fastFn == nil {
+				t.Fatal("no fast path")
+			}
+			for _, r := range reqs {
+				a, errA := fast.Decide([]byte(r))
+				got := string(a)
+				b, errB := slow.Call("decide", []byte(r))
+				if got != string(b) || fmt.Sprint(errA) != fmt.Sprint(errB) {
+					t.Errorf("%s:\nfast   %q %v\nextism %q %v", r, got, errA, b, errB)
+				}
+			}
+		})
+	}
+}
+
+// fastPlugin assembles a plugin whose fast path misbehaves as told:
+// BUFFER is wasmgate_buffer's result, RESULT wasmgate_decide's.
+func fastPlugin(t *testing.T, buffer, result string) []byte {
+	t.Helper()
+	src := `(module
+  (memory (export "memory") 1)
+  (func (export "decide") (result i32) (i32.const 0))
+  (func (export "wasmgate_buffer") (result i64) (i64.const BUFFER))
+  (func (export "wasmgate_decide") (param i32) (result i64)
+    (i32.store (i32.const 1024) (i32.const 0x7b7d7b7d)) ;; "}{}{"
+    (i64.const RESULT)))`
+	src = strings.NewReplacer("BUFFER", buffer, "RESULT", result).Replace(src)
+	wat2wasm, err := exec.LookPath("wat2wasm")
+	if err != nil {
+		if os.Getenv("WASMGATE_REQUIRE_TOOLCHAINS") != "" {
+			t.Fatal("wat2wasm is required")
+		}
+		t.Skip("wat2wasm not installed")
+	}
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "p.wat"), filepath.Join(dir, "p.wasm")
+	if err := os.WriteFile(in, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if msg, err := exec.Command(wat2wasm, "-o", out, in).CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, msg)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestFastPathMisbehaving(t *testing.T) {
+	const ok = 1024<<32 | 4096 // buffer at 1024, 4096 bytes
+	for _, c := range []struct {
+		name, buffer, result string
+		fast                 bool
+		kind                 ErrorKind
+		msg                  string
+	}{
+		{"buffer outside memory", fmt.Sprint(65000<<32 | 4096), "2", false, KindOutput, "no output"},
+		{"buffer too small", fmt.Sprint(1024<<32 | 16), "2", false, KindOutput, "no output"},
+		{"length beyond buffer", fmt.Sprint(ok), "4097", true, KindOutput, "outside its 4096-byte buffer"},
+		{"minimum int64", fmt.Sprint(ok), "-9223372036854775808", true, KindOutput, "outside"},
+		{"error message", fmt.Sprint(ok), "-4", true, KindPlugin, "plugin error: }{}{"},
+		{"ok", fmt.Sprint(ok), "2", true, 0, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := NewEngineWithCache(nil)
+			m, err := e.Compile(context.Background(), Config{Name: "p", Wasm: fastPlugin(t, c.buffer, c.result), Timeout: 10 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close(context.Background())
+			inst, err := m.Instantiate(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (inst.fastFn != nil) != c.fast {
+				t.Fatalf("fast path used = %v, want %v", inst.fastFn != nil, c.fast)
+			}
+			out, err := inst.Decide([]byte(req))
+			if c.kind == 0 {
+				if err != nil || string(out) != "}{" {
+					t.Fatalf("got %q, %v", out, err)
+				}
+				return
+			}
+			ce, isCE := err.(*CallError)
+			if c.kind == KindOutput && !c.fast {
+				// The Extism decide export sets no output: the caller
+				// (plugin.decide) denies on empty output.
+				if err != nil || len(out) != 0 {
+					t.Fatalf("got %q, %v; want empty output", out, err)
+				}
+				return
+			}
+			if !isCE || ce.Kind != c.kind || !strings.Contains(ce.Msg, c.msg) {
+				t.Fatalf("got %#v, want kind %d containing %q", err, c.kind, c.msg)
+			}
+		})
+	}
+}
