@@ -55,7 +55,41 @@ func (c *Chain) DecideExplain(ctx context.Context, req *network.Request) (networ
 	return o.Decision, nil
 }
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+// encoding is one request in the wire formats plugins need, each made at
+// most once per decision: JSON for the Extism decide export, binary for
+// the wasmgate fast path.
+type encoding struct {
+	r                 *network.Request
+	json, bin         []byte
+	haveJSON, haveBin bool
+	binOK             bool
+}
+
+var encPool = sync.Pool{New: func() any {
+	return &encoding{json: make([]byte, 0, 512), bin: make([]byte, 0, 256)}
+}}
+
+func (e *encoding) reset(r *network.Request) {
+	e.r, e.haveJSON, e.haveBin = r, false, false
+}
+
+func (e *encoding) JSON() []byte {
+	if !e.haveJSON {
+		e.json = policy.AppendRequestJSON(e.json[:0], e.r)
+		e.haveJSON = true
+	}
+	return e.json
+}
+
+// Binary returns the binary encoding, ok false when the request has none
+// (see policy.AppendRequestBinary).
+func (e *encoding) Binary() ([]byte, bool) {
+	if !e.haveBin {
+		e.bin, e.binOK = policy.AppendRequestBinary(e.bin[:0], e.r)
+		e.haveBin = true
+	}
+	return e.bin, e.binOK
+}
 
 // DecideOutcome decides req and says how (see Outcome). It never fails: any
 // error is a deny.
@@ -84,7 +118,7 @@ func (c *Chain) DecideOutcome(ctx context.Context, req *network.Request) Outcome
 		wouldBy   = -1
 		wouldV    policy.Verdict
 		ran       bool
-		enc       *[]byte
+		enc       *encoding
 	)
 	bit := opBit(r.Op)
 	if bit == 0 {
@@ -110,11 +144,11 @@ func (c *Chain) DecideOutcome(ctx context.Context, req *network.Request) Outcome
 		if !hit {
 			ran = true
 			if enc == nil {
-				enc = bufPool.Get().(*[]byte)
-				*enc = policy.AppendRequestJSON((*enc)[:0], r)
+				enc = encPool.Get().(*encoding)
+				enc.reset(r)
 			}
 			var err error
-			v, err = p.decide(ctx, *enc)
+			v, err = p.decide(ctx, enc)
 			if err != nil {
 				v = policy.Deny(fmt.Sprintf("plugin %q failed: %v", p.name, err))
 			} else {
@@ -148,7 +182,8 @@ func (c *Chain) DecideOutcome(ctx context.Context, req *network.Request) Outcome
 		break
 	}
 	if enc != nil {
-		bufPool.Put(enc)
+		enc.r = nil
+		encPool.Put(enc)
 	}
 	switch {
 	case denied:

@@ -106,13 +106,28 @@ func (p *plugin) with(ctx context.Context, f func(*kernel.Instance) error) error
 	return err
 }
 
-// decide runs the decide export on a JSON request and parses the verdict
-// strictly. Any failure is returned as an error; the caller turns it into a
-// deny naming the plugin.
-func (p *plugin) decide(ctx context.Context, req []byte) (policy.Verdict, error) {
+// decide runs the plugin on a request: through the wasmgate fast path
+// (binary request and verdict) when the instance has one and the request
+// fits, otherwise through the Extism decide export (JSON). The verdict is
+// parsed strictly either way. Any failure is returned as an error; the
+// caller turns it into a deny naming the plugin.
+func (p *plugin) decide(ctx context.Context, enc *encoding) (policy.Verdict, error) {
 	var v policy.Verdict
 	err := p.with(ctx, func(inst *kernel.Instance) error {
-		out, err := inst.Decide(req)
+		if n := inst.FastSize(); n > 0 {
+			if bin, ok := enc.Binary(); ok && len(bin) <= n {
+				out, err := inst.DecideFast(bin)
+				if err != nil {
+					return err
+				}
+				v, err = policy.ParseVerdictBinary(out)
+				if err != nil {
+					return fmt.Errorf("malformed verdict: %v", err)
+				}
+				return nil
+			}
+		}
+		out, err := inst.Call("decide", enc.JSON())
 		if err != nil {
 			return err
 		}

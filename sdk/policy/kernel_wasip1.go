@@ -195,8 +195,9 @@ func wasmDecide() int32 {
 }
 
 // fastBuf is the wasmgate fast path's buffer (docs/plugins.md): wasmgate
-// writes the request here and reads the verdict back, so a decision needs
-// no kernel host call. Other Extism hosts call decide and never see it.
+// writes the request here in the binary encoding (binary.go) and reads the
+// binary verdict back, so a decision needs no kernel host call and no JSON.
+// Other Extism hosts call decide and never see it.
 var fastBuf [64 << 10]byte
 
 //go:wasmexport wasmgate_buffer
@@ -209,17 +210,16 @@ func wasmgateDecide(n int32) int64 {
 	if n < 0 || int(n) > len(fastBuf) {
 		return fastError("decide: bad request length")
 	}
-	// The request is copied out first: the verdict overwrites the buffer.
-	inBuf = append(inBuf[:0], fastBuf[:n]...)
-	out, err := invokeJSON(inBuf, outBuf[:0], reqStrings)
-	if err != nil {
+	var req Request
+	if err := parseRequestBinary(fastBuf[:n], &req, reqStrings); err != nil {
 		return fastError("decide: bad request: " + err.Error())
 	}
-	outBuf = out
-	if len(out) > len(fastBuf) {
+	// Every string of req is interned or copied: the buffer may be reused.
+	outBuf = AppendVerdictBinary(outBuf[:0], invoke(req, reqStrings.namesCanonical))
+	if len(outBuf) > len(fastBuf) {
 		return fastError("decide: verdict larger than the buffer")
 	}
-	return int64(copy(fastBuf[:], out))
+	return int64(copy(fastBuf[:], outBuf))
 }
 
 // fastError puts msg in the fast-path buffer and returns minus its length.

@@ -1,13 +1,13 @@
 package kernel
 
 import (
-	"bytes"
 	"context"
 	"testing"
 	"time"
 
 	"github.com/wasmgate/wasmgate/plugins/builtin"
 	"github.com/wasmgate/wasmgate/plugins/internal/testbuild"
+	"github.com/wasmgate/wasmgate/sdk/policy"
 )
 
 func builtinInstance(b *testing.B, name, config string) *Instance {
@@ -29,39 +29,54 @@ func builtinInstance(b *testing.B, name, config string) *Instance {
 	return inst
 }
 
-// BenchmarkBuiltinDecide is one allowlist decision on the kernel call path:
-// the floor of one uncached plugin decision, through the wasmgate fast path
-// (Decide) and through the Extism decide export, in the same run.
+// BenchmarkBuiltinDecide is one decision of each built-in on the kernel
+// call path, the floor of one uncached plugin decision: through the wasmgate
+// fast path (binary, DecideFast) and through the Extism decide export
+// (JSON), in the same run. The configs are the ones of the chain benchmarks.
 func BenchmarkBuiltinDecide(b *testing.B) {
-	inst := builtinInstance(b, "allowlist", `{"rules":["tcp://api.example.test:443"],"cache_ttl":"0s"}`)
 	in := []byte(`{"op":"tcp.connect","proto":"tcp","addr":"93.184.216.34","port":443,"names":["api.example.test"],"guest":"app","time_ms":1795780800000}`)
-	if inst.fastFn == nil {
-		b.Fatal("the built-in has no fast path")
-	}
-	fast, err := inst.Decide(in)
-	if err != nil {
-		b.Fatal(err)
-	}
-	fast = append([]byte(nil), fast...)
-	slow, err := inst.Call("decide", in)
-	if err != nil || !bytes.Equal(fast, slow) {
-		b.Fatalf("fast path %q, Extism path %q, %v", fast, slow, err)
-	}
-	for _, path := range []struct {
-		name string
-		call func() ([]byte, error)
-	}{
-		{"fast", func() ([]byte, error) { return inst.Decide(in) }},
-		{"extism", func() ([]byte, error) { return inst.Call("decide", in) }},
+	for _, c := range []struct{ name, config string }{
+		{"allowlist", `{"rules":["tcp://api.example.test:443","tcp://*.cdn.example.test:443"],"cache_ttl":"0s"}`},
+		{"denylist", `{"rules":["tcp://*:25"],"cache_ttl":"0s"}`},
+		{"special-ranges", `{}`},
+		{"ratelimit", `{"limits":{"tcp.connect":"1000000/1s"}}`},
 	} {
-		b.Run(path.name, func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := path.call(); err != nil {
-					b.Fatal(err)
+		inst := builtinInstance(b, c.name, c.config)
+		if inst.FastSize() == 0 {
+			b.Fatal("the built-in has no fast path")
+		}
+		bin := toBinary(b, in)
+		fast, err := inst.DecideFast(bin)
+		if err != nil {
+			b.Fatal(err)
+		}
+		fv, err := policy.ParseVerdictBinary(fast)
+		if err != nil {
+			b.Fatal(err)
+		}
+		slow, err := inst.Call("decide", in)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if sv, err := policy.ParseVerdictJSON(slow); err != nil || sv != fv {
+			b.Fatalf("%s: fast path %+v, Extism path %+v, %v", c.name, fv, sv, err)
+		}
+		for _, path := range []struct {
+			name string
+			call func() ([]byte, error)
+		}{
+			{"fast", func() ([]byte, error) { return inst.DecideFast(bin) }},
+			{"extism", func() ([]byte, error) { return inst.Call("decide", in) }},
+		} {
+			b.Run(c.name+"/"+path.name, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := path.call(); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
 

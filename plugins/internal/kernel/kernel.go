@@ -389,9 +389,9 @@ func (m *Module) Instantiate(ctx context.Context) (*Instance, error) {
 // The wasmgate fast path, which sdk/policy plugins export next to the
 // Extism decide: wasmgate_buffer() -> i64 returns (address << 32 | size) of
 // a buffer in the plugin's own memory; wasmgate_decide(n i32) -> i64 decides
-// the JSON request the host wrote into the buffer's first n bytes, writes
-// the verdict JSON into the buffer and returns its length, or a negative
-// length of an error message. No kernel host call is needed per decision.
+// the binary request the host wrote into the buffer's first n bytes, writes
+// the binary verdict into the buffer and returns its length, or minus the
+// length of an error message. No kernel host call and no JSON per decision.
 const (
 	FastBufferExport = "wasmgate_buffer"
 	FastDecideExport = "wasmgate_decide"
@@ -430,16 +430,24 @@ func (i *Instance) setupFast() error {
 	return nil
 }
 
-// Decide runs the plugin's decision on a JSON request: through the fast
-// path when the plugin has one and the request fits its buffer, otherwise
-// through the Extism decide export. The output stays valid until the next
-// call. Errors are as for Call.
-func (i *Instance) Decide(input []byte) ([]byte, error) {
-	if i.fastFn == nil || len(input) > int(i.fastSize) || len(input) > i.m.cfg.MaxInput {
-		return i.Call("decide", input)
+// FastSize is the size of the plugin's fast-path buffer, 0 when it has no
+// fast path: requests up to this size can go through DecideFast.
+func (i *Instance) FastSize() int {
+	if i.fastFn == nil {
+		return 0
 	}
+	return min(int(i.fastSize), i.m.cfg.MaxInput)
+}
+
+// DecideFast runs wasmgate_decide on a request in the binary encoding
+// (sdk/policy's AppendRequestBinary) and returns the binary verdict, which
+// stays valid until the next call. Errors are as for Call.
+func (i *Instance) DecideFast(input []byte) ([]byte, error) {
 	if i.dead {
 		return nil, &CallError{KindClosed, "instance is closed"}
+	}
+	if len(input) > i.FastSize() {
+		return nil, &CallError{KindInput, fmt.Sprintf("input of %d bytes exceeds the %d-byte fast-path buffer", len(input), i.FastSize())}
 	}
 	mem := i.mod.Memory()
 	if !mem.Write(i.fastPtr, input) {

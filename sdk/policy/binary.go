@@ -1,0 +1,394 @@
+package policy
+
+import (
+	"encoding/binary"
+	"errors"
+	"net/netip"
+	"slices"
+)
+
+// The compact binary encoding of wasmgate's fast path (docs/plugins.md,
+// "The wasmgate fast path"). JSON stays the universal wire format; this one
+// exists because scanning JSON is the largest cost of a decision inside a
+// wasm plugin (~5 µs for a 140-byte request, against well under 1 µs to
+// read these fixed fields). All integers are little-endian.
+//
+// Request, version 1:
+//
+//	u8  version (1)
+//	u8  op: 1 + its index in Ops
+//	u8  proto: 0 none, 1 "tcp", 2 "udp"
+//	u8  addr kind: 0 none, 4 (4 bytes follow), 6 (16 bytes follow)
+//	u16 port
+//	u8  local kind, as addr kind, then the address bytes and u16 port
+//	i64 time_ms
+//	u16 length + bytes: name
+//	u16 length + bytes: guest
+//	u16 length + names block: u16 count, then count × (u16 length + bytes)
+//	u16 length + labels block: u16 count, then count × (key, value), each
+//	    u16 length + bytes, keys in increasing byte order
+//
+// Verdict:
+//
+//	u8  action: 1 allow, 2 deny, 3 abstain
+//	i64 cache_ttl_ms (0 ≤ ttl < 10^18)
+//	u16 length + bytes: reason
+//
+// Addresses carry no zone: a request with one cannot be encoded and the host
+// uses JSON.
+
+// BinaryVersion is the version byte of the binary request encoding.
+const BinaryVersion = 1
+
+const maxU16 = 1<<16 - 1
+
+var errBinary = errors.New("malformed binary request")
+
+// AppendRequestBinary appends r in the binary encoding. ok is false when r
+// cannot be encoded (unknown op or proto, an address with a zone, a string,
+// list or block longer than 65535 bytes); dst is then returned unchanged.
+func AppendRequestBinary(dst []byte, r *Request) (_ []byte, ok bool) {
+	orig := len(dst)
+	op := 0
+	for i, o := range Ops {
+		if o == r.Op {
+			op = i + 1
+		}
+	}
+	var proto byte
+	switch r.Proto {
+	case "":
+	case "tcp":
+		proto = 1
+	case "udp":
+		proto = 2
+	default:
+		return dst, false
+	}
+	if op == 0 || r.Addr.Zone() != "" || r.Local.Addr().Zone() != "" {
+		return dst, false
+	}
+	dst = append(dst, BinaryVersion, byte(op), proto)
+	dst = appendAddr(dst, r.Addr)
+	dst = binary.LittleEndian.AppendUint16(dst, r.Port)
+	dst = appendAddr(dst, r.Local.Addr())
+	dst = binary.LittleEndian.AppendUint16(dst, r.Local.Port())
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(r.TimeMs))
+	var good bool
+	if dst, good = appendStr16(dst, r.Name); !good {
+		return dst[:orig], false
+	}
+	if dst, good = appendStr16(dst, r.Guest); !good {
+		return dst[:orig], false
+	}
+	at := len(dst)
+	dst = append(dst, 0, 0)
+	if len(r.Names) > maxU16 {
+		return dst[:orig], false
+	}
+	dst = binary.LittleEndian.AppendUint16(dst, uint16(len(r.Names)))
+	for _, n := range r.Names {
+		if dst, good = appendStr16(dst, n); !good {
+			return dst[:orig], false
+		}
+	}
+	if !patchLen(dst, at) {
+		return dst[:orig], false
+	}
+	at = len(dst)
+	dst = append(dst, 0, 0)
+	if len(r.Labels) > maxU16 {
+		return dst[:orig], false
+	}
+	dst = binary.LittleEndian.AppendUint16(dst, uint16(len(r.Labels)))
+	for _, k := range sortedKeys(r.Labels) {
+		if dst, good = appendStr16(dst, k); !good {
+			return dst[:orig], false
+		}
+		if dst, good = appendStr16(dst, r.Labels[k]); !good {
+			return dst[:orig], false
+		}
+	}
+	if !patchLen(dst, at) {
+		return dst[:orig], false
+	}
+	return dst, true
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func appendAddr(dst []byte, a netip.Addr) []byte {
+	switch {
+	case a.Is4():
+		b := a.As4()
+		return append(append(dst, 4), b[:]...)
+	case a.Is6():
+		b := a.As16()
+		return append(append(dst, 6), b[:]...)
+	}
+	return append(dst, 0)
+}
+
+func appendStr16(dst []byte, s string) ([]byte, bool) {
+	if len(s) > maxU16 {
+		return dst, false
+	}
+	dst = binary.LittleEndian.AppendUint16(dst, uint16(len(s)))
+	return append(dst, s...), true
+}
+
+// patchLen writes the length of the block that follows the two bytes at.
+func patchLen(dst []byte, at int) bool {
+	n := len(dst) - at - 2
+	if n > maxU16 {
+		return false
+	}
+	binary.LittleEndian.PutUint16(dst[at:], uint16(n))
+	return true
+}
+
+// ParseRequestBinary decodes a request in the binary encoding, strictly:
+// every length must fit and nothing may follow.
+func ParseRequestBinary(data []byte, r *Request) error {
+	return parseRequestBinary(data, r, nil)
+}
+
+// binReader reads the binary encoding; ok turns false on the first
+// out-of-bounds read and stays false.
+type binReader struct {
+	b  []byte
+	i  int
+	ok bool
+}
+
+func (d *binReader) u8() byte {
+	if d.i >= len(d.b) {
+		d.ok = false
+		return 0
+	}
+	c := d.b[d.i]
+	d.i++
+	return c
+}
+
+func (d *binReader) u16() int {
+	if len(d.b)-d.i < 2 {
+		d.ok = false
+		return 0
+	}
+	v := int(d.b[d.i]) | int(d.b[d.i+1])<<8
+	d.i += 2
+	return v
+}
+
+func (d *binReader) bytes(n int) []byte {
+	if len(d.b)-d.i < n {
+		d.ok = false
+		return nil
+	}
+	b := d.b[d.i : d.i+n : d.i+n]
+	d.i += n
+	return b
+}
+
+func (d *binReader) addr() netip.Addr {
+	switch d.u8() {
+	case 0:
+	case 4:
+		if b := d.bytes(4); d.ok {
+			return netip.AddrFrom4([4]byte(b))
+		}
+	case 6:
+		if b := d.bytes(16); d.ok {
+			return netip.AddrFrom16([16]byte(b))
+		}
+	default:
+		d.ok = false
+	}
+	return netip.Addr{}
+}
+
+func parseRequestBinary(data []byte, r *Request, in *interner) error {
+	*r = Request{}
+	if in != nil {
+		in.namesCanonical = false
+	}
+	d := binReader{b: data, ok: true}
+	if d.u8() != BinaryVersion {
+		return errBinary
+	}
+	op := int(d.u8())
+	if op < 1 || op > len(Ops) {
+		return errBinary
+	}
+	r.Op = Ops[op-1]
+	switch d.u8() {
+	case 0:
+	case 1:
+		r.Proto = "tcp"
+	case 2:
+		r.Proto = "udp"
+	default:
+		return errBinary
+	}
+	r.Addr = d.addr()
+	r.Port = uint16(d.u16())
+	if local := d.addr(); local.IsValid() {
+		r.Local = netip.AddrPortFrom(local, uint16(d.u16()))
+	} else if d.u16() != 0 {
+		return errBinary
+	}
+	if t := d.bytes(8); d.ok {
+		r.TimeMs = int64(binary.LittleEndian.Uint64(t))
+	}
+	if b := d.bytes(d.u16()); len(b) > 0 {
+		r.Name = in.str(b)
+	}
+	if b := d.bytes(d.u16()); len(b) > 0 {
+		r.Guest = in.str(b)
+	}
+	names := d.bytes(d.u16())
+	labels := d.bytes(d.u16())
+	if !d.ok || d.i != len(data) {
+		return errBinary
+	}
+	if err := binNames(names, r, in); err != nil {
+		return err
+	}
+	return binLabels(labels, r, in)
+}
+
+func binNames(block []byte, r *Request, in *interner) error {
+	var e *internNames
+	var w0, w1 uint64
+	if len(block) < 2 {
+		// Not even a count (and an empty key would match an unused
+		// interner slot).
+		return errBinary
+	}
+	if in != nil {
+		w0, w1 = words(block)
+		e = in.namesSlot(block, w0, w1)
+		if e.key.equal(block, w0, w1) {
+			r.Names = e.val
+			in.namesCanonical = e.canonical
+			return nil
+		}
+	}
+	d := binReader{b: block, ok: true}
+	n := d.u16()
+	if n > 0 {
+		r.Names = make([]string, 0, n)
+	}
+	for i := 0; i < n && d.ok; i++ {
+		r.Names = append(r.Names, string(d.bytes(d.u16())))
+	}
+	if !d.ok || d.i != len(block) {
+		r.Names = nil
+		return errBinary
+	}
+	if e != nil {
+		e.canonical = true
+		for _, n := range r.Names {
+			e.canonical = e.canonical && CanonicalName(n) == n
+		}
+		e.key.set(block, w0, w1)
+		e.val = r.Names
+		in.namesCanonical = e.canonical
+	}
+	return nil
+}
+
+func binLabels(block []byte, r *Request, in *interner) error {
+	var e *internLabels
+	var w0, w1 uint64
+	if len(block) < 2 {
+		// Not even a count (and an empty key would match an unused
+		// interner slot).
+		return errBinary
+	}
+	if in != nil {
+		w0, w1 = words(block)
+		e = in.labelsSlot(block, w0, w1)
+		if e.key.equal(block, w0, w1) {
+			r.Labels = e.val
+			return nil
+		}
+	}
+	d := binReader{b: block, ok: true}
+	n := d.u16()
+	if n > 0 {
+		r.Labels = make(map[string]string, n)
+	}
+	for i := 0; i < n && d.ok; i++ {
+		k := string(d.bytes(d.u16()))
+		r.Labels[k] = string(d.bytes(d.u16()))
+	}
+	if !d.ok || d.i != len(block) || len(r.Labels) != n {
+		r.Labels = nil
+		return errBinary
+	}
+	if e != nil {
+		e.key.set(block, w0, w1)
+		e.val = r.Labels
+	}
+	return nil
+}
+
+// AppendVerdictBinary appends v in the binary encoding. The reason is cut
+// to MaxReasonLen bytes; an invalid action is encoded as deny and a
+// negative TTL as 0, as Invoke would.
+func AppendVerdictBinary(dst []byte, v Verdict) []byte {
+	action := byte(2)
+	switch v.Verdict {
+	case ActionAllow:
+		action = 1
+	case ActionAbstain:
+		action = 3
+	}
+	ttl := v.CacheTTLMs
+	if ttl < 0 {
+		ttl = 0
+	}
+	dst = append(dst, action)
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(ttl))
+	dst, _ = appendStr16(dst, truncate(v.Reason, MaxReasonLen))
+	return dst
+}
+
+// ParseVerdictBinary decodes a plugin's binary verdict as strictly as
+// ParseVerdictJSON: a known action, 0 ≤ cache_ttl_ms < 10^18, nothing
+// after the reason, and the reason sanitised (SanitizeReason).
+func ParseVerdictBinary(data []byte) (Verdict, error) {
+	d := binReader{b: data, ok: true}
+	var v Verdict
+	switch d.u8() {
+	case 1:
+		v.Verdict = ActionAllow
+	case 2:
+		v.Verdict = ActionDeny
+	case 3:
+		v.Verdict = ActionAbstain
+	default:
+		return Verdict{}, errors.New("malformed binary verdict: unknown action")
+	}
+	if t := d.bytes(8); d.ok {
+		v.CacheTTLMs = int64(binary.LittleEndian.Uint64(t))
+	}
+	reason := d.bytes(d.u16())
+	if !d.ok || d.i != len(data) {
+		return Verdict{}, errors.New("malformed binary verdict: bad length")
+	}
+	if v.CacheTTLMs < 0 || v.CacheTTLMs >= 1e18 {
+		return Verdict{}, errors.New("malformed binary verdict: cache_ttl_ms out of range")
+	}
+	v.Reason = SanitizeReason(string(reason))
+	return v, nil
+}
