@@ -3,15 +3,20 @@ package host
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/wasmgate/wasmgate/internal/interrupt"
 )
 
 // Benchmarks compare wasmgate's preview 1 with wazero's built-in one and a
@@ -139,6 +144,111 @@ func BenchmarkCopy256MiB(b *testing.B) {
 	})
 }
 
+// BenchmarkCopy256MiBExternal is BenchmarkCopy256MiB with stdin fed by
+// another process (head -c 256M /dev/zero), as in `producer | wasmgate run`:
+// the feeder does not compete with the guest for this process's Ps and
+// netpoller, which otherwise penalises the two in-process runtimes but not
+// the native child.
+func BenchmarkCopy256MiBExternal(b *testing.B) {
+	if _, err := exec.LookPath("head"); err != nil {
+		b.Skip("no head(1)")
+	}
+	wasm := hostGoGuest(b, "copy")
+	null := devNull(b)
+	each := func(b *testing.B, run func(stdin *os.File)) {
+		b.SetBytes(copySize)
+		for i := 0; i < b.N; i++ {
+			feeder := exec.Command("head", "-c", fmt.Sprint(copySize), "/dev/zero")
+			in, err := feeder.StdoutPipe()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := feeder.Start(); err != nil {
+				b.Fatal(err)
+			}
+			f, ok := in.(*os.File)
+			if !ok {
+				b.Fatalf("StdoutPipe gave a %T, want an *os.File", in)
+			}
+			run(f)
+			if err := feeder.Wait(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.Run("wasmgate-noint", func(b *testing.B) {
+		cfg := NewConfig().WithStdout(null).WithCloseOnContextDone(false).WithCompilationCacheDir(testCacheDir)
+		if _, err := Run(context.Background(), wasm, cfg); err != nil { // warm the cache
+			b.Fatal(err)
+		}
+		b.ResetTimer()
+		each(b, func(in *os.File) {
+			if code, err := Run(context.Background(), wasm, cfg.WithStdin(in)); err != nil || code != 0 {
+				b.Fatal(code, err)
+			}
+		})
+	})
+	b.Run("wazero-wasi-noint", func(b *testing.B) {
+		runWazeroWASI(b, wasm, wazero.NewModuleConfig(), false) // warm the cache
+		b.ResetTimer()
+		each(b, func(in *os.File) {
+			runWazeroWASI(b, wasm, wazero.NewModuleConfig().WithStdin(in).WithStdout(null).WithStderr(io.Discard), false)
+		})
+	})
+	b.Run("native", func(b *testing.B) {
+		bin := nativeGuest(b, "copy")
+		b.ResetTimer()
+		each(b, func(in *os.File) {
+			cmd := exec.Command(bin)
+			cmd.Stdin, cmd.Stdout = in, null
+			if err := cmd.Run(); err != nil {
+				b.Fatal(err)
+			}
+		})
+	})
+}
+
+// BenchmarkCopyStartup runs the copy guest on empty stdin: the fixed cost
+// (start-up and exit) inside every BenchmarkCopy256MiB op. Subtracting it
+// gives the copy's own throughput, which start-up otherwise dominates on
+// slow machines (a warm wazero start is ~85 ms here, a 256 MiB pipe copy
+// ~175 ms natively).
+func BenchmarkCopyStartup(b *testing.B) {
+	wasm := hostGoGuest(b, "copy")
+	null := devNull(b)
+	b.Run("wasmgate-noint", func(b *testing.B) {
+		cfg := NewConfig().WithStdout(null).WithCloseOnContextDone(false).WithCompilationCacheDir(testCacheDir)
+		if _, err := Run(context.Background(), wasm, cfg); err != nil { // warm the cache
+			b.Fatal(err)
+		}
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if code, err := Run(context.Background(), wasm, cfg); err != nil || code != 0 {
+				b.Fatal(code, err)
+			}
+		}
+	})
+	b.Run("wazero-wasi-noint", func(b *testing.B) {
+		mc := wazero.NewModuleConfig().WithStdout(null).WithStderr(io.Discard)
+		runWazeroWASI(b, wasm, mc, false) // warm the cache
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			runWazeroWASI(b, wasm, mc, false)
+		}
+	})
+	b.Run("native", func(b *testing.B) {
+		bin := nativeGuest(b, "copy")
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			cmd := exec.Command(bin)
+			cmd.Stdout = null
+			if err := cmd.Run(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
 func BenchmarkSmallWrites100k(b *testing.B) {
 	wasm := hostGoGuest(b, "smallwrites")
 	for _, on := range []bool{true, false} {
@@ -203,7 +313,117 @@ func BenchmarkHelloWarmStart(b *testing.B) {
 				}
 			}
 		})
+		// The same guest, cache and runtime configuration under wazero's
+		// own wasi_snapshot_preview1: the in-process baseline.
+		b.Run("wazero-wasi-"+name, func(b *testing.B) {
+			mc := wazero.NewModuleConfig().WithArgs("hello")
+			runWazeroWASI(b, wasm, mc, on) // warm the cache
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				runWazeroWASI(b, wasm, mc, on)
+			}
+		})
 	}
+	// What a user sees: `wasmgate run hello.wasm` against
+	// `wazero run -cachedir D hello.wasm` as processes, both with a warm
+	// cache (neither interruptible: wazero's CLI enables it only with
+	// -timeout, wasmgate's always does).
+	b.Run("cli-wazero", func(b *testing.B) {
+		bins := cliBinaries(b)
+		cache := filepath.Join(bins.dir, "wazero-cache")
+		benchProcess(b, exec.Command(bins.wazero, "run", "-cachedir", cache, bins.hello, "x"))
+	})
+	b.Run("cli-wasmgate", func(b *testing.B) {
+		bins := cliBinaries(b)
+		cmd := exec.Command(bins.wasmgate, "run", bins.hello, "x")
+		cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+filepath.Join(bins.dir, "xdg"))
+		benchProcess(b, cmd)
+	})
+}
+
+// cliBins are the CLIs and guest file used by the process benchmarks.
+type cliBins struct {
+	dir, wazero, wasmgate, hello string
+}
+
+var (
+	cliOnce  sync.Once
+	cliBuilt cliBins
+	cliErr   error
+)
+
+// cliBinaries builds wazero's CLI (from the module cache, the version in
+// go.mod) and wasmgate's once per test binary, and writes the hello guest.
+func cliBinaries(b *testing.B) cliBins {
+	wasm := hostGoGuest(b, "hello")
+	cliOnce.Do(func() {
+		d := filepath.Join(guestDir, "cli")
+		if cliErr = os.MkdirAll(d, 0o755); cliErr != nil {
+			return
+		}
+		c := cliBins{dir: d, wazero: filepath.Join(d, "wazero"), wasmgate: filepath.Join(d, "wasmgate"), hello: filepath.Join(d, "hello.wasm")}
+		for _, bin := range [][2]string{{c.wazero, "github.com/tetratelabs/wazero/cmd/wazero"}, {c.wasmgate, "./cmd/wasmgate"}} {
+			cmd := exec.Command("go", "build", "-o", bin[0], bin[1])
+			cmd.Dir = repoRoot(b)
+			if msg, err := cmd.CombinedOutput(); err != nil {
+				cliErr = fmt.Errorf("build %s: %v\n%s", bin[1], err, msg)
+				return
+			}
+		}
+		cliErr = os.WriteFile(c.hello, wasm, 0o644)
+		cliBuilt = c
+	})
+	if cliErr != nil {
+		b.Fatal(cliErr)
+	}
+	return cliBuilt
+}
+
+// benchProcess runs a copy of cmd once to warm caches, then b.N times.
+func benchProcess(b *testing.B, cmd *exec.Cmd) {
+	run := func() {
+		c := exec.Command(cmd.Path, cmd.Args[1:]...)
+		c.Env = cmd.Env
+		if out, err := c.CombinedOutput(); err != nil {
+			b.Fatalf("%v: %v\n%s", c.Args, err, out)
+		}
+	}
+	run()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		run()
+	}
+}
+
+// BenchmarkRewriteCache compares rewriting the hello guest for
+// interruption on every start with reading the rewrite back from the
+// on-disk cache (startup.go): what cachedRewrite saves per warm start.
+func BenchmarkRewriteCache(b *testing.B) {
+	wasm := hostGoGuest(b, "hello")
+	b.Run("instrument", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if _, err := interrupt.Instrument(wasm); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("cached-hit", func(b *testing.B) {
+		dir := b.TempDir()
+		if _, err := cachedRewrite(dir, "interrupt", wasm, interrupt.Instrument); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if _, err := cachedRewrite(dir, "interrupt", wasm, func([]byte) ([]byte, error) {
+				return nil, errors.New("cache miss")
+			}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 // BenchmarkLoop measures what WithCloseOnContextDone(true) (the default:

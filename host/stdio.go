@@ -18,6 +18,10 @@ type stdinFile struct {
 	r  io.Reader
 	fd int // -1 when r is not a file
 	ft wasi.Filetype
+	// nowait: fd is a pipe or socket, read with one non-blocking
+	// preadv2(RWF_NOWAIT) rather than a poll probe and a read (see
+	// stdin_nowait_linux.go); cleared if the kernel refuses it.
+	nowait bool
 }
 
 func newStdin(r io.Reader) *stdinFile {
@@ -30,6 +34,7 @@ func newStdin(r io.Reader) *stdinFile {
 		if s.ft == wasi.FiletypeRegularFile {
 			s.fd = -1 // a regular file never blocks: no readiness probe
 		}
+		s.nowait = s.fd >= 0 && nowaitCapable(f)
 	}
 	return s
 }
@@ -58,6 +63,13 @@ func hostFd(f *os.File) (int, wasi.Filetype) {
 func (s *stdinFile) filetype() wasi.Filetype { return s.ft }
 
 func (s *stdinFile) read(_ context.Context, bufs [][]byte) (int, error) {
+	if s.nowait {
+		n, err := readNowait(s.fd, bufs)
+		if err != errNowaitUnsupported {
+			return n, err
+		}
+		s.nowait = false
+	}
 	if s.fd >= 0 && !fdReadable(s.fd) {
 		return 0, syscall.EAGAIN
 	}
