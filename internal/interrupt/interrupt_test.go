@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -461,4 +462,29 @@ func FuzzInstrument(f *testing.F) {
 			t.Fatalf("valid module rewritten into an invalid one: %v", err)
 		}
 	})
+}
+
+func TestMemo(t *testing.T) {
+	in := wat(t, `(module (func (loop (br 0))))`)
+	a, err := Memo(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Memo(append([]byte(nil), in...))
+	if err != nil || &a[0] != &b[0] {
+		t.Fatalf("second Memo of the same bytes did not reuse the result (%v)", err)
+	}
+	want, _ := Instrument(in)
+	if !bytes.Equal(a, want) {
+		t.Fatal("Memo differs from Instrument")
+	}
+	if _, err := Memo(in[:len(in)-1]); err == nil {
+		t.Fatal("truncated module accepted")
+	}
+	for i := 0; i < memoSize+1; i++ { // evicts the first
+		Memo(wat(t, fmt.Sprintf(`(module (func (drop (i32.const %d))))`, i)))
+	}
+	if memo.m[sha256.Sum256(in)] != nil || len(memo.m) != memoSize {
+		t.Fatalf("memo holds %d entries, first not evicted", len(memo.m))
+	}
 }

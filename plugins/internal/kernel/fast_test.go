@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wasmgate/wasmgate/plugins/builtin"
+	"github.com/wasmgate/wasmgate/plugins/internal/testbuild"
 	"github.com/wasmgate/wasmgate/sdk/policy"
 )
 
@@ -33,7 +34,7 @@ func TestFastPathSameAsExtism(t *testing.T) {
 	for _, name := range builtin.Names() {
 		t.Run(name, func(t *testing.T) {
 			wasm, _ := builtin.Lookup(name)
-			e := NewEngineWithCache(nil)
+			e := NewEngineWithCache(testbuild.Cache())
 			m, err := e.Compile(context.Background(), Config{Name: name, Wasm: wasm, Timeout: 10 * time.Second,
 				Config: map[string]string{"config": configs[name]}})
 			if err != nil {

@@ -133,7 +133,7 @@ func (e *Engine) Compile(ctx context.Context, cfg Config) (*Module, error) {
 	wasm := cfg.Wasm
 	wazeroStops := true
 	if !e.Interpreter {
-		if inst, err := interrupt.Instrument(wasm); err == nil {
+		if inst, err := interrupt.Memo(wasm); err == nil {
 			wasm, wazeroStops = inst, false
 		}
 	}
