@@ -209,8 +209,8 @@ func TestBuiltinPluginsEveryLoopChecked(t *testing.T) {
 }
 
 // run instantiates wasm with wazero's WASI, raises the flag after delay and
-// returns _start's error and how long it ran after the raise.
-func run(t *testing.T, wasm []byte, delay time.Duration, stdout *bytes.Buffer) (error, time.Duration) {
+// returns how long _start ran after the raise, and its error.
+func run(t *testing.T, wasm []byte, delay time.Duration, stdout *bytes.Buffer) (time.Duration, error) {
 	t.Helper()
 	ctx := context.Background()
 	r := wazero.NewRuntime(ctx)
@@ -249,9 +249,9 @@ func run(t *testing.T, wasm []byte, delay time.Duration, stdout *bytes.Buffer) (
 	mu.Lock()
 	defer mu.Unlock()
 	if raised.IsZero() {
-		return err, 0
+		return 0, err
 	}
-	return err, time.Since(raised)
+	return time.Since(raised), err
 }
 
 // TestGCWhileSpinning: JIT code cannot be preempted, so a guest that never
@@ -274,7 +274,7 @@ func TestGCWhileSpinning(t *testing.T) {
 				runtime.GC()
 			}
 		}()
-		err, _ = run(t, out, 1500*time.Millisecond, nil)
+		_, err = run(t, out, 1500*time.Millisecond, nil)
 		<-done
 		if err == nil || !strings.Contains(err.Error(), "unreachable") {
 			t.Fatalf("err = %v, want an unreachable trap", err)
@@ -301,7 +301,7 @@ func TestRaiseStopsSpinningGoGuest(t *testing.T) {
 		t.Fatal(err)
 	}
 	var stdout bytes.Buffer
-	err, after := run(t, out, 200*time.Millisecond, &stdout)
+	after, err := run(t, out, 200*time.Millisecond, &stdout)
 	if err == nil || !strings.Contains(err.Error(), "unreachable") {
 		t.Fatalf("err = %v, want an unreachable trap", err)
 	}
@@ -366,7 +366,7 @@ func TestRaiseStopsRecursionAndKeepsSemantics(t *testing.T) {
 		}
 		r.Close(ctx)
 	}
-	err, after := run(t, out, 100*time.Millisecond, nil)
+	after, err := run(t, out, 100*time.Millisecond, nil)
 	if err == nil || !strings.Contains(err.Error(), "unreachable") {
 		t.Fatalf("err = %v, want an unreachable trap", err)
 	}
