@@ -78,7 +78,7 @@ var cGuestMu sync.Mutex
 // cGuest compiles testdata/sockguests/NAME/main.c with clang for
 // wasm32-wasi. Without clang the test is skipped, unless
 // WASMGATE_REQUIRE_TOOLCHAINS is set (CI), where it fails.
-func cGuest(t *testing.T, name string) []byte {
+func cGuest(t testing.TB, name string) []byte {
 	t.Helper()
 	cGuestMu.Lock()
 	defer cGuestMu.Unlock()
@@ -162,6 +162,9 @@ func (l *lines) wait(t *testing.T, prefix string, d time.Duration) string {
 }
 
 // guestRun is a guest running in the background.
+// guestDeadline bounds one guest run in the socket tests.
+const guestDeadline = 5 * time.Minute
+
 type guestRun struct {
 	out    *lines
 	done   chan struct{}
@@ -172,7 +175,10 @@ type guestRun struct {
 
 func startGuest(t *testing.T, wasm []byte, cfg *Config, args ...string) *guestRun {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	// Generous: the deadline includes compiling the guest, which is slow
+	// under -race with a cold cache on a busy machine (CI); it only has to
+	// catch a hang.
+	ctx, cancel := context.WithTimeout(context.Background(), guestDeadline)
 	g := &guestRun{out: newLines(), done: make(chan struct{}), cancel: cancel}
 	cfg = cfg.WithArgs(append([]string{"guest"}, args...)...).
 		WithStdout(g.out).WithStderr(g.out).WithCompilationCacheDir(sockCacheDir)
@@ -192,7 +198,7 @@ func (g *guestRun) finish(t *testing.T) string {
 	t.Helper()
 	select {
 	case <-g.done:
-	case <-time.After(90 * time.Second):
+	case <-time.After(guestDeadline + 10*time.Second):
 		t.Fatalf("guest did not finish; output:\n%s", g.out.String())
 	}
 	return g.out.String()

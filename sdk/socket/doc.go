@@ -19,6 +19,10 @@
 // not implemented on wasip1, so datagrams go through sock_recv_from and
 // sock_send_to directly.
 //
+// Stream connections copy (io.Copy, proxies) through pooled buffers that
+// grow to 256 KiB while a stream keeps them full: wasip1 has no splice, and
+// net's fallback allocates 32 KiB per copy and moves 32 KiB per host call.
+//
 // Host names are resolved by the host (sock_getaddrinfo), where the host's
 // policy decides each lookup and each answer. GoResolver returns a
 // net.Resolver that instead runs Go's pure DNS client over this package's

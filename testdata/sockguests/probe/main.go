@@ -88,7 +88,17 @@ func run(c []string) error {
 	case "halfclose":
 		return halfClose(args[0])
 	case "echoserve":
-		return echoServe(args[0], atoi(args[1]))
+		// echoserve ADDR N [BUFSIZE]: N connections (-1: forever), each
+		// echoed with io.Copy, or with an explicit BUFSIZE-byte loop.
+		bufSize := 0
+		if len(args) > 2 {
+			bufSize = atoi(args[2])
+		}
+		return echoServe(args[0], atoi(args[1]), bufSize)
+	case "echoonce":
+		return echoOnce(args[0])
+	case "sendpattern":
+		return sendPattern(args[0], int64(atoi(args[1])))
 	default:
 		return fmt.Errorf("unknown command %s", c[0])
 	}
@@ -171,7 +181,7 @@ func udpServe(addr string, n int) error {
 
 // echoServe listens on addr and echoes n connections until EOF each,
 // concurrently (the benchmark's guest side).
-func echoServe(addr string, n int) error {
+func echoServe(addr string, n, bufSize int) error {
 	ln, err := socket.Listen("tcp", addr)
 	if err != nil {
 		return err
@@ -188,7 +198,22 @@ func echoServe(addr string, n int) error {
 		go func() {
 			defer wg.Done()
 			defer c.Close()
-			io.Copy(c, c)
+			if bufSize <= 0 {
+				io.Copy(c, c)
+				return
+			}
+			buf := make([]byte, bufSize)
+			for {
+				n, err := c.Read(buf)
+				if n > 0 {
+					if _, werr := c.Write(buf[:n]); werr != nil {
+						return
+					}
+				}
+				if err != nil {
+					return
+				}
+			}
 		}()
 	}
 	wg.Wait()
@@ -253,4 +278,49 @@ func halfClose(addr string) error {
 	}
 	say("reply %q", b)
 	return nil
+}
+
+// echoOnce accepts one connection and echoes it with io.Copy(c, c) (the
+// connection's WriteTo), then reports what io.Copy returned.
+func echoOnce(addr string) error {
+	ln, err := socket.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	say("listening %s", ln.Addr())
+	c, err := ln.Accept()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	n, err := io.Copy(c, c)
+	say("copied %d %v", n, err)
+	return nil
+}
+
+// pattern is an endless reader of byte(i % 251) at offset i: a prime
+// period, so a lost, repeated or reordered chunk shows.
+type pattern struct{ off int64 }
+
+func (p *pattern) Read(b []byte) (int, error) {
+	for i := range b {
+		b[i] = byte((p.off + int64(i)) % 251)
+	}
+	p.off += int64(len(b))
+	return len(b), nil
+}
+
+// sendPattern dials addr and sends n pattern bytes with io.Copy from a
+// reader without WriteTo (so the connection's ReadFrom copies), then
+// half-closes and reports what io.Copy returned.
+func sendPattern(addr string, n int64) error {
+	c, err := socket.Dial("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	sent, err := io.Copy(c, io.LimitReader(&pattern{}, n))
+	say("sent %d %v", sent, err)
+	return c.(interface{ CloseWrite() error }).CloseWrite()
 }
