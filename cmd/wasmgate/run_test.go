@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tetratelabs/wazero"
+	"github.com/wasmgate/wasmgate/host"
 )
 
 var (
@@ -168,24 +168,28 @@ func TestParseDir(t *testing.T) {
 // the runtime settings host.Run uses, so a later `run` finds it compiled.
 func warmDefaultCache(t *testing.T, path string) {
 	t.Helper()
-	base, err := os.UserCacheDir()
-	if err != nil {
-		t.Skip("no user cache dir")
-	}
-	cache, err := wazero.NewCompilationCacheWithDir(filepath.Join(base, "wasmgate", "wazero"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	wasm, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCompilationCache(cache).WithCloseOnContextDone(true))
-	defer r.Close(ctx)
-	if _, err := r.CompileModule(ctx, wasm); err != nil {
+	// Run the guest exactly as the CLI will (default cache dir, the same
+	// interruption rewrite) until it writes anything, so that both the
+	// rewrite cache and wazero's compilation cache hold what the timed run
+	// needs.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cfg := host.NewConfig().WithStdout(cancelWriter(cancel)).WithStderr(cancelWriter(cancel))
+	if _, err := host.Run(ctx, wasm, cfg); err != nil && ctx.Err() == nil {
 		t.Fatal(err)
 	}
+}
+
+// cancelWriter cancels its context on the first write.
+type cancelWriter context.CancelFunc
+
+func (c cancelWriter) Write(p []byte) (int, error) {
+	c()
+	return len(p), nil
 }
 
 type syncBuf struct {
