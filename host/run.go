@@ -240,19 +240,28 @@ func (s *state) close() {
 	s.wake.close()
 }
 
+// cacheRoot is the compilation cache's directory (the default is under the
+// user cache dir), or "" when caching is disabled or there is no place.
+func (c *Config) cacheRoot() string {
+	if c.cacheDisabled {
+		return ""
+	}
+	if c.cacheDir != "" {
+		return c.cacheDir
+	}
+	base, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(base, "wasmgate", "wazero")
+}
+
 // compilationCache opens the on-disk cache, or returns nil when it is
 // disabled or cannot be created (the guest then just compiles slower).
 func (c *Config) compilationCache() wazero.CompilationCache {
-	if c.cacheDisabled {
-		return nil
-	}
-	dir := c.cacheDir
+	dir := c.cacheRoot()
 	if dir == "" {
-		base, err := os.UserCacheDir()
-		if err != nil {
-			return nil
-		}
-		dir = filepath.Join(base, "wasmgate", "wazero")
+		return nil
 	}
 	cache, err := wazero.NewCompilationCacheWithDir(dir)
 	if err != nil {

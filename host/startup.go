@@ -47,16 +47,9 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // the same directory as wazero's compilation cache, which holds machine
 // code that is executed as is.
 func (c *Config) rewriteCacheDir() string {
-	if c.cacheDisabled {
-		return ""
-	}
-	dir := c.cacheDir
+	dir := c.cacheRoot()
 	if dir == "" {
-		base, err := os.UserCacheDir()
-		if err != nil {
-			return ""
-		}
-		dir = filepath.Join(base, "wasmgate", "wazero")
+		return ""
 	}
 	return filepath.Join(dir, rewriteCacheSubdir)
 }

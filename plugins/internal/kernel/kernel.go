@@ -459,20 +459,8 @@ func (i *Instance) DecideFast(input []byte) ([]byte, error) {
 	i.output.off, i.output.n, i.outBad, i.errOff = 0, 0, "", 0
 	i.input.off, i.input.n = 0, 0
 	i.stack[0] = uint64(len(input))
-	timeout := i.m.cfg.Timeout
-	i.timer.Reset(timeout)
-	err := i.fastFn.CallWithStack(i.ctx, i.stack[:])
-	if !i.timer.Stop() {
-		i.kill()
-		return nil, &CallError{KindTimeout, fmt.Sprintf("timeout after %v", timeout)}
-	}
-	if err != nil {
-		i.kill()
-		var exit *sys.ExitError
-		if errors.As(err, &exit) {
-			return nil, &CallError{KindTrap, fmt.Sprintf("plugin exited with code %d", exit.ExitCode())}
-		}
-		return nil, &CallError{KindTrap, "trap: " + firstLine(err.Error())}
+	if err := i.run(i.fastFn, i.m.cfg.Timeout); err != nil {
+		return nil, err
 	}
 	n := int64(i.stack[0])
 	msgErr := n < 0
@@ -549,21 +537,8 @@ func (i *Instance) CallTimeout(fn string, input []byte, timeout time.Duration) (
 		i.input.off, i.input.n = off, uint64(len(input))
 	}
 	i.stack[0] = 0
-	i.timer.Reset(timeout)
-	err := f.CallWithStack(i.ctx, i.stack[:])
-	if !i.timer.Stop() {
-		// The timer fired (or is firing): the module is, or is about to be,
-		// closed by wazero's watchdog whatever the call returned.
-		i.kill()
-		return nil, &CallError{KindTimeout, fmt.Sprintf("timeout after %v", timeout)}
-	}
-	if err != nil {
-		i.kill()
-		var exit *sys.ExitError
-		if errors.As(err, &exit) {
-			return nil, &CallError{KindTrap, fmt.Sprintf("plugin exited with code %d", exit.ExitCode())}
-		}
-		return nil, &CallError{KindTrap, "trap: " + firstLine(err.Error())}
+	if err := i.run(f, timeout); err != nil {
+		return nil, err
 	}
 	rc := uint32(i.stack[0])
 	if i.errOff != 0 {
@@ -590,6 +565,28 @@ func (i *Instance) CallTimeout(fn string, input []byte, timeout time.Duration) (
 		return nil, nil
 	}
 	return i.mem.buf[i.output.off : i.output.off+i.output.n], nil
+}
+
+// run calls f with i.stack under timeout. A timeout, trap or exit kills the
+// instance and comes back as a *CallError.
+func (i *Instance) run(f api.Function, timeout time.Duration) error {
+	i.timer.Reset(timeout)
+	err := f.CallWithStack(i.ctx, i.stack[:])
+	if !i.timer.Stop() {
+		// The timer fired (or is firing): the flag is raised, or the
+		// module closed, whatever the call returned.
+		i.kill()
+		return &CallError{KindTimeout, fmt.Sprintf("timeout after %v", timeout)}
+	}
+	if err != nil {
+		i.kill()
+		var exit *sys.ExitError
+		if errors.As(err, &exit) {
+			return &CallError{KindTrap, fmt.Sprintf("plugin exited with code %d", exit.ExitCode())}
+		}
+		return &CallError{KindTrap, "trap: " + firstLine(err.Error())}
+	}
+	return nil
 }
 
 func firstLine(s string) string {
