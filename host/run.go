@@ -135,7 +135,8 @@ func Run(ctx context.Context, wasm []byte, cfg *Config) (exitCode int, err error
 		return 1, fmt.Errorf("wasmgate: instantiate: %w", err)
 	}
 	defer mod.Close(context.WithoutCancel(ctx))
-	if flag := interrupt.Find(mod); flag != nil {
+	flag := interrupt.Find(mod)
+	if flag != nil {
 		defer context.AfterFunc(ctx, flag.Raise)()
 	}
 	start := mod.ExportedFunction("_start")
@@ -143,6 +144,11 @@ func Run(ctx context.Context, wasm []byte, cfg *Config) (exitCode int, err error
 		return 1, errors.New("wasmgate: the module exports no _start function (not a WASI command)")
 	}
 	_, err = start.Call(ctx)
+	if err != nil && flag.Raised() {
+		// The trap is the interruption check we compiled in, not the
+		// guest's doing: report only why the guest was stopped.
+		return 1, fmt.Errorf("wasmgate: guest stopped: %w", ctx.Err())
+	}
 	return s.result(ctx, err)
 }
 
