@@ -5,7 +5,11 @@
 // imports them to encode requests and decode verdicts) and for plugins
 // (GOOS=wasip1), so that both sides share exactly one definition and plugin
 // handlers can be unit-tested natively. The wire format is JSON; see
-// POLICY.md §2 and docs/plugins.md.
+// POLICY.md §2 and docs/plugins.md. Plugins built with this package also
+// export wasmgate's fast path (wasmgate_buffer, wasmgate_decide), which
+// wasmgate uses instead of the Extism decide export: a binary request and
+// verdict in the plugin's own memory (binary.go, docs/plugins.md). The
+// order of Ops is part of that encoding.
 package policy
 
 import "net/netip"
@@ -29,7 +33,8 @@ const (
 	OpUDPRecv    Op = "udp.recv"    // Addr:Port peer of an arrived datagram
 )
 
-// Ops lists every operation, in the order of POLICY.md §1.
+// Ops lists every operation, in the order of POLICY.md §1. The binary
+// encoding numbers ops by their position here: append, never reorder.
 var Ops = []Op{
 	OpDNSLookup, OpDNSAnswer,
 	OpTCPConnect, OpTCPBind, OpTCPListen, OpTCPAccept,
