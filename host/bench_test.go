@@ -78,6 +78,21 @@ func devNull(b *testing.B) *os.File {
 	return f
 }
 
+// benchRuns runs wasm once to warm the caches, then b.N times, timed; each
+// run must exit 0.
+func benchRuns(b *testing.B, wasm []byte, cfg *Config) {
+	b.Helper()
+	if _, err := Run(context.Background(), wasm, cfg); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if code, err := Run(context.Background(), wasm, cfg); err != nil || code != 0 {
+			b.Fatal(code, err)
+		}
+	}
+}
+
 // runWazeroWASI runs wasm under wazero's own wasi_snapshot_preview1.
 func runWazeroWASI(b *testing.B, wasm []byte, mc wazero.ModuleConfig, interruptible bool) {
 	ctx := context.Background()
@@ -218,15 +233,7 @@ func BenchmarkCopyStartup(b *testing.B) {
 	null := devNull(b)
 	b.Run("wasmgate-noint", func(b *testing.B) {
 		cfg := NewConfig().WithStdout(null).WithCloseOnContextDone(false).WithCompilationCacheDir(testCacheDir)
-		if _, err := Run(context.Background(), wasm, cfg); err != nil { // warm the cache
-			b.Fatal(err)
-		}
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			if code, err := Run(context.Background(), wasm, cfg); err != nil || code != 0 {
-				b.Fatal(code, err)
-			}
-		}
+		benchRuns(b, wasm, cfg)
 	})
 	b.Run("wazero-wasi-noint", func(b *testing.B) {
 		mc := wazero.NewModuleConfig().WithStdout(null).WithStderr(io.Discard)
@@ -302,16 +309,8 @@ func BenchmarkHelloWarmStart(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			cfg := NewConfig().WithArgs("hello").WithCloseOnContextDone(on).WithCompilationCacheDir(testCacheDir)
-			if _, err := Run(context.Background(), wasm, cfg); err != nil { // warm the cache
-				b.Fatal(err)
-			}
 			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				if code, err := Run(context.Background(), wasm, cfg); err != nil || code != 0 {
-					b.Fatal(code, err)
-				}
-			}
+			benchRuns(b, wasm, cfg)
 		})
 		// The same guest, cache and runtime configuration under wazero's
 		// own wasi_snapshot_preview1: the in-process baseline.
@@ -437,15 +436,7 @@ func BenchmarkLoop(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			cfg := NewConfig().WithArgs("loop", "50000000").WithCloseOnContextDone(on).WithCompilationCacheDir(testCacheDir)
-			if _, err := Run(context.Background(), wasm, cfg); err != nil { // warm the cache
-				b.Fatal(err)
-			}
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				if code, err := Run(context.Background(), wasm, cfg); err != nil || code != 0 {
-					b.Fatal(code, err)
-				}
-			}
+			benchRuns(b, wasm, cfg)
 		})
 	}
 }
