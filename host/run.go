@@ -71,7 +71,7 @@ func Run(ctx context.Context, wasm []byte, cfg *Config) (exitCode int, err error
 	}
 	// Interruption (see Config.WithCloseOnContextDone): the guest's code is
 	// rewritten to check a flag that ctx's cancellation raises, which costs
-	// ~1 ns per loop iteration; wazero's own close-on-context-done, ~100 ns
+	// ~2 ns per loop iteration; wazero's own close-on-context-done, ~100 ns
 	// per iteration, only backs up modules the rewriter refuses.
 	wazeroStops := false
 	if cfg.closeOnDone {

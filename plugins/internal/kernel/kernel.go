@@ -125,7 +125,7 @@ func (e *Engine) Compile(ctx context.Context, cfg Config) (*Module, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	// Timeouts: compiled plugins get internal/interrupt's flag checks
-	// (~1 ns per loop iteration, no goroutine per call); wazero's
+	// (~2 ns per loop iteration, no goroutine per call); wazero's
 	// close-on-context-done (~100 ns per iteration plus a watchdog
 	// goroutine per call) backs up the interpreter, whose Go code must not
 	// read a global that another goroutine writes, and modules the
