@@ -369,7 +369,11 @@ describe = '{"ops":["tcp.connect"]}'
 	if bad.Load() != 0 {
 		t.Fatalf("%d wrong decisions", bad.Load())
 	}
-	if n := len(p.Chain.plugins[0].sem); n != 0 {
-		t.Fatalf("%d pool tokens leaked", n)
+	pl := p.Chain.plugins[0].pool
+	pl.mu.Lock()
+	out, idle := pl.out, len(pl.idle)
+	pl.mu.Unlock()
+	if out != 0 || idle != 0 {
+		t.Fatalf("pool: %d instances still out, %d idle (all died)", out, idle)
 	}
 }

@@ -143,7 +143,7 @@ func LoadManifest(ctx context.Context, m *Manifest, opts Options) (*Policy, erro
 				return
 			}
 			if p.stateful {
-				p.resize(1)
+				p.pool.resize(1)
 			}
 			plugins[i] = p
 		}()

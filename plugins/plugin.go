@@ -25,8 +25,7 @@ type plugin struct {
 	stateful bool
 	desc     description
 	mod      *kernel.Module
-	sem      chan struct{}         // one token per instance in use
-	idle     chan *kernel.Instance // ready instances; cap = pool size
+	pool     *pool[*kernel.Instance]
 	timeout  time.Duration
 }
 
@@ -51,58 +50,25 @@ func opBit(op policy.Op) uint16 {
 const allOps = 1<<10 - 1
 
 func newPlugin(name string, index int, mod *kernel.Module, poolSize int, timeout time.Duration) *plugin {
-	return &plugin{name: name, index: index, mod: mod, ops: allOps, timeout: timeout,
-		sem: make(chan struct{}, poolSize), idle: make(chan *kernel.Instance, poolSize)}
-}
-
-// resize changes the pool size; only before the plugin is shared.
-func (p *plugin) resize(n int) {
-	old := p.idle
-	p.sem = make(chan struct{}, n)
-	p.idle = make(chan *kernel.Instance, n)
-	for {
-		select {
-		case inst := <-old:
-			select {
-			case p.idle <- inst:
-			default:
-				inst.Close()
-			}
-		default:
-			return
-		}
-	}
+	return &plugin{name: name, index: index, mod: mod, ops: allOps, timeout: timeout, pool: newPool[*kernel.Instance](poolSize)}
 }
 
 // with runs f on an instance from the pool. f must not keep the output of
 // the instance past its return.
 func (p *plugin) with(ctx context.Context, f func(*kernel.Instance) error) error {
-	select {
-	case p.sem <- struct{}{}:
-	default:
-		select {
-		case p.sem <- struct{}{}:
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for an instance: %w", ctx.Err())
-		}
+	inst, err := p.pool.get(ctx)
+	if err != nil {
+		return err
 	}
-	defer func() { <-p.sem }()
-	var inst *kernel.Instance
-	select {
-	case inst = <-p.idle:
-	default:
-		var err error
+	if inst == nil {
 		inst, err = p.mod.Instantiate(ctx)
 		if err != nil {
+			p.pool.put(nil)
 			return fmt.Errorf("new instance: %w", err)
 		}
 	}
-	err := f(inst)
-	if inst.Dead() {
-		inst.Close()
-	} else {
-		p.idle <- inst // never blocks: at most cap(sem) instances exist
-	}
+	err = f(inst)
+	p.pool.put(inst) // closes it if it died
 	return err
 }
 
@@ -212,15 +178,8 @@ func strictJSON(b []byte, v any) error {
 }
 
 func (p *plugin) close(ctx context.Context) {
-	for {
-		select {
-		case inst := <-p.idle:
-			inst.Close()
-		default:
-			_ = p.mod.Close(ctx)
-			return
-		}
-	}
+	p.pool.close()
+	_ = p.mod.Close(ctx)
 }
 
 func newLogger(l *slog.Logger) *slog.Logger {

@@ -5,7 +5,7 @@
 // that works here is an ordinary Extism plugin and runs unchanged in any
 // Extism host.
 //
-// Every call runs under a deadline: a timer raises the instance's
+// Every call runs under a deadline: a watchdog raises the instance's
 // internal/interrupt flag, so the plugin traps at its next function entry or
 // loop header (wazero's close-on-context-done for the interpreter and for
 // modules the rewriter refuses); an instance whose call failed in any way other than a clean error_set is
@@ -286,23 +286,24 @@ func (e *CallError) Error() string { return e.Msg }
 
 // Instance is one instantiated plugin. It is not safe for concurrent use.
 type Instance struct {
-	m       *Module
-	mod     api.Module
-	ctx     *instCtx
-	cancel  context.CancelFunc
-	timer   *time.Timer
-	fired   atomic.Bool
-	flag    atomic.Pointer[interrupt.Flag] // set once after instantiation; read by the timer
-	mem     kmem
-	input   struct{ off, n uint64 }
-	output  struct{ off, n uint64 }
-	outBad  string // why the output is unusable, if it is
-	errOff  uint64
-	vars    map[string][]byte
-	varSize int
-	fns     map[string]api.Function
-	stack   [1]uint64
-	dead    bool
+	m      *Module
+	mod    api.Module
+	ctx    *instCtx
+	cancel context.CancelFunc
+	// deadline is the running call's deadline (monoNow), 0 between calls,
+	// deadlineFired once the watchdog fired it.
+	deadline atomic.Int64
+	flag     atomic.Pointer[interrupt.Flag] // set once after instantiation; read by the watchdog
+	mem      kmem
+	input    struct{ off, n uint64 }
+	output   struct{ off, n uint64 }
+	outBad   string // why the output is unusable, if it is
+	errOff   uint64
+	vars     map[string][]byte
+	varSize  int
+	fns      map[string]api.Function
+	stack    [1]uint64
+	dead     bool
 	// The fast path, when the plugin has one (see Decide).
 	fastFn            api.Function
 	fastPtr, fastSize uint32
@@ -343,13 +344,6 @@ func (m *Module) Instantiate(ctx context.Context) (*Instance, error) {
 	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	inst.ctx = &instCtx{Context: cctx, inst: inst}
 	inst.cancel = cancel
-	inst.timer = time.AfterFunc(time.Hour, func() {
-		inst.fired.Store(true)
-		inst.flag.Load().Raise() // nil-safe: not instrumented
-		cancel()
-	})
-	inst.timer.Stop()
-
 	out := &logWriter{l: m.logger, plugin: m.cfg.Name}
 	mc := wazero.NewModuleConfig().
 		WithName(fmt.Sprintf("%s#%d", m.cfg.Name, m.seq.Add(1))).
@@ -362,16 +356,17 @@ func (m *Module) Instantiate(ctx context.Context) (*Instance, error) {
 	}
 	inst.mod = mod
 	inst.flag.Store(interrupt.Find(mod))
+	dog.add(inst)
 	for name := range m.exports {
 		inst.fns[name] = mod.ExportedFunction(name)
 	}
 	if f := mod.ExportedFunction("_initialize"); f != nil {
-		inst.timer.Reset(m.cfg.InitTimeout)
+		inst.arm(m.cfg.InitTimeout)
 		err := f.CallWithStack(inst.ctx, inst.stack[:])
-		stopped := inst.timer.Stop()
+		stopped := inst.disarm()
 		if err != nil || !stopped {
 			inst.kill()
-			if !stopped || inst.fired.Load() {
+			if !stopped {
 				return nil, fmt.Errorf("_initialize: timeout after %v", m.cfg.InitTimeout)
 			}
 			return nil, fmt.Errorf("_initialize: %w", err)
@@ -413,9 +408,9 @@ func (i *Instance) setupFast() error {
 	if f == nil || mem == nil {
 		return nil
 	}
-	i.timer.Reset(i.m.cfg.InitTimeout)
+	i.arm(i.m.cfg.InitTimeout)
 	err := f.CallWithStack(i.ctx, i.stack[:])
-	if !i.timer.Stop() {
+	if !i.disarm() {
 		return fmt.Errorf("%s: timeout after %v", FastBufferExport, i.m.cfg.InitTimeout)
 	}
 	if err != nil {
@@ -497,7 +492,7 @@ func (i *Instance) Close() { i.kill() }
 
 func (i *Instance) kill() {
 	i.dead = true
-	i.timer.Stop()
+	dog.remove(i)
 	i.cancel()
 	if i.mod != nil {
 		_ = i.mod.Close(context.Background())
@@ -570,10 +565,10 @@ func (i *Instance) CallTimeout(fn string, input []byte, timeout time.Duration) (
 // run calls f with i.stack under timeout. A timeout, trap or exit kills the
 // instance and comes back as a *CallError.
 func (i *Instance) run(f api.Function, timeout time.Duration) error {
-	i.timer.Reset(timeout)
+	i.arm(timeout)
 	err := f.CallWithStack(i.ctx, i.stack[:])
-	if !i.timer.Stop() {
-		// The timer fired (or is firing): the flag is raised, or the
+	if !i.disarm() {
+		// The watchdog fired (or is firing): the flag is raised, or the
 		// module closed, whatever the call returned.
 		i.kill()
 		return &CallError{KindTimeout, fmt.Sprintf("timeout after %v", timeout)}
