@@ -4,6 +4,9 @@ SHELL := /bin/bash
 GO ?= go
 STATICCHECK_VERSION := v0.8.2
 GOBIN ?= $(shell $(GO) env GOPATH)/bin
+# The built-in plugins' wasm packages (the bundle and each plugin's own main).
+WASM_PLUGINS := ./plugins/builtin/bundle ./plugins/allowlist/... ./plugins/denylist/... \
+	./plugins/ratelimit/... ./plugins/special-ranges/...
 
 .PHONY: all test lint bench check demo tools build
 
@@ -21,7 +24,7 @@ lint: tools
 	@out=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go' | grep -v '^testdata/' || true)); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	GOOS=wasip1 GOARCH=wasm $(GO) vet ./sdk/...
+	GOOS=wasip1 GOARCH=wasm $(GO) vet ./sdk/... $(WASM_PLUGINS)
 	$(GOBIN)/staticcheck ./...
 
 tools:
@@ -37,7 +40,7 @@ check:
 	GOOS=linux GOARCH=arm64 $(GO) build ./...
 	GOOS=darwin GOARCH=arm64 $(GO) build ./...
 	GOOS=windows GOARCH=amd64 $(GO) build ./...
-	GOOS=wasip1 GOARCH=wasm $(GO) build ./sdk/...
+	GOOS=wasip1 GOARCH=wasm $(GO) build ./sdk/... $(WASM_PLUGINS)
 	cp go.mod /tmp/wasmgate-go.mod.bak; cp go.sum /tmp/wasmgate-go.sum.bak
 	$(GO) mod tidy
 	@if ! git diff --quiet -- go.mod go.sum; then git --no-pager diff -- go.mod go.sum; \

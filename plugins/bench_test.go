@@ -72,7 +72,7 @@ func BenchmarkGoSDKCall(b *testing.B) {
 	ctx := context.Background()
 	p, err := extism.NewPlugin(ctx, extism.Manifest{
 		Wasm:    []extism.Wasm{extism.WasmData{Data: wasm}},
-		Config:  map[string]string{"config": `{"rules":["tcp://api.example.test:443","tcp://*.cdn.example.test:443"],"cache_ttl":"0s"}`},
+		Config:  builtin.Config("allowlist", `{"rules":["tcp://api.example.test:443","tcp://*.cdn.example.test:443"],"cache_ttl":"0s"}`),
 		Timeout: 100,
 	}, extism.PluginConfig{EnableWasi: true, RuntimeConfig: wazero.NewRuntimeConfig().WithCompilationCache(testbuild.Cache())}, nil)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tetratelabs/wazero"
+	"github.com/wasmgate/wasmgate/plugins/builtin"
 	"github.com/wasmgate/wasmgate/plugins/internal/kernel"
 )
 
@@ -123,12 +124,17 @@ func LoadManifest(ctx context.Context, m *Manifest, opts Options) (*Policy, erro
 		go func() {
 			defer wg.Done()
 			spec := &m.Plugins[i]
+			config := map[string]string{"config": string(spec.Config)}
+			if spec.Use != "" {
+				// The built-ins are one module; this key picks the plugin.
+				config[builtin.SelectKey] = spec.Use
+			}
 			mod, err := engine.Compile(ctx, kernel.Config{
 				Name:        spec.Name,
 				Wasm:        spec.Wasm,
 				MemoryPages: uint32(spec.Memory / wasmPage),
 				Timeout:     spec.Timeout,
-				Config:      map[string]string{"config": string(spec.Config)},
+				Config:      config,
 				Logger:      logger,
 			})
 			if err != nil {

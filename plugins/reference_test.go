@@ -103,6 +103,9 @@ func ourVerdicts(t *testing.T, rp refPlugin) []refResult {
 	m := &Manifest{Default: policy.ActionDeny, Plugins: []PluginSpec{{
 		Name: rp.name, Timeout: refTimeout, Memory: 16 << 20, Config: []byte(rp.config), Wasm: rp.wasm,
 	}}}
+	if _, ok := builtin.Lookup(rp.name); ok {
+		m.Plugins[0].Use = rp.name // selects the plugin in the bundle
+	}
 	p, err := LoadManifest(context.Background(), m, Options{CompilationCache: testbuild.Cache(), CacheEntries: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -125,11 +128,20 @@ func ourVerdicts(t *testing.T, rp refPlugin) []refResult {
 	return out
 }
 
+// extismConfig is what go-sdk gets: built-ins need the key that picks the
+// plugin in the bundle, as wasmgate sets it for use = "NAME".
+func extismConfig(rp refPlugin) map[string]string {
+	if _, ok := builtin.Lookup(rp.name); ok {
+		return builtin.Config(rp.name, rp.config)
+	}
+	return map[string]string{"config": rp.config}
+}
+
 func goSDKVerdicts(t *testing.T, rp refPlugin) []refResult {
 	ctx := context.Background()
 	manifest := extism.Manifest{
 		Wasm:    []extism.Wasm{extism.WasmData{Data: rp.wasm}},
-		Config:  map[string]string{"config": rp.config},
+		Config:  extismConfig(rp),
 		Memory:  &extism.ManifestMemory{MaxPages: 256},
 		Timeout: uint64(refTimeout.Milliseconds()),
 	}

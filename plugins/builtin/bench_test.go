@@ -29,7 +29,7 @@ func BenchmarkDecideGoSDK(b *testing.B) {
 			ctx := context.Background()
 			p, err := extism.NewPlugin(ctx, extism.Manifest{
 				Wasm:    []extism.Wasm{extism.WasmData{Data: wasm}},
-				Config:  map[string]string{"config": configs[name]},
+				Config:  Config(name, configs[name]),
 				Timeout: benchTimeout,
 			}, extism.PluginConfig{EnableWasi: true, RuntimeConfig: wazero.NewRuntimeConfig()}, nil)
 			if err != nil {

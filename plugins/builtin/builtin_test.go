@@ -28,34 +28,31 @@ func TestNamesAndLookup(t *testing.T) {
 			t.Errorf("Lookup(%q) = %d bytes, %v", n, len(b), ok)
 		}
 	}
-	for _, n := range []string{"", "nope", "allowlist.wasm", "../builtin/allowlist", "."} {
+	for _, n := range []string{"", "nope", "allowlist.wasm", "../builtin/allowlist", ".", "builtins", "bundle"} {
 		if _, ok := Lookup(n); ok {
 			t.Errorf("Lookup(%q) found something", n)
 		}
 	}
 }
 
-// TestEmbeddedUpToDate rebuilds the plugins with build.sh and compares them
-// with the committed files, so that the embedded binaries always match their
+// TestEmbeddedUpToDate rebuilds the bundle with build.sh and compares it
+// with the committed file, so that the embedded binary always matches its
 // sources.
 func TestEmbeddedUpToDate(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds four wasm modules")
+		t.Skip("builds a wasm module")
 	}
 	dir := t.TempDir()
 	cmd := exec.Command("sh", "build.sh", dir)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build.sh: %v\n%s", err, out)
 	}
-	for _, n := range Names() {
-		fresh, err := os.ReadFile(filepath.Join(dir, n+".wasm"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		committed, _ := Lookup(n)
-		if !bytes.Equal(fresh, committed) {
-			t.Errorf("%s.wasm is stale (%d bytes committed, %d rebuilt): run go generate ./plugins/builtin", n, len(committed), len(fresh))
-		}
+	fresh, err := os.ReadFile(filepath.Join(dir, "builtins.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(fresh, bundle) {
+		t.Errorf("builtins.wasm is stale (%d bytes committed, %d rebuilt): run go generate ./plugins/builtin", len(bundle), len(fresh))
 	}
 }
 
@@ -66,14 +63,21 @@ func runtimeConfig() wazero.RuntimeConfig { return wazero.NewRuntimeConfigInterp
 
 // newExtismPlugin loads wasm in go-sdk, the reference Extism host, with a
 // manifest timeout (close-on-context-done, as wasmgate runs plugins).
-func newExtismPlugin(t *testing.T, wasm []byte, configJSON string) *extism.Plugin {
+func newExtismPlugin(t *testing.T, name, configJSON string) *extism.Plugin {
+	t.Helper()
+	wasm, ok := Lookup(name)
+	if !ok {
+		t.Fatalf("no built-in %q", name)
+	}
+	return newExtismPluginWith(t, wasm, Config(name, configJSON))
+}
+
+func newExtismPluginWith(t *testing.T, wasm []byte, config map[string]string) *extism.Plugin {
 	t.Helper()
 	m := extism.Manifest{
 		Wasm:    []extism.Wasm{extism.WasmData{Data: wasm}},
 		Timeout: 10000,
-	}
-	if configJSON != "" {
-		m.Config = map[string]string{"config": configJSON}
+		Config:  config,
 	}
 	ctx := context.Background()
 	p, err := extism.NewPlugin(ctx, m, extism.PluginConfig{
@@ -97,7 +101,8 @@ func call(t *testing.T, p *extism.Plugin, export string, input []byte) []byte {
 }
 
 // TestThroughExtism runs every built-in in go-sdk: describe, validate and
-// decide must behave as the native handler tests say.
+// decide must behave as the native handler tests say, in the bundle wasmgate
+// embeds and as the plugin's own module (plugins/NAME/plugin).
 func TestThroughExtism(t *testing.T) {
 	if testing.Short() {
 		t.Skip("compiles wasm")
@@ -145,25 +150,67 @@ func TestThroughExtism(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.plugin, func(t *testing.T) {
 			t.Parallel() // instantiating a Go module is slow; overlap them
-			wasm, _ := Lookup(tt.plugin)
-			p := newExtismPlugin(t, wasm, tt.config)
-			if got := string(call(t, p, "validate", nil)); got != `{}` {
-				t.Errorf("validate: %s", got)
+			standalone, err := os.ReadFile(buildPackage(t, tt.plugin, "./plugins/"+tt.plugin+"/plugin"))
+			if err != nil {
+				t.Fatal(err)
 			}
-			if got := string(call(t, p, "describe", nil)); got != tt.describe {
-				t.Errorf("describe: %s\nwant      %s", got, tt.describe)
-			}
-			for _, s := range tt.steps {
-				out := call(t, p, "decide", []byte(s.req))
-				want, isPrefix := strings.CutSuffix(s.verdict, "*")
-				if isPrefix && !strings.HasPrefix(string(out), want) || !isPrefix && string(out) != want {
-					t.Errorf("decide %s:\n got %s\nwant %s", s.req, out, s.verdict)
+			for i, p := range []*extism.Plugin{
+				newExtismPlugin(t, tt.plugin, tt.config),
+				newExtismPluginWith(t, standalone, map[string]string{"config": tt.config}),
+			} {
+				module := [...]string{"bundle", "own module"}[i]
+				if got := string(call(t, p, "validate", nil)); got != `{}` {
+					t.Errorf("%s: validate: %s", module, got)
 				}
-				if _, err := policy.ParseVerdictJSON(out); err != nil {
-					t.Errorf("host would reject %s: %v", out, err)
+				if got := string(call(t, p, "describe", nil)); got != tt.describe {
+					t.Errorf("%s: describe: %s\nwant      %s", module, got, tt.describe)
+				}
+				for _, s := range tt.steps {
+					out := call(t, p, "decide", []byte(s.req))
+					want, isPrefix := strings.CutSuffix(s.verdict, "*")
+					if isPrefix && !strings.HasPrefix(string(out), want) || !isPrefix && string(out) != want {
+						t.Errorf("%s: decide %s:\n got %s\nwant %s", module, s.req, out, s.verdict)
+					}
+					if _, err := policy.ParseVerdictJSON(out); err != nil {
+						t.Errorf("%s: host would reject %s: %v", module, out, err)
+					}
 				}
 			}
 		})
+	}
+}
+
+// TestBundleSelection: the bundle runs only the built-in its config key
+// names; without a valid name it fails validation and denies every request.
+func TestBundleSelection(t *testing.T) {
+	if testing.Short() {
+		t.Skip("compiles wasm")
+	}
+	t.Parallel()
+	for _, c := range []struct {
+		config map[string]string
+		want   string
+	}{
+		{map[string]string{"config": `{}`}, `must name the plugin to run`},
+		{map[string]string{"config": `{}`, SelectKey: "allowlist.wasm"}, `no built-in plugin \"allowlist.wasm\"`},
+		{map[string]string{"config": `{}`, SelectKey: ""}, `must name the plugin to run`},
+	} {
+		p := newExtismPluginWith(t, bundle, c.config)
+		if got := string(call(t, p, "validate", nil)); !strings.Contains(got, c.want) {
+			t.Errorf("%v: validate = %s, want an error containing %s", c.config, got, c.want)
+		}
+		out := call(t, p, "decide", []byte(`{"op":"tcp.connect","proto":"tcp","addr":"198.51.100.10","port":443}`))
+		if v, err := policy.ParseVerdictJSON(out); err != nil || v.Verdict != policy.ActionDeny {
+			t.Errorf("%v: decide = %s, want a deny", c.config, out)
+		}
+	}
+	// Each name selects its own plugin: describe says which.
+	for _, n := range Names() {
+		p := newExtismPlugin(t, n, "")
+		var d struct{ Name string }
+		if err := json.Unmarshal(call(t, p, "describe", nil), &d); err != nil || d.Name != n {
+			t.Errorf("%s: describe names %q (%v)", n, d.Name, err)
+		}
 	}
 }
 
@@ -174,8 +221,7 @@ func TestBadConfigThroughExtism(t *testing.T) {
 		t.Skip("compiles wasm")
 	}
 	t.Parallel()
-	wasm, _ := Lookup("allowlist")
-	p := newExtismPlugin(t, wasm, `{"rules":["tcp://*bad.test","udp://ok.test:99999"]}`)
+	p := newExtismPlugin(t, "allowlist", `{"rules":["tcp://*bad.test","udp://ok.test:99999"]}`)
 	var v struct{ Error string }
 	if err := json.Unmarshal(call(t, p, "validate", nil), &v); err != nil {
 		t.Fatal(err)

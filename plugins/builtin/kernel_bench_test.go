@@ -24,7 +24,7 @@ type fakeKernel struct {
 	in       uint64 // offset of the input
 	inLen    uint64
 	out      []byte
-	config   []byte
+	config   map[string]string
 	hasError bool
 }
 
@@ -67,8 +67,13 @@ func (k *fakeKernel) module(r wazero.Runtime) wazero.HostModuleBuilder {
 	fn("output_set", func(_ context.Context, _ api.Module, s []uint64) { k.out = k.mem[s[0] : s[0]+s[1]] }, []api.ValueType{i64, i64}, nil)
 	fn("error_set", func(_ context.Context, _ api.Module, s []uint64) { k.hasError = true }, []api.ValueType{i64}, nil)
 	fn("config_get", func(_ context.Context, _ api.Module, s []uint64) {
-		p := k.alloc(uint64(len(k.config)))
-		copy(k.mem[p:], k.config)
+		v, ok := k.config[string(k.mem[s[0]:s[0]+k.lens[s[0]]])]
+		if !ok {
+			s[0] = 0
+			return
+		}
+		p := k.alloc(uint64(len(v)))
+		copy(k.mem[p:], v)
 		s[0] = p
 	}, []api.ValueType{i64}, []api.ValueType{i64})
 	fn("get_log_level", func(_ context.Context, _ api.Module, s []uint64) { s[0] = 1 << 31 }, nil, []api.ValueType{i32})
@@ -111,7 +116,7 @@ func benchDecideKernelWith(b *testing.B, closeOnDone, instrument bool) {
 			r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCloseOnContextDone(closeOnDone))
 			defer r.Close(ctx)
 			wasi_snapshot_preview1.MustInstantiate(ctx, r)
-			k := &fakeKernel{mem: make([]byte, 1<<20), lens: map[uint64]uint64{}, config: []byte(configs[name])}
+			k := &fakeKernel{mem: make([]byte, 1<<20), lens: map[uint64]uint64{}, config: Config(name, configs[name])}
 			if _, err := k.module(r).Instantiate(ctx); err != nil {
 				b.Fatal(err)
 			}

@@ -32,6 +32,13 @@ var (
 // returns the path of the wasm file.
 func buildTestPlugin(t *testing.T, name string) string {
 	t.Helper()
+	return buildPackage(t, name, "./testdata/plugins/"+name)
+}
+
+// buildPackage builds the plugin package pkg (relative to the module root)
+// once per test binary into NAME.wasm and returns its path.
+func buildPackage(t *testing.T, name, pkg string) string {
+	t.Helper()
 	testPluginsOnce.Do(func() {
 		testPluginsDir, testPluginsErr = os.MkdirTemp("", "wasmgate-testplugins-")
 	})
@@ -41,7 +48,7 @@ func buildTestPlugin(t *testing.T, name string) string {
 	wasm := filepath.Join(testPluginsDir, name+".wasm")
 	build, _ := testPluginBuilt.LoadOrStore(name, sync.OnceValue(func() error {
 		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-ldflags=-s -w",
-			"-o", wasm, "./testdata/plugins/"+name)
+			"-o", wasm, pkg)
 		cmd.Dir = "../.."
 		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {

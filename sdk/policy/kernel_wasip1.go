@@ -266,6 +266,19 @@ var hostConfig = sync.OnceValue(func() []byte {
 	return load(ptr)
 })
 
+// hostConfigValue reads an Extism config key from the host.
+func hostConfigValue(key string) (string, bool) {
+	k := store([]byte(key))
+	if k == 0 {
+		return "", false
+	}
+	ptr := extismConfigGet(k)
+	if ptr == 0 {
+		return "", false
+	}
+	return string(load(ptr)), true
+}
+
 // Log sends msg to the host's log at level, if the host's level lets it
 // through (checked first, so a filtered message costs one host call).
 func Log(level LogLevel, msg string) {

@@ -11,6 +11,8 @@ func configJSON() []byte {
 	return raw
 }
 
+func hostConfigValue(string) (string, bool) { return "", false }
+
 // Log sends msg to the host's log at level. In a native build it goes to the
 // function set with SetLogOutput, if any.
 func Log(level LogLevel, msg string) {

@@ -77,6 +77,18 @@ func Config(v any) error {
 	return nil
 }
 
+// ConfigValue returns the Extism config value of key as the host set it,
+// and whether it is set. The manifest's [plugins.config] table arrives
+// under "config" (read it with Config or LoadConfigMap); hosts may set
+// other keys, such as wasmgate's "wasmgate.builtin", which selects one of
+// the built-in plugins in the module that bundles them.
+func ConfigValue(key string) (string, bool) {
+	if v, ok := testConfigValue(key); ok {
+		return v, true
+	}
+	return hostConfigValue(key)
+}
+
 // ConfigError is returned by Config when the config does not decode.
 type ConfigError struct{ Err error }
 

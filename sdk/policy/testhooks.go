@@ -10,7 +10,31 @@ var (
 	testCfg    []byte
 	testCfgSet bool
 	testLog    func(LogLevel, string)
+	testValues map[string]string
 )
+
+// SetConfigValue sets what ConfigValue(key) returns, as a host would set
+// an Extism config key; an empty value removes it. For tests: in a wasm
+// build it overrides the host's value.
+func SetConfigValue(key, value string) {
+	testMu.Lock()
+	defer testMu.Unlock()
+	if value == "" {
+		delete(testValues, key)
+		return
+	}
+	if testValues == nil {
+		testValues = map[string]string{}
+	}
+	testValues[key] = value
+}
+
+func testConfigValue(key string) (string, bool) {
+	testMu.Lock()
+	defer testMu.Unlock()
+	v, ok := testValues[key]
+	return v, ok
+}
 
 // SetConfig sets the JSON that Config decodes, as the host would hand over
 // the manifest's [plugins.config] table; nil means no config. It is meant

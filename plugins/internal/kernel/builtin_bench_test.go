@@ -17,7 +17,7 @@ func builtinInstance(b *testing.B, name, config string) *Instance {
 	}
 	e := NewEngineWithCache(testbuild.Cache())
 	m, err := e.Compile(context.Background(), Config{Name: name, Wasm: wasm, Timeout: time.Second,
-		Config: map[string]string{"config": config}})
+		Config: builtin.Config(name, config)})
 	if err != nil {
 		b.Fatal(err)
 	}

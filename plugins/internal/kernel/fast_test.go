@@ -36,7 +36,7 @@ func TestFastPathSameAsExtism(t *testing.T) {
 			wasm, _ := builtin.Lookup(name)
 			e := NewEngineWithCache(testbuild.Cache())
 			m, err := e.Compile(context.Background(), Config{Name: name, Wasm: wasm, Timeout: 10 * time.Second,
-				Config: map[string]string{"config": configs[name]}})
+				Config: builtin.Config(name, configs[name])})
 			if err != nil {
 				t.Fatal(err)
 			}

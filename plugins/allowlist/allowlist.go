@@ -1,4 +1,4 @@
-// Command allowlist is the built-in wasmgate policy plugin that allows what
+// Package allowlist is the built-in wasmgate policy plugin that allows what
 // its rules match and abstains on everything else (POLICY.md §5).
 //
 // Config ([plugins.config] in the manifest):
@@ -10,8 +10,10 @@
 // name are allowed when a connect rule's name pattern (or "*") or a dns://
 // rule matches the name.
 //
-// Build: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -trimpath -ldflags='-s -w'
-package main
+// The plugin's package main is ./plugin (build: GOOS=wasip1 GOARCH=wasm go
+// build -buildmode=c-shared ./plugins/allowlist/plugin); wasmgate embeds it in
+// the bundle of built-ins (package plugins/builtin).
+package allowlist
 
 import (
 	"strconv"
@@ -71,27 +73,36 @@ var load = sync.OnceValues(func() (*allowlist, error) {
 // readConfig reads the plugin's config (policy.LoadRuleListConfig).
 var readConfig = policy.LoadRuleListConfig
 
-func init() {
-	policy.DescribeFunc(func() policy.Description {
-		d := policy.Description{Name: "allowlist", Version: "1"}
-		if a, err := load(); err == nil {
-			// Only the ops some rule can match; with no rules this is
-			// empty, which means all ops (the plugin then abstains).
-			d.Ops = a.rules.Ops()
-		}
-		return d
-	})
-	policy.Validate(func() error {
-		_, err := load()
-		return err
-	})
-	policy.Handle(func(r policy.Request) policy.Verdict {
-		a, err := load()
-		if err != nil {
-			return policy.Deny("allowlist: bad config: " + err.Error())
-		}
-		return a.decide(r)
-	})
+// Describe is the plugin's describe output (POLICY.md §2).
+func Describe() policy.Description {
+	d := policy.Description{Name: "allowlist", Version: "1"}
+	if a, err := load(); err == nil {
+		// Only the ops some rule can match; with no rules this is
+		// empty, which means all ops (the plugin then abstains).
+		d.Ops = a.rules.Ops()
+	}
+	return d
 }
 
-func main() {}
+// Validate checks the config (the validate export).
+func Validate() error {
+	_, err := load()
+	return err
+}
+
+// Decide is the plugin's decision on one request.
+func Decide(r policy.Request) policy.Verdict {
+	a, err := load()
+	if err != nil {
+		return policy.Deny("allowlist: bad config: " + err.Error())
+	}
+	return a.decide(r)
+}
+
+// Register makes this plugin the module's describe, validate and decide
+// (sdk/policy), as its package main and the built-in bundle do.
+func Register() {
+	policy.DescribeFunc(Describe)
+	policy.Validate(Validate)
+	policy.Handle(Decide)
+}

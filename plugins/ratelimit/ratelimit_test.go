@@ -1,4 +1,4 @@
-package main
+package ratelimit
 
 import (
 	"encoding/json"
@@ -124,6 +124,7 @@ func TestConfigErrors(t *testing.T) {
 }
 
 func TestExports(t *testing.T) {
+	Register() // what the plugin's package main does
 	policy.SetConfig([]byte(`{"limits":{"tcp.connect":"1/1s"}}`))
 	defer policy.SetConfig(nil)
 	var d struct {

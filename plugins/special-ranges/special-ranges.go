@@ -1,4 +1,4 @@
-// Command special-ranges is the built-in wasmgate policy plugin that denies
+// Package specialranges is the built-in wasmgate policy plugin that denies
 // outbound traffic and DNS answers to special-purpose addresses (POLICY.md
 // §5): loopback, private, link-local and cloud metadata, CGNAT, unspecified,
 // multicast, broadcast, documentation, benchmarking, reserved, and IPv6
@@ -18,8 +18,10 @@
 //	except = ["198.51.100.0/24", "fd00:1234::/32"]   # never denied (also as embedded IPv4)
 //	cache_ttl = "1m"   # how long the host may reuse a verdict; "0s" disables; default 1m
 //
-// Build: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -trimpath -ldflags='-s -w'
-package main
+// The plugin's package main is ./plugin (build: GOOS=wasip1 GOARCH=wasm go
+// build -buildmode=c-shared ./plugins/special-ranges/plugin); wasmgate embeds it in
+// the bundle of built-ins (package plugins/builtin).
+package specialranges
 
 import (
 	"errors"
@@ -202,19 +204,30 @@ func readConfig() (config, error) {
 	return c, errors.Join(err1, err2, m.Unused())
 }
 
-func init() {
-	policy.Describe(policy.Description{Name: "special-ranges", Version: "1", Ops: ops})
-	policy.Validate(func() error {
-		_, err := load()
-		return err
-	})
-	policy.Handle(func(r policy.Request) policy.Verdict {
-		s, err := load()
-		if err != nil {
-			return policy.Deny("special-ranges: bad config: " + err.Error())
-		}
-		return s.decide(r)
-	})
+// Describe is the plugin's describe output (POLICY.md §2).
+func Describe() policy.Description {
+	return policy.Description{Name: "special-ranges", Version: "1", Ops: ops}
 }
 
-func main() {}
+// Validate checks the config (the validate export).
+func Validate() error {
+	_, err := load()
+	return err
+}
+
+// Decide is the plugin's decision on one request.
+func Decide(r policy.Request) policy.Verdict {
+	s, err := load()
+	if err != nil {
+		return policy.Deny("special-ranges: bad config: " + err.Error())
+	}
+	return s.decide(r)
+}
+
+// Register makes this plugin the module's describe, validate and decide
+// (sdk/policy), as its package main and the built-in bundle do.
+func Register() {
+	policy.DescribeFunc(Describe)
+	policy.Validate(Validate)
+	policy.Handle(Decide)
+}

@@ -1,4 +1,4 @@
-// Command ratelimit is the built-in wasmgate policy plugin that denies an
+// Package ratelimit is the built-in wasmgate policy plugin that denies an
 // operation when the guest has exceeded a limit on it (POLICY.md §5), and
 // abstains otherwise.
 //
@@ -21,8 +21,10 @@
 // pools instances anyway makes each limit per instance, and an instance
 // replaced after a failure starts from zero.
 //
-// Build: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -trimpath -ldflags='-s -w'
-package main
+// The plugin's package main is ./plugin (build: GOOS=wasip1 GOARCH=wasm go
+// build -buildmode=c-shared ./plugins/ratelimit/plugin); wasmgate embeds it in
+// the bundle of built-ins (package plugins/builtin).
+package ratelimit
 
 import (
 	"errors"
@@ -242,25 +244,34 @@ func readConfig() (config, error) {
 	return c, errors.Join(err1, m.Unused())
 }
 
-func init() {
-	policy.DescribeFunc(func() policy.Description {
-		d := policy.Description{Name: "ratelimit", Version: "1", Stateful: true}
-		if r, err := load(); err == nil {
-			d.Ops = r.ops
-		}
-		return d
-	})
-	policy.Validate(func() error {
-		_, err := load()
-		return err
-	})
-	policy.Handle(func(req policy.Request) policy.Verdict {
-		r, err := load()
-		if err != nil {
-			return policy.Deny("ratelimit: bad config: " + err.Error())
-		}
-		return r.decide(req)
-	})
+// Describe is the plugin's describe output (POLICY.md §2).
+func Describe() policy.Description {
+	d := policy.Description{Name: "ratelimit", Version: "1", Stateful: true}
+	if r, err := load(); err == nil {
+		d.Ops = r.ops
+	}
+	return d
 }
 
-func main() {}
+// Validate checks the config (the validate export).
+func Validate() error {
+	_, err := load()
+	return err
+}
+
+// Decide is the plugin's decision on one request.
+func Decide(req policy.Request) policy.Verdict {
+	r, err := load()
+	if err != nil {
+		return policy.Deny("ratelimit: bad config: " + err.Error())
+	}
+	return r.decide(req)
+}
+
+// Register makes this plugin the module's describe, validate and decide
+// (sdk/policy), as its package main and the built-in bundle do.
+func Register() {
+	policy.DescribeFunc(Describe)
+	policy.Validate(Validate)
+	policy.Handle(Decide)
+}

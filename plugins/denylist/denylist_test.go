@@ -1,4 +1,4 @@
-package main
+package denylist
 
 import (
 	"encoding/json"
@@ -63,6 +63,7 @@ func TestOps(t *testing.T) {
 }
 
 func TestExports(t *testing.T) {
+	Register() // what the plugin's package main does
 	policy.SetConfig([]byte(`{"rules":["dns://*", "tcp://bad:port"]}`))
 	defer policy.SetConfig(nil)
 	var out struct{ Error string }

@@ -1,4 +1,4 @@
-package main
+package specialranges
 
 import (
 	"net/netip"

@@ -1,4 +1,4 @@
-package main
+package allowlist
 
 import (
 	"encoding/json"
@@ -91,6 +91,7 @@ func TestConfigErrors(t *testing.T) {
 // TestExports runs the plugin through the same entry points as its wasm
 // exports, with the config as the host hands it over.
 func TestExports(t *testing.T) {
+	Register() // what the plugin's package main does
 	policy.SetConfig([]byte(`{"rules":["tcp://*.example.test:443"]}`))
 	defer policy.SetConfig(nil)
 

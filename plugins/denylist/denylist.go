@@ -1,4 +1,4 @@
-// Command denylist is the built-in wasmgate policy plugin that denies what
+// Package denylist is the built-in wasmgate policy plugin that denies what
 // its rules match and abstains on everything else (POLICY.md §5). Put it
 // first in the chain: any deny wins.
 //
@@ -12,8 +12,10 @@
 // rule like tcp://api.example.test:25 must not stop the guest from resolving
 // api.example.test to reach it on port 443.
 //
-// Build: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -trimpath -ldflags='-s -w'
-package main
+// The plugin's package main is ./plugin (build: GOOS=wasip1 GOARCH=wasm go
+// build -buildmode=c-shared ./plugins/denylist/plugin); wasmgate embeds it in
+// the bundle of built-ins (package plugins/builtin).
+package denylist
 
 import (
 	"strconv"
@@ -92,25 +94,34 @@ var load = sync.OnceValues(func() (*denylist, error) {
 // readConfig reads the plugin's config (policy.LoadRuleListConfig).
 var readConfig = policy.LoadRuleListConfig
 
-func init() {
-	policy.DescribeFunc(func() policy.Description {
-		d := policy.Description{Name: "denylist", Version: "1"}
-		if dl, err := load(); err == nil {
-			d.Ops = dl.ops() // empty (no rules) means all ops
-		}
-		return d
-	})
-	policy.Validate(func() error {
-		_, err := load()
-		return err
-	})
-	policy.Handle(func(r policy.Request) policy.Verdict {
-		dl, err := load()
-		if err != nil {
-			return policy.Deny("denylist: bad config: " + err.Error())
-		}
-		return dl.decide(r)
-	})
+// Describe is the plugin's describe output (POLICY.md §2).
+func Describe() policy.Description {
+	d := policy.Description{Name: "denylist", Version: "1"}
+	if dl, err := load(); err == nil {
+		d.Ops = dl.ops() // empty (no rules) means all ops
+	}
+	return d
 }
 
-func main() {}
+// Validate checks the config (the validate export).
+func Validate() error {
+	_, err := load()
+	return err
+}
+
+// Decide is the plugin's decision on one request.
+func Decide(r policy.Request) policy.Verdict {
+	dl, err := load()
+	if err != nil {
+		return policy.Deny("denylist: bad config: " + err.Error())
+	}
+	return dl.decide(r)
+}
+
+// Register makes this plugin the module's describe, validate and decide
+// (sdk/policy), as its package main and the built-in bundle do.
+func Register() {
+	policy.DescribeFunc(Describe)
+	policy.Validate(Validate)
+	policy.Handle(Decide)
+}

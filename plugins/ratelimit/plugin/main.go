@@ -1,0 +1,13 @@
+// Command plugin is the ratelimit built-in as a plugin module of its own
+// (package ratelimit has the policy). wasmgate embeds all built-ins in one
+// module instead (plugins/builtin); this one is for other Extism hosts and
+// as the smallest example of a complete plugin.
+//
+// Build: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -trimpath -ldflags='-s -w'
+package main
+
+import "github.com/wasmgate/wasmgate/plugins/ratelimit"
+
+func init() { ratelimit.Register() }
+
+func main() {}
