@@ -43,9 +43,9 @@ func newAllowlist(c config) (*allowlist, error) {
 	return a, nil
 }
 
-func (a *allowlist) decide(r policy.Request) policy.Verdict {
+func (a *allowlist) decide(r *policy.Request) policy.Verdict {
 	i := 0
-	for i < len(a.rules) && !a.rules[i].Match(&r) {
+	for i < len(a.rules) && !a.rules[i].Match(r) {
 		i++
 	}
 	if i == len(a.rules) {
@@ -96,7 +96,7 @@ func Decide(r policy.Request) policy.Verdict {
 	if err != nil {
 		return policy.Deny("allowlist: bad config: " + err.Error())
 	}
-	return a.decide(r)
+	return a.decide(&r)
 }
 
 // Register makes this plugin the module's describe, validate and decide

@@ -54,7 +54,8 @@ func TestDecide(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v := a.decide(policy.Canonical(tt.req))
+			req := policy.Canonical(tt.req)
+			v := a.decide(&req)
 			if v.Verdict != tt.want {
 				t.Fatalf("verdict %+v, want %s", v, tt.want)
 			}

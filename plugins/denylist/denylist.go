@@ -47,14 +47,14 @@ func newDenylist(c config) (*denylist, error) {
 
 func isDNS(op policy.Op) bool { return op == policy.OpDNSLookup || op == policy.OpDNSAnswer }
 
-func (d *denylist) decide(r policy.Request) policy.Verdict {
+func (d *denylist) decide(r *policy.Request) policy.Verdict {
 	dns := isDNS(r.Op)
 	for i := range d.rules {
 		rule := &d.rules[i]
 		if dns && rule.Dir != policy.DirDNS {
 			continue
 		}
-		if rule.Match(&r) {
+		if rule.Match(r) {
 			v := policy.Deny(d.reasons[i])
 			if !dns {
 				v.CacheTTLMs = d.ttlMs
@@ -115,7 +115,7 @@ func Decide(r policy.Request) policy.Verdict {
 	if err != nil {
 		return policy.Deny("denylist: bad config: " + err.Error())
 	}
-	return dl.decide(r)
+	return dl.decide(&r)
 }
 
 // Register makes this plugin the module's describe, validate and decide

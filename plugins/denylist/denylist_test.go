@@ -37,7 +37,8 @@ func TestDecide(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v := d.decide(policy.Canonical(tt.req))
+			req := policy.Canonical(tt.req)
+			v := d.decide(&req)
 			if v.Verdict != tt.want {
 				t.Fatalf("verdict %+v, want %s", v, tt.want)
 			}

@@ -180,7 +180,7 @@ func (r *ratelimit) window(guest string, l *limit) *window {
 	return w
 }
 
-func (r *ratelimit) decide(req policy.Request) policy.Verdict {
+func (r *ratelimit) decide(req *policy.Request) policy.Verdict {
 	var lop *limit
 	if i := policy.OpIndex(req.Op); i >= 0 {
 		lop = r.opLim[i]
@@ -215,7 +215,7 @@ func (r *ratelimit) decide(req policy.Request) policy.Verdict {
 	return policy.Abstain()
 }
 
-func (r *ratelimit) deny(req policy.Request, l *limit) policy.Verdict {
+func (r *ratelimit) deny(req *policy.Request, l *limit) policy.Verdict {
 	what := string(req.Op)
 	if l.key == "*" {
 		what = "operations"
@@ -265,7 +265,7 @@ func Decide(req policy.Request) policy.Verdict {
 	if err != nil {
 		return policy.Deny("ratelimit: bad config: " + err.Error())
 	}
-	return r.decide(req)
+	return r.decide(&req)
 }
 
 // Register makes this plugin the module's describe, validate and decide

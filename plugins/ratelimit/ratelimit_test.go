@@ -39,7 +39,7 @@ func TestSlidingWindow(t *testing.T) {
 		{500, policy.ActionDeny}, // the clock stepping back counts as 1900
 	}
 	for _, s := range steps {
-		v := r.decide(policy.Request{Op: policy.OpTCPConnect, Guest: "app", TimeMs: t0 + s.at})
+		v := r.decide(&policy.Request{Op: policy.OpTCPConnect, Guest: "app", TimeMs: t0 + s.at})
 		if v.Verdict != s.want {
 			t.Fatalf("at +%dms: %+v, want %s", s.at, v, s.want)
 		}
@@ -52,7 +52,7 @@ func TestSlidingWindow(t *testing.T) {
 func TestPerGuestAndOp(t *testing.T) {
 	r := mustRatelimit(t, map[string]string{"tcp.connect": "1/1m", "dns.lookup": "2/m"})
 	req := func(op policy.Op, guest string) policy.Action {
-		return r.decide(policy.Request{Op: op, Guest: guest, TimeMs: t0}).Verdict
+		return r.decide(&policy.Request{Op: op, Guest: guest, TimeMs: t0}).Verdict
 	}
 	first, second := req(policy.OpTCPConnect, "a"), req(policy.OpTCPConnect, "a")
 	if first != policy.ActionAbstain || second != policy.ActionDeny {
@@ -80,7 +80,7 @@ func TestAllOps(t *testing.T) {
 	r := mustRatelimit(t, map[string]string{"*": "3/1s", "udp.send": "1/1s"})
 	got := []policy.Action{}
 	for _, op := range []policy.Op{policy.OpUDPSend, policy.OpUDPSend, policy.OpDNSLookup, policy.OpTCPConnect, policy.OpTCPConnect} {
-		got = append(got, r.decide(policy.Request{Op: op, TimeMs: t0}).Verdict)
+		got = append(got, r.decide(&policy.Request{Op: op, TimeMs: t0}).Verdict)
 	}
 	// The denied second udp.send does not use up the shared budget.
 	want := []policy.Action{policy.ActionAbstain, policy.ActionDeny, policy.ActionAbstain, policy.ActionAbstain, policy.ActionDeny}
@@ -94,7 +94,7 @@ func TestAllOps(t *testing.T) {
 
 func TestNoTime(t *testing.T) {
 	r := mustRatelimit(t, map[string]string{"tcp.connect": "10/1s"})
-	if v := r.decide(policy.Request{Op: policy.OpTCPConnect}); v.Verdict != policy.ActionDeny || !strings.Contains(v.Reason, "no time_ms") {
+	if v := r.decide(&policy.Request{Op: policy.OpTCPConnect}); v.Verdict != policy.ActionDeny || !strings.Contains(v.Reason, "no time_ms") {
 		t.Errorf("got %+v", v)
 	}
 }

@@ -94,7 +94,7 @@ var opDecided = func() (t [16]bool) {
 	return t
 }()
 
-func (s *specialRanges) decide(r policy.Request) policy.Verdict {
+func (s *specialRanges) decide(r *policy.Request) policy.Verdict {
 	if i := policy.OpIndex(r.Op); i < 0 || !opDecided[i] {
 		return policy.Abstain()
 	}
@@ -221,7 +221,7 @@ func Decide(r policy.Request) policy.Verdict {
 	if err != nil {
 		return policy.Deny("special-ranges: bad config: " + err.Error())
 	}
-	return s.decide(r)
+	return s.decide(&r)
 }
 
 // Register makes this plugin the module's describe, validate and decide

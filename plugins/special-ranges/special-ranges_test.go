@@ -57,15 +57,15 @@ func TestDecide(t *testing.T) {
 	}
 	for _, tt := range tests {
 		req := policy.Canonical(policy.Request{Op: tt.op, Addr: netip.MustParseAddr(tt.addr), Port: 443})
-		v := s.decide(req)
+		v := s.decide(&req)
 		if v.Verdict != tt.want || !strings.Contains(v.Reason, tt.reason) {
 			t.Errorf("%s %s: %+v, want %s %q", tt.op, tt.addr, v, tt.want, tt.reason)
 		}
 	}
-	if v := s.decide(policy.Request{Op: policy.OpTCPConnect}); v.Verdict != policy.ActionDeny {
+	if v := s.decide(&policy.Request{Op: policy.OpTCPConnect}); v.Verdict != policy.ActionDeny {
 		t.Errorf("no address: %+v", v)
 	}
-	if v := s.decide(policy.Request{Op: policy.OpDNSLookup, Name: "localhost"}); v.Verdict != policy.ActionAbstain {
+	if v := s.decide(&policy.Request{Op: policy.OpDNSLookup, Name: "localhost"}); v.Verdict != policy.ActionAbstain {
 		t.Errorf("lookup: %+v", v)
 	}
 }
@@ -86,7 +86,7 @@ func TestIPv4Compatible(t *testing.T) {
 	s, _ := newSpecialRanges(config{})
 	// ::8.8.8.8 is a deprecated IPv4-compatible address, not a translator
 	// address: denied as reserved, whatever it embeds.
-	if v := s.decide(policy.Request{Op: policy.OpTCPConnect, Addr: netip.MustParseAddr("::808:808")}); v.Verdict != policy.ActionDeny {
+	if v := s.decide(&policy.Request{Op: policy.OpTCPConnect, Addr: netip.MustParseAddr("::808:808")}); v.Verdict != policy.ActionDeny {
 		t.Errorf("got %+v", v)
 	}
 }

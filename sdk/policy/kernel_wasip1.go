@@ -214,13 +214,16 @@ func wasmgateDecide(n int32) int64 {
 	if err := parseRequestBinary(fastBuf[:n], &req, reqStrings); err != nil {
 		return fastError("decide: bad request: " + err.Error())
 	}
-	// Every string of req is interned or copied: the buffer may be reused.
-	outBuf = AppendVerdictBinary(outBuf[:0], invoke(req, reqStrings.namesCanonical))
-	if len(outBuf) > len(fastBuf) {
-		return fastError("decide: verdict larger than the buffer")
-	}
-	return int64(copy(fastBuf[:], outBuf))
+	// Every string of req is interned or copied: the verdict goes straight
+	// into the buffer (a copy is a call out to the host's memmove).
+	// It fits: AppendVerdictBinary truncates the reason to MaxReasonLen
+	// (checked at compile time below).
+	return int64(len(AppendVerdictBinary(fastBuf[:0], invoke(&req, reqStrings.namesCanonical))))
 }
+
+// A binary verdict (action, TTL, reason length, a reason of at most
+// MaxReasonLen bytes) fits in fastBuf, or this constant overflows.
+const _ = uint(len(fastBuf) - (1 + 8 + 2 + MaxReasonLen))
 
 // fastError puts msg in the fast-path buffer and returns minus its length.
 func fastError(msg string) int64 {

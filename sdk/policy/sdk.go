@@ -128,12 +128,18 @@ const (
 // §1): addresses unmapped and without zone, names lower-case without a
 // trailing dot. Invoke applies it before the handler runs, so a plugin fed by
 // a sloppier host still matches rules the way it was tested.
-func Canonical(r Request) Request { return canonical(r, false) }
+func Canonical(r Request) Request {
+	canonicalize(&r, false)
+	return r
+}
 
-// canonical is Canonical, skipping the names when the caller knows they are
-// canonical already (lists the decide export's interner canonicalised when
+// canonicalize is Canonical on r itself, skipping the names when the caller
+// knows they are canonical already (lists the decide export's interner canonicalised when
 // it first saw them). IPv4 addresses are canonical by construction.
-func canonical(r Request, namesCanonical bool) Request {
+//
+// It works in place: inside a plugin each copy of a Request is a call out
+// to the host's memmove.
+func canonicalize(r *Request, namesCanonical bool) {
 	if r.Addr.Is6() {
 		r.Addr = r.Addr.WithZone("").Unmap()
 	}
@@ -144,7 +150,7 @@ func canonical(r Request, namesCanonical bool) Request {
 		r.Name = CanonicalName(r.Name)
 	}
 	if namesCanonical {
-		return r
+		return
 	}
 	copied := false
 	for i, n := range r.Names {
@@ -157,7 +163,6 @@ func canonical(r Request, namesCanonical bool) Request {
 			r.Names[i] = c
 		}
 	}
-	return r
 }
 
 // CanonicalName lower-cases ASCII letters and drops one trailing dot. It
@@ -201,9 +206,9 @@ func hasUpper(s string) bool {
 // the request is made canonical, a panic becomes a deny, and a verdict whose
 // action is not allow/deny/abstain becomes a deny. Use it to unit-test a
 // plugin natively.
-func Invoke(req Request) Verdict { return invoke(req, false) }
+func Invoke(req Request) Verdict { return invoke(&req, false) }
 
-func invoke(req Request, namesCanonical bool) (v Verdict) {
+func invoke(req *Request, namesCanonical bool) (v Verdict) {
 	if handler == nil {
 		return Deny(errNoHandler.Error())
 	}
@@ -212,7 +217,8 @@ func invoke(req Request, namesCanonical bool) (v Verdict) {
 			v = Deny("plugin panicked: " + panicText(p))
 		}
 	}()
-	v = handler(canonical(req, namesCanonical))
+	canonicalize(req, namesCanonical)
+	v = handler(*req)
 	// strEqual: the handler returns the constants, which compare by
 	// pointer; a string switch would loop over bytes inside wasm.
 	if !strEqual(string(v.Verdict), string(ActionAllow)) && !strEqual(string(v.Verdict), string(ActionAbstain)) &&
@@ -237,7 +243,7 @@ func invokeJSON(input, out []byte, in *interner) ([]byte, error) {
 	if err := parseRequest(input, &req, in); err != nil {
 		return out, err
 	}
-	return AppendVerdictJSON(out, invoke(req, in != nil && in.namesCanonical)), nil
+	return AppendVerdictJSON(out, invoke(&req, in != nil && in.namesCanonical)), nil
 }
 
 // DescribeJSON returns the output of the describe export:

@@ -43,9 +43,8 @@ var builtins = map[string]builtin{
 	"special-ranges": {specialranges.Describe, specialranges.Validate, specialranges.Decide},
 }
 
-// selected is the built-in named by the host, looked up once per instance
-// (the host fixes its config when it creates the instance).
-var selected = sync.OnceValues(func() (builtin, error) {
+// choose returns the built-in named by the host's config.
+func choose() (builtin, error) {
 	name, ok := policy.ConfigValue(SelectKey)
 	if !ok {
 		return builtin{}, errors.New("wasmgate built-ins: the Extism config key " + strconv.Quote(SelectKey) +
@@ -57,9 +56,24 @@ var selected = sync.OnceValues(func() (builtin, error) {
 			" (want allowlist, denylist, ratelimit or special-ranges)")
 	}
 	return b, nil
-})
+}
+
+// selected is choose, once per instance (the host fixes its config when it
+// creates the instance).
+var selected = sync.OnceValues(choose)
 
 func init() {
+	if b, err := choose(); err == nil {
+		// wasmgate and go-sdk let a plugin read its config while it
+		// initialises: register the chosen plugin itself, so that a
+		// decision costs no dispatch (and no copy of the request, which
+		// inside wasm is a call out to the host's memmove).
+		policy.DescribeFunc(b.describe)
+		policy.Validate(b.validate)
+		policy.Handle(b.decide)
+		return
+	}
+	// Otherwise choose on first use, and fail closed if nothing is named.
 	policy.DescribeFunc(func() policy.Description {
 		b, err := selected()
 		if err != nil {
