@@ -1,6 +1,7 @@
 package plugins
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -25,7 +26,7 @@ type plugin struct {
 	stateful bool
 	desc     description
 	mod      *kernel.Module
-	pool     *pool[*kernel.Instance]
+	pool     *pool[*instance]
 	timeout  time.Duration
 }
 
@@ -50,26 +51,37 @@ func opBit(op policy.Op) uint16 {
 const allOps = 1<<10 - 1
 
 func newPlugin(name string, index int, mod *kernel.Module, poolSize int, timeout time.Duration) *plugin {
-	return &plugin{name: name, index: index, mod: mod, ops: allOps, timeout: timeout, pool: newPool[*kernel.Instance](poolSize)}
+	return &plugin{name: name, index: index, mod: mod, ops: allOps, timeout: timeout, pool: newPool[*instance](poolSize)}
 }
 
 // with runs f on an instance from the pool. f must not keep the output of
 // the instance past its return.
-func (p *plugin) with(ctx context.Context, f func(*kernel.Instance) error) error {
+func (p *plugin) with(ctx context.Context, f func(*instance) error) error {
 	inst, err := p.pool.get(ctx)
 	if err != nil {
 		return err
 	}
 	if inst == nil {
-		inst, err = p.mod.Instantiate(ctx)
+		ki, err := p.mod.Instantiate(ctx)
 		if err != nil {
 			p.pool.put(nil)
 			return fmt.Errorf("new instance: %w", err)
 		}
+		inst = &instance{Instance: ki}
 	}
 	err = f(inst)
 	p.pool.put(inst) // closes it if it died
 	return err
+}
+
+// instance is a pooled plugin instance and the last binary verdict it
+// returned, parsed: a plugin mostly repeats its verdicts, and parsing one
+// again means sanitising and allocating its reason. The same bytes always
+// parse to the same verdict.
+type instance struct {
+	*kernel.Instance
+	lastOut []byte
+	lastV   policy.Verdict
 }
 
 // decide runs the plugin on a request: through the wasmgate fast path
@@ -79,17 +91,23 @@ func (p *plugin) with(ctx context.Context, f func(*kernel.Instance) error) error
 // caller turns it into a deny naming the plugin.
 func (p *plugin) decide(ctx context.Context, enc *encoding) (policy.Verdict, error) {
 	var v policy.Verdict
-	err := p.with(ctx, func(inst *kernel.Instance) error {
+	err := p.with(ctx, func(inst *instance) error {
 		if n := inst.FastSize(); n > 0 {
 			if bin, ok := enc.Binary(); ok && len(bin) <= n {
 				out, err := inst.DecideFast(bin)
 				if err != nil {
 					return err
 				}
+				if bytes.Equal(out, inst.lastOut) {
+					v = inst.lastV
+					return nil
+				}
 				v, err = policy.ParseVerdictBinary(out)
 				if err != nil {
 					return fmt.Errorf("malformed verdict: %v", err)
 				}
+				inst.lastOut = append(inst.lastOut[:0], out...)
+				inst.lastV = v
 				return nil
 			}
 		}
@@ -112,7 +130,7 @@ func (p *plugin) decide(ctx context.Context, enc *encoding) (policy.Verdict, err
 // describeAndValidate runs the optional exports at load.
 func (p *plugin) describeAndValidate(ctx context.Context) []string {
 	var problems []string
-	err := p.with(ctx, func(inst *kernel.Instance) error {
+	err := p.with(ctx, func(inst *instance) error {
 		if p.mod.HasExport("describe") {
 			out, err := inst.CallTimeout("describe", nil, p.mod.InitTimeout())
 			if err != nil {

@@ -7,7 +7,7 @@ import (
 	"sync"
 )
 
-// member is what a pool holds: *kernel.Instance (a fake in tests).
+// member is what a pool holds: *instance (a fake in tests).
 type member interface {
 	comparable
 	Dead() bool
