@@ -14,11 +14,13 @@ package kernel
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -54,7 +56,12 @@ type Config struct {
 	Logger      *slog.Logger      // plugin log_* and WASI stdout/stderr; nil = discard
 }
 
-// Engine holds what plugins share: the compilation cache.
+// Engine holds what plugins share: the compilation cache, and one wazero
+// runtime per distinct module (bytes and memory cap) among the plugins it
+// compiled. Plugins of the same module, such as the built-ins (one module
+// for all four), then share its compiled code: it is validated and loaded
+// once instead of once per plugin, mapped once, and a chain that runs them
+// in turn runs the same machine code.
 type Engine struct {
 	cache wazero.CompilationCache
 	owned bool
@@ -62,6 +69,28 @@ type Engine struct {
 	// slower calls. For tests under the race detector (where compiling a
 	// Go plugin takes minutes) and platforms without wazero's compiler.
 	Interpreter bool
+
+	mu       sync.Mutex
+	compiled map[compiledKey]*compiledModule
+}
+
+type compiledKey struct {
+	sum   [sha256.Size]byte
+	pages uint32
+}
+
+// compiledModule is a module compiled in its own runtime (the memory cap is
+// per runtime in wazero), shared by the Modules of an Engine that have the
+// same bytes and cap.
+type compiledModule struct {
+	ready    chan struct{} // closed when the fields below are set
+	err      error
+	rt       wazero.Runtime
+	compiled wazero.CompiledModule
+	exports  map[string]bool
+	fast     bool // exports the wasmgate fast path
+	seq      atomic.Uint64
+	refs     int // Modules using it; guarded by Engine.mu
 }
 
 // NewEngine returns an Engine whose compiled code is cached in dir (created if
@@ -89,20 +118,21 @@ func (e *Engine) Close(ctx context.Context) error {
 	return nil
 }
 
-// Module is a compiled plugin with its own wazero runtime (the memory cap is
-// per runtime in wazero). Instantiate is safe for concurrent use.
+// Module is one plugin: a compiled module (shared with the Engine's other
+// plugins of the same bytes and memory cap) and the plugin's own config,
+// limits and logger. Instantiate is safe for concurrent use.
 type Module struct {
 	cfg      Config
-	rt       wazero.Runtime
-	compiled wazero.CompiledModule
+	e        *Engine
+	key      compiledKey
+	c        *compiledModule
 	logger   *slog.Logger
 	logLevel int32
-	seq      atomic.Uint64
-	exports  map[string]bool
-	fast     bool // exports the wasmgate fast path
+	closed   atomic.Bool
 }
 
-// Compile compiles cfg.Wasm, checks its imports against what the host
+// Compile compiles cfg.Wasm (or reuses the Engine's runtime for the same
+// bytes and memory cap), checks its imports against what the host
 // provides, and prepares the host modules.
 func (e *Engine) Compile(ctx context.Context, cfg Config) (*Module, error) {
 	if cfg.MemoryPages == 0 {
@@ -124,13 +154,42 @@ func (e *Engine) Compile(ctx context.Context, cfg Config) (*Module, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	key := compiledKey{sha256.Sum256(cfg.Wasm), cfg.MemoryPages}
+	e.mu.Lock()
+	if e.compiled == nil {
+		e.compiled = map[compiledKey]*compiledModule{}
+	}
+	c := e.compiled[key]
+	first := c == nil
+	if first {
+		c = &compiledModule{ready: make(chan struct{})}
+		e.compiled[key] = c
+	}
+	c.refs++
+	e.mu.Unlock()
+	if first {
+		c.err = e.compile(ctx, cfg.Wasm, cfg.MemoryPages, c)
+		close(c.ready)
+	} else {
+		<-c.ready
+	}
+	m := &Module{cfg: cfg, e: e, key: key, c: c, logger: logger, logLevel: levelFor(ctx, logger)}
+	if c.err != nil {
+		m.release(ctx)
+		return nil, c.err
+	}
+	return m, nil
+}
+
+// compile fills c: a new runtime with the module compiled and the host
+// modules instantiated.
+func (e *Engine) compile(ctx context.Context, wasm []byte, pages uint32, c *compiledModule) error {
 	// Timeouts: compiled plugins get internal/interrupt's flag checks
 	// (~2 ns per loop iteration, no goroutine per call); wazero's
 	// close-on-context-done (~100 ns per iteration plus a watchdog
 	// goroutine per call) backs up the interpreter, whose Go code must not
 	// read a global that another goroutine writes, and modules the
 	// rewriter refuses.
-	wasm := cfg.Wasm
 	wazeroStops := true
 	if !e.Interpreter {
 		if inst, err := interrupt.Memo(wasm); err == nil {
@@ -143,7 +202,7 @@ func (e *Engine) Compile(ctx context.Context, cfg Config) (*Module, error) {
 			rc = wazero.NewRuntimeConfigInterpreter()
 		}
 		rc = rc.WithCloseOnContextDone(wazeroStops).
-			WithMemoryLimitPages(cfg.MemoryPages)
+			WithMemoryLimitPages(pages)
 		if cache != nil {
 			rc = rc.WithCompilationCache(cache)
 		}
@@ -158,29 +217,27 @@ func (e *Engine) Compile(ctx context.Context, cfg Config) (*Module, error) {
 		rt = newRuntime(nil)
 		compiled, err = rt.CompileModule(ctx, wasm)
 	}
-	m := &Module{cfg: cfg, rt: rt, logger: logger, logLevel: levelFor(ctx, logger)}
-	fail := func(err error) (*Module, error) {
+	fail := func(err error) error {
 		_ = rt.Close(ctx)
-		return nil, err
+		return err
 	}
 	if err != nil {
 		return fail(fmt.Errorf("not a valid wasm module: %w", err))
 	}
-	m.compiled = compiled
 	if err := checkImports(compiled); err != nil {
 		return fail(err)
 	}
-	m.exports = map[string]bool{}
+	c.exports = map[string]bool{}
 	defs := compiled.ExportedFunctions()
 	if b, d := defs[FastBufferExport], defs[FastDecideExport]; b != nil && d != nil &&
 		sameTypes(b.ParamTypes(), nil) && sameTypes(b.ResultTypes(), []api.ValueType{api.ValueTypeI64}) &&
 		sameTypes(d.ParamTypes(), []api.ValueType{api.ValueTypeI32}) && sameTypes(d.ResultTypes(), []api.ValueType{api.ValueTypeI64}) {
-		m.fast = true
+		c.fast = true
 	}
 	for name, def := range defs {
 		if len(def.ParamTypes()) == 0 && len(def.ResultTypes()) <= 1 &&
 			(len(def.ResultTypes()) == 0 || def.ResultTypes()[0] == api.ValueTypeI32) {
-			m.exports[name] = true
+			c.exports[name] = true
 		}
 	}
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
@@ -189,7 +246,24 @@ func (e *Engine) Compile(ctx context.Context, cfg Config) (*Module, error) {
 	if err := instantiateEnv(ctx, rt); err != nil {
 		return fail(err)
 	}
-	return m, nil
+	c.rt, c.compiled = rt, compiled
+	return nil
+}
+
+// release drops m's reference to its compiled module; the last one closes
+// the runtime, and with it every instance still open.
+func (m *Module) release(ctx context.Context) error {
+	m.e.mu.Lock()
+	m.c.refs--
+	last := m.c.refs == 0
+	if last && m.e.compiled[m.key] == m.c {
+		delete(m.e.compiled, m.key)
+	}
+	m.e.mu.Unlock()
+	if last && m.c.rt != nil {
+		return m.c.rt.Close(ctx)
+	}
+	return nil
 }
 
 // InitTimeout is the deadline of _initialize and of load-time calls.
@@ -197,10 +271,15 @@ func (m *Module) InitTimeout() time.Duration { return m.cfg.InitTimeout }
 
 // HasExport reports whether the plugin exports a callable function name
 // (no parameters, no result or one i32).
-func (m *Module) HasExport(name string) bool { return m.exports[name] }
+func (m *Module) HasExport(name string) bool { return m.c.exports[name] }
 
 // Close releases the runtime and every instance.
-func (m *Module) Close(ctx context.Context) error { return m.rt.Close(ctx) }
+func (m *Module) Close(ctx context.Context) error {
+	if m.closed.Swap(true) {
+		return nil
+	}
+	return m.release(ctx)
+}
 
 // levelFor maps the logger's threshold to Extism's get_log_level values
 // (0 trace ... 4 error, MaxInt32 off) so plugins skip building messages
@@ -346,10 +425,10 @@ func (m *Module) Instantiate(ctx context.Context) (*Instance, error) {
 	inst.cancel = cancel
 	out := &logWriter{l: m.logger, plugin: m.cfg.Name}
 	mc := wazero.NewModuleConfig().
-		WithName(fmt.Sprintf("%s#%d", m.cfg.Name, m.seq.Add(1))).
+		WithName(fmt.Sprintf("%s#%d", m.cfg.Name, m.c.seq.Add(1))).
 		WithStartFunctions().
 		WithStdout(out).WithStderr(out)
-	mod, err := m.rt.InstantiateModule(inst.ctx, m.compiled, mc)
+	mod, err := m.c.rt.InstantiateModule(inst.ctx, m.c.compiled, mc)
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("instantiate: %w", err)
@@ -357,7 +436,7 @@ func (m *Module) Instantiate(ctx context.Context) (*Instance, error) {
 	inst.mod = mod
 	inst.flag.Store(interrupt.Find(mod))
 	dog.add(inst)
-	for name := range m.exports {
+	for name := range m.c.exports {
 		inst.fns[name] = mod.ExportedFunction(name)
 	}
 	if f := mod.ExportedFunction("_initialize"); f != nil {
@@ -372,7 +451,7 @@ func (m *Module) Instantiate(ctx context.Context) (*Instance, error) {
 			return nil, fmt.Errorf("_initialize: %w", err)
 		}
 	}
-	if m.fast {
+	if m.c.fast {
 		if err := inst.setupFast(); err != nil {
 			inst.kill()
 			return nil, err

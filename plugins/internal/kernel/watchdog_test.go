@@ -2,8 +2,11 @@ package kernel
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/wasmgate/wasmgate/plugins/internal/testbuild"
 )
 
 // TestWatchdogParksAndWakes: after watchLinger without calls the watchdog
@@ -59,5 +62,59 @@ func TestWatchdogParksAndWakes(t *testing.T) {
 	dog.mu.Unlock()
 	if registered {
 		t.Fatal("a closed instance is still watched")
+	}
+}
+
+// TestSharedCompiledModule: plugins of the same bytes and memory cap share
+// one runtime and compiled module but keep their own config; closing one
+// leaves the other working; a different cap gets its own runtime.
+func TestSharedCompiledModule(t *testing.T) {
+	e := NewEngineWithCache(testbuild.Cache())
+	ctx := context.Background()
+	compile := func(behave string, pages uint32) *Module {
+		m, err := e.Compile(ctx, Config{Name: behave, Wasm: testbuild.Bytes(t, multi), Timeout: 10 * time.Second,
+			MemoryPages: pages, Config: map[string]string{"behave": behave}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	ok, echo, other := compile("ok", 160), compile("echo", 160), compile("ok", 200)
+	if ok.c != echo.c || ok.c == other.c {
+		t.Fatalf("sharing: ok/echo %v, ok/other-cap %v", ok.c == echo.c, ok.c == other.c)
+	}
+	call := func(m *Module, in string) string {
+		t.Helper()
+		inst, err := m.Instantiate(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer inst.Close()
+		out, err := inst.Call("decide", []byte(in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(out)
+	}
+	if got := call(echo, "hello"); got != "hello" {
+		t.Fatalf("echo plugin: %q", got)
+	}
+	if got := call(ok, req); !strings.Contains(got, `"allow"`) {
+		t.Fatalf("ok plugin: %q", got)
+	}
+	if err := ok.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ok.Close(ctx) // twice is harmless
+	if got := call(echo, "still"); got != "still" {
+		t.Fatalf("echo plugin after the other closed: %q", got)
+	}
+	echo.Close(ctx)
+	other.Close(ctx)
+	e.mu.Lock()
+	n := len(e.compiled)
+	e.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d compiled modules left after every plugin closed", n)
 	}
 }
