@@ -420,7 +420,10 @@ func (m *Module) Instantiate(ctx context.Context) (*Instance, error) {
 	inst := &Instance{m: m, fns: map[string]api.Function{}}
 	inst.mem.limit = m.cfg.MaxInput + m.cfg.MaxOutput + 1<<20
 	inst.mem.reset()
-	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	// Not derived from ctx: an instance outlives the call that created it,
+	// and wazero looks up a context value on every call, which walks the
+	// whole chain of parents.
+	cctx, cancel := context.WithCancel(context.Background())
 	inst.ctx = &instCtx{Context: cctx, inst: inst}
 	inst.cancel = cancel
 	out := &logWriter{l: m.logger, plugin: m.cfg.Name}
