@@ -565,8 +565,12 @@ func sockOption(level, name uint32) (network.SockOption, error) {
 
 // sock_getsockopt(fd, level, name, value, X): X == 4 is a by-value length,
 // anything else a pointer to the length (SOCKETS-ABI.md §3.11). Values are
-// i32. SO_ERROR is a WASI errno and clears the pending error.
+// i32. SO_ERROR is a WASI errno and clears the pending error. The private
+// level solWasmgate is the splice extension (sock_splice.go).
 func (s *state) sockGetOpt(ctx context.Context, m api.Memory, p []uint64) error {
+	if u32(p[1]) == solWasmgate {
+		return s.sockSplice(ctx, m, p)
+	}
 	_, f, err := s.socketAt(u32(p[0]))
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -28,6 +29,13 @@ type systemSocket struct {
 	// number be reused under a running syscall. Operations never block.
 	mu sync.RWMutex
 	fd int // -1 once closed
+
+	// Splice state (splice_linux.go): spMu guards pipe, which holds
+	// bytes read from this socket but not yet written; hasPipe lets Recv
+	// skip spMu on sockets that never spliced.
+	spMu    sync.Mutex
+	pipe    *splicePipe
+	hasPipe atomic.Bool
 }
 
 func newSystemSocket(proto Proto, family Family) (Socket, error) {
@@ -174,6 +182,16 @@ func (s *systemSocket) Recv(ctx context.Context, bufs [][]byte, flags RecvFlags)
 	}
 	if flags&RecvWaitAll != 0 {
 		f |= unix.MSG_WAITALL
+	}
+	if s.hasPipe.Load() {
+		// What a Splice read from this socket but did not write comes
+		// first (see Splicer).
+		if n, ok, err := s.recvPending(bufs, flags); ok {
+			if err != nil {
+				return 0, netip.AddrPort{}, 0, opErr("recv", s.proto, netip.AddrPort{}, err)
+			}
+			return n, netip.AddrPort{}, 0, nil
+		}
 	}
 	err := s.with(func(fd int) error {
 		return ignoringEINTR(func() error {
@@ -352,8 +370,14 @@ func (s *systemSocket) Fd() int {
 	return s.fd
 }
 
-// Close closes the descriptor once; later calls return nil.
+// Close closes the descriptor once, and the splice pipe with any bytes
+// still pending in it; later calls return nil.
 func (s *systemSocket) Close() error {
+	// spMu first (the lock order of Splice), held throughout, so that no
+	// Splice can make a new pipe between freeing it and closing fd.
+	s.spMu.Lock()
+	defer s.spMu.Unlock()
+	s.freePipe()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fd < 0 {

@@ -11,7 +11,9 @@ import (
 // Copying to and from connections (io.Copy, net/http bodies, proxies).
 //
 // On Linux, io.Copy between two *net.TCPConn splices in the kernel. On
-// wasip1 there is no splice: net.TCPConn's ReadFrom and WriteTo fall back
+// wasmgate, a copy between two connections of this package asks the host
+// to do the same (splice_wasip1.go). Otherwise wasip1 has no splice:
+// net.TCPConn's ReadFrom and WriteTo fall back
 // to io.Copy, which allocates a fresh 32 KiB buffer for every call, i.e.
 // for every proxied or echoed connection, and then moves the data 32 KiB
 // per host call. Both cost more in a wasm guest than natively: the garbage
@@ -41,16 +43,42 @@ var (
 var errInvalidWrite = errors.New("invalid write result")
 
 // ReadFrom copies from r to the connection until r reports io.EOF (which
-// is not an error) or an error occurs, as io.Copy does, through pooled
-// buffers.
+// is not an error) or an error occurs, as io.Copy does. When r is another
+// connection of this package (or an *io.LimitedReader of one, whose N is
+// honoured and updated, as net.TCPConn does), the host splices the bytes
+// from socket to socket (splice_wasip1.go); otherwise, or on a host
+// without that extension, it copies through pooled buffers.
 func (c *tcpConn) ReadFrom(r io.Reader) (int64, error) {
+	src, limit := r, int64(-1)
+	lr, isLimited := r.(*io.LimitedReader)
+	if isLimited {
+		src, limit = lr.R, lr.N
+		if limit <= 0 {
+			return 0, nil
+		}
+	}
+	if sc, ok := src.(*tcpConn); ok {
+		n, handled, err := spliceCopy(c, sc, limit, "readfrom")
+		if isLimited {
+			lr.N -= n
+		}
+		if handled {
+			return n, err
+		}
+	}
 	return pooledCopy(c.TCPConn, r)
 }
 
 // WriteTo copies from the connection to w until the peer closes its side
-// (io.EOF, not an error) or an error occurs, as io.Copy does, through
-// pooled buffers.
+// (io.EOF, not an error) or an error occurs, as io.Copy does. When w is
+// another connection of this package the host splices (see ReadFrom);
+// otherwise it copies through pooled buffers.
 func (c *tcpConn) WriteTo(w io.Writer) (int64, error) {
+	if dc, ok := w.(*tcpConn); ok {
+		if n, handled, err := spliceCopy(dc, c, -1, "writeto"); handled {
+			return n, err
+		}
+	}
 	return pooledCopy(w, c.TCPConn)
 }
 

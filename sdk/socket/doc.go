@@ -19,9 +19,17 @@
 // not implemented on wasip1, so datagrams go through sock_recv_from and
 // sock_send_to directly.
 //
-// Stream connections copy (io.Copy, proxies) through pooled buffers that
-// grow to 256 KiB while a stream keeps them full: wasip1 has no splice, and
-// net's fallback allocates 32 KiB per copy and moves 32 KiB per host call.
+// io.Copy between two connections of this package (an echo's io.Copy(c,
+// c), a proxy's io.Copy(upstream, client), also through io.LimitReader)
+// asks the host to splice: wasmgate moves the bytes from socket to socket
+// in its kernel and the guest only waits for readiness, so they never
+// cross into wasm memory. The request is a wasmgate extension carried by
+// sock_getsockopt (level 0x7767, see docs/sockets.md in wasmgate), so the
+// program still runs on hosts without it: the first refusal is
+// remembered and copies fall back. Other copies (and every copy on such a
+// host) go through pooled buffers that grow to 256 KiB while a stream
+// keeps them full, instead of net's fallback, which allocates 32 KiB per
+// copy and moves 32 KiB per host call.
 //
 // Host names are resolved by the host (sock_getaddrinfo), where the host's
 // policy decides each lookup and each answer. GoResolver returns a
