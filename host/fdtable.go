@@ -146,6 +146,10 @@ type fdTable struct {
 	entries []*fdEntry
 	n       int
 	max     int // 0 = unlimited; beyond it insert fails with EMFILE
+	// free is a lower bound of the lowest free slot: every slot below it
+	// is in use. insert scans from there, so that a server with many
+	// connections open does not walk all of them for every accept.
+	free int
 }
 
 // get returns the entry at fd, or EBADF.
@@ -165,10 +169,11 @@ func (t *fdTable) insert(e *fdEntry) (int32, error) {
 	if t.max > 0 && t.n >= t.max {
 		return -1, wasi.EMFILE
 	}
-	for i, x := range t.entries {
-		if x == nil {
+	for i := t.free; i < len(t.entries); i++ {
+		if t.entries[i] == nil {
 			t.entries[i] = e
 			t.n++
+			t.free = i + 1
 			return int32(i), nil
 		}
 	}
@@ -177,7 +182,15 @@ func (t *fdTable) insert(e *fdEntry) (int32, error) {
 	}
 	t.entries = append(t.entries, e)
 	t.n++
+	t.free = len(t.entries)
 	return int32(len(t.entries) - 1), nil
+}
+
+// freed notes that slot fd became free (with t.mu held).
+func (t *fdTable) freed(fd int32) {
+	if int(fd) < t.free {
+		t.free = int(fd)
+	}
 }
 
 // remove frees fd and returns what was there; the caller closes it.
@@ -190,6 +203,7 @@ func (t *fdTable) remove(fd int32) (*fdEntry, error) {
 	e := t.entries[fd]
 	t.entries[fd] = nil
 	t.n--
+	t.freed(fd)
 	return e, nil
 }
 
@@ -211,6 +225,7 @@ func (t *fdTable) renumber(from, to int32) (*fdEntry, error) {
 	t.entries[to] = t.entries[from]
 	t.entries[from] = nil
 	t.n--
+	t.freed(from)
 	return old, nil
 }
 
@@ -220,6 +235,7 @@ func (t *fdTable) closeAll() {
 	es := t.entries
 	t.entries = nil
 	t.n = 0
+	t.free = 0
 	t.mu.Unlock()
 	for _, e := range es {
 		if e != nil {

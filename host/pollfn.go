@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"encoding/binary"
+	"sync"
 	"time"
 
 	"github.com/tetratelabs/wazero/api"
@@ -52,22 +53,25 @@ func (s *state) pollOneoff(ctx context.Context, m api.Module, st []uint64) wasi.
 		return errno(err)
 	}
 	// Decode everything before writing: in and out may overlap.
-	type sub struct {
-		userdata uint64
-		typ      uint8
-		errno    wasi.Errno
-		ready    bool
-		hangup   bool
-		req      int // index in reqs, -1 if none
-		deadline time.Duration
-	}
-	var subsStack [16]sub
-	var list []sub
+	var subsStack [16]pollSub
+	var list []pollSub
 	if nsubs <= uint32(len(subsStack)) {
 		list = subsStack[:nsubs]
 	} else {
-		list = make([]sub, nsubs)
+		// Go's netpoll passes every armed descriptor on every call: a
+		// busy server's polls are large and frequent, so their
+		// decoding buffers are reused rather than left to the GC.
+		p := pollSubPool.Get().(*[]pollSub)
+		defer pollSubPool.Put(p)
+		if cap(*p) < int(nsubs) {
+			*p = make([]pollSub, nsubs)
+		}
+		list = (*p)[:nsubs]
+		clear(list)
 	}
+	// The fd subscriptions' entries, looked up under one lock of the
+	// table rather than one per subscription.
+	s.fds.lookupPoll(subs, list)
 	reqs := s.pollReqs[:0]
 	var monoNow, realNow uint64
 	monoRead, realRead := false, false
@@ -121,10 +125,10 @@ func (s *state) pollOneoff(ctx context.Context, m api.Module, st []uint64) wasi.
 				timeout = d
 			}
 		case wasi.EventtypeFdRead, wasi.EventtypeFdWrite:
-			fd := int32(binary.LittleEndian.Uint32(b[16:]))
-			e, err := s.fds.get(fd)
-			if err != nil {
-				sb.errno, sb.ready, immediate = errno(err), true, true
+			e := sb.entry
+			sb.entry = nil // not kept alive by a pooled list
+			if e == nil {
+				sb.errno, sb.ready, immediate = wasi.EBADF, true, true
 				continue
 			}
 			hfd, ok := e.file.pollFd()
@@ -149,7 +153,7 @@ func (s *state) pollOneoff(ctx context.Context, m api.Module, st []uint64) wasi.
 	_, werr := s.wake.waitFds(reqs, timeout)
 	s.pollReqs = reqs[:0]
 	n := uint32(0)
-	put := func(sb *sub) {
+	put := func(sb *pollSub) {
 		b := events[n*eventSize : (n+1)*eventSize]
 		clear(b)
 		binary.LittleEndian.PutUint64(b[0:], sb.userdata)
@@ -192,6 +196,40 @@ func (s *state) pollOneoff(ctx context.Context, m api.Module, st []uint64) wasi.
 		}
 	}
 	return errno(memPutU32(mem, neventsPtr, n))
+}
+
+// pollSub is one decoded poll_oneoff subscription.
+type pollSub struct {
+	userdata uint64
+	typ      uint8
+	errno    wasi.Errno
+	ready    bool
+	hangup   bool
+	req      int      // index in reqs, -1 if none
+	entry    *fdEntry // an fd subscription's entry, nil if the fd is not open
+	deadline time.Duration
+}
+
+// pollSubPool holds decoding buffers of polls with more subscriptions than
+// fit on the stack.
+var pollSubPool = sync.Pool{New: func() any { return new([]pollSub) }}
+
+// lookupPoll sets list[i].entry for every fd subscription in subs (the
+// raw subscription array, len(list) of them), under one lock of the table.
+// Entries of fds that are not open stay nil.
+func (t *fdTable) lookupPoll(subs []byte, list []pollSub) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i := range list {
+		b := subs[i*subSize:]
+		if typ := b[8]; typ != wasi.EventtypeFdRead && typ != wasi.EventtypeFdWrite {
+			continue
+		}
+		fd := int32(binary.LittleEndian.Uint32(b[16:]))
+		if fd >= 0 && int(fd) < len(t.entries) {
+			list[i].entry = t.entries[fd]
+		}
+	}
 }
 
 // durationOf converts guest ns to a Duration, saturating.

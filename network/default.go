@@ -481,12 +481,19 @@ func (g *guardedSocket) Accept(ctx context.Context) (Socket, error) {
 		if !g.d.reserve() {
 			return nil, &OpError{Op: "accept", Net: g.proto.String(), Err: syscall.EMFILE}
 		}
-		c, err := g.s.Accept(ctx)
+		c, peer, err := acceptPeer(ctx, g.s)
 		if err != nil {
 			g.d.release()
 			return nil, err
 		}
-		peer, err := c.PeerAddr()
+		if c == nil {
+			// A Socket breaking its contract must not crash the host.
+			g.d.release()
+			return nil, &OpError{Op: "accept", Net: g.proto.String(), Err: syscall.EINVAL}
+		}
+		if !peer.IsValid() {
+			peer, err = c.PeerAddr()
+		}
 		if err == nil {
 			req := g.d.request(policy.OpTCPAccept, g.proto.String())
 			peer = reported(peer)
@@ -506,6 +513,24 @@ func (g *guardedSocket) Accept(ctx context.Context) (Socket, error) {
 		g.acceptLocal.Store(&local)
 		return &guardedSocket{d: g.d, s: c, proto: g.proto, family: g.family}, nil
 	}
+}
+
+// peerAccepter is implemented by sockets whose accept learns the peer's
+// address with the connection (systemSocket: accept4 reports it), which
+// saves a PeerAddr call for every tcp.accept decision.
+type peerAccepter interface {
+	acceptPeer(ctx context.Context) (Socket, netip.AddrPort, error)
+}
+
+// acceptPeer accepts on s and returns the peer's address when s learns it
+// for free; otherwise (or when the kernel reported no IP address) the
+// address is the zero value and the caller asks PeerAddr.
+func acceptPeer(ctx context.Context, s Socket) (Socket, netip.AddrPort, error) {
+	if pa, ok := s.(peerAccepter); ok {
+		return pa.acceptPeer(ctx)
+	}
+	c, err := s.Accept(ctx)
+	return c, netip.AddrPort{}, err
 }
 
 // listenerAddr is the local address of a listener, for tcp.accept

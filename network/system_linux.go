@@ -150,13 +150,23 @@ func (s *systemSocket) Listen(ctx context.Context, backlog int) error {
 }
 
 func (s *systemSocket) Accept(ctx context.Context) (Socket, error) {
+	c, _, err := s.acceptPeer(ctx)
+	return c, err
+}
+
+// acceptPeer is Accept that also returns the peer's address, which the
+// kernel hands over with the connection: Default's tcp.accept check needs
+// it for every connection, and asking for it again (getpeername) would be
+// one more syscall per accept.
+func (s *systemSocket) acceptPeer(ctx context.Context) (Socket, netip.AddrPort, error) {
 	var c Socket
+	var peer netip.AddrPort
 	err := s.with(func(fd int) error {
 		for {
-			nfd, err := accept4(fd)
+			nfd, ap, err := accept4(fd)
 			switch err {
 			case nil:
-				c = &systemSocket{proto: s.proto, family: s.family, fd: nfd}
+				c, peer = &systemSocket{proto: s.proto, family: s.family, fd: nfd}, ap
 				return nil
 			case syscall.EINTR, syscall.ECONNABORTED:
 				continue // the connection went away before we took it: try the next
@@ -165,9 +175,9 @@ func (s *systemSocket) Accept(ctx context.Context) (Socket, error) {
 		}
 	})
 	if err != nil {
-		return nil, opErr("accept", s.proto, netip.AddrPort{}, err)
+		return nil, netip.AddrPort{}, opErr("accept", s.proto, netip.AddrPort{}, err)
 	}
-	return c, nil
+	return c, peer, nil
 }
 
 func (s *systemSocket) Recv(ctx context.Context, bufs [][]byte, flags RecvFlags) (int, netip.AddrPort, RecvResult, error) {
@@ -389,16 +399,19 @@ func (s *systemSocket) Close() error {
 	return opErr("close", s.proto, netip.AddrPort{}, unix.Close(fd))
 }
 
-// accept4 takes the next connection without asking for its address:
-// unix.Accept4 always decodes it, and decoding an AF_INET address costs an
-// extra getsockopt(SO_PROTOCOL) syscall (see sockName); Accept's callers
-// ask PeerAddr when they need it.
-func accept4(fd int) (int, error) {
-	nfd, _, e := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(fd), 0, 0, uintptr(unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC), 0, 0)
+// accept4 takes the next connection and decodes its peer's address here:
+// unix.Accept4 would spend an extra getsockopt(SO_PROTOCOL) syscall on
+// decoding an AF_INET address (see sockName). The address is the zero
+// value if the kernel reports something that is not IPv4 or IPv6.
+func accept4(fd int) (int, netip.AddrPort, error) {
+	var rsa unix.RawSockaddrAny
+	l := uint32(unsafe.Sizeof(rsa))
+	nfd, _, e := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(fd), uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&l)),
+		uintptr(unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC), 0, 0)
 	if e != 0 {
-		return -1, e
+		return -1, netip.AddrPort{}, e
 	}
-	return int(nfd), nil
+	return int(nfd), rawAddrPort(&rsa, l), nil
 }
 
 // sockName is getsockname(2) (peer false) or getpeername(2), decoded here.

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -167,7 +168,7 @@ func dialOne(ctx context.Context, network string, p proto, ap netip.AddrPort) (n
 	if p == udp {
 		return newPacketConn(f, fd, ap)
 	}
-	return fileConn(f, fd)
+	return fileConn(f)
 }
 
 // waitConnect waits for a non-blocking connect to complete: the socket
@@ -211,10 +212,8 @@ func waitConnect(ctx context.Context, f *os.File, fd int) error {
 var aLongTimeAgo = time.Unix(1, 0)
 
 // fileConn turns a connected stream socket into a net.Conn that reports
-// its real addresses.
-func fileConn(f *os.File, fd int) (net.Conn, error) {
-	la, _ := localAddr(fd)
-	ra, _ := peerAddr(fd)
+// its real addresses (asked of the host on first use, see tcpConn).
+func fileConn(f *os.File) (net.Conn, error) {
 	c, err := net.FileConn(f)
 	f.Close() // FileConn shares the descriptor with a reference count
 	if err != nil {
@@ -225,22 +224,80 @@ func fileConn(f *os.File, fd int) (net.Conn, error) {
 		c.Close()
 		return nil, syscall.ENOTSOCK
 	}
-	return &tcpConn{TCPConn: tc, laddr: net.TCPAddrFromAddrPort(la), raddr: net.TCPAddrFromAddrPort(ra)}, nil
+	return &tcpConn{TCPConn: tc}, nil
 }
 
-// tcpConn is a *net.TCPConn with the addresses that net.FileConn cannot
-// learn on wasip1. Embedding keeps CloseWrite, CloseRead, SetNoDelay and
-// friends.
+// tcpConn is a *net.TCPConn with the addresses that net.FileConn and
+// wasip1's accept cannot learn. Embedding keeps CloseWrite, CloseRead,
+// SetNoDelay and friends.
+//
+// The addresses are asked of the host on the first LocalAddr or
+// RemoteAddr call, not when the connection is made: two host calls (and
+// their garbage) per connection are a measurable part of what a plain
+// accept loop costs in a wasm guest, and many servers never ask. Once
+// known, an address is kept, like net.TCPConn's, so it is still reported
+// after Close. An address first asked for after Close can no longer be
+// learned (the descriptor is gone, and its number may already name another
+// socket), nor a peer first asked for after the peer reset the connection
+// (the kernel forgets it then); it is then the zero *net.TCPAddr, as Go's
+// own wasip1 connections always report. Ask early (net/http does, for
+// every connection) if the address must survive either.
 type tcpConn struct {
 	*net.TCPConn
+
+	mu sync.Mutex
+	// laddr and raddr are nil until learned; written under mu.
 	laddr, raddr *net.TCPAddr
 }
 
 // LocalAddr returns the local address reported by the host.
-func (c *tcpConn) LocalAddr() net.Addr { return c.laddr }
+func (c *tcpConn) LocalAddr() net.Addr { return c.addr(false) }
 
 // RemoteAddr returns the peer address reported by the host.
-func (c *tcpConn) RemoteAddr() net.Addr { return c.raddr }
+func (c *tcpConn) RemoteAddr() net.Addr { return c.addr(true) }
+
+// addr returns the local (peer false) or remote address, asking the host
+// the first time. It is never nil, so that callers can always format it.
+func (c *tcpConn) addr(peer bool) *net.TCPAddr {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := &c.laddr
+	if peer {
+		p = &c.raddr
+	}
+	if *p != nil {
+		return *p
+	}
+	ap, ok := c.fetchAddr(peer)
+	if !ok {
+		// Closed (or the host does not know): not kept, see tcpConn.
+		return &net.TCPAddr{}
+	}
+	*p = net.TCPAddrFromAddrPort(ap)
+	return *p
+}
+
+// fetchAddr asks the host for one address of the open connection. Control
+// holds a reference on the descriptor for the call, so a concurrent Close
+// cannot let its number be reused under it.
+func (c *tcpConn) fetchAddr(peer bool) (netip.AddrPort, bool) {
+	rc, err := c.TCPConn.SyscallConn()
+	if err != nil {
+		return netip.AddrPort{}, false
+	}
+	var ap netip.AddrPort
+	var aerr error
+	if err := rc.Control(func(fd uintptr) {
+		if peer {
+			ap, aerr = peerAddr(int(fd))
+		} else {
+			ap, aerr = localAddr(int(fd))
+		}
+	}); err != nil || aerr != nil {
+		return netip.AddrPort{}, false
+	}
+	return ap, true
+}
 
 // Listen announces on the local address. network is "tcp", "tcp4" or
 // "tcp6"; an empty host listens on the wildcard address of the family
@@ -324,26 +381,14 @@ type listener struct {
 // Addr returns the listening address reported by the host.
 func (l *listener) Addr() net.Addr { return l.addr }
 
-// Accept waits for the next connection.
+// Accept waits for the next connection. Its addresses are asked of the
+// host when first needed (see tcpConn).
 func (l *listener) Accept() (net.Conn, error) {
 	c, err := l.TCPListener.AcceptTCP()
 	if err != nil {
 		return nil, err
 	}
-	rc, err := c.SyscallConn()
-	if err != nil {
-		c.Close()
-		return nil, err
-	}
-	var la, ra netip.AddrPort
-	if err := rc.Control(func(fd uintptr) {
-		la, _ = localAddr(int(fd))
-		ra, _ = peerAddr(int(fd))
-	}); err != nil {
-		c.Close()
-		return nil, err
-	}
-	return &tcpConn{TCPConn: c, laddr: net.TCPAddrFromAddrPort(la), raddr: net.TCPAddrFromAddrPort(ra)}, nil
+	return &tcpConn{TCPConn: c}, nil
 }
 
 // listenAddr resolves a listening address: an empty host is the wildcard.
