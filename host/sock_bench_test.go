@@ -86,6 +86,18 @@ func cGuestEcho(b *testing.B) echoServer {
 func startEchoGuest(b *testing.B, wasm []byte, interruptible bool, args ...string) echoServer {
 	b.Helper()
 	nw := &network.Default{Policy: network.PolicyFunc(allowLoopback)}
+	return runGuestServer(b, "[0] listening ", func(ctx context.Context, out *lines) {
+		Run(ctx, wasm, NewConfig().WithNetwork(nw).WithArgs(args...).
+			WithStdout(out).WithStderr(out).WithCompilationCacheDir(sockCacheDir).
+			WithCloseOnContextDone(interruptible))
+	})
+}
+
+// runGuestServer runs a guest server (run) on a locked thread, whose CPU
+// time is the server's, until the benchmark ends, and waits for the
+// output line prefix+ADDR.
+func runGuestServer(b *testing.B, prefix string, run func(ctx context.Context, out *lines)) echoServer {
+	b.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	out := newLines()
 	done := make(chan struct{})
@@ -94,21 +106,19 @@ func startEchoGuest(b *testing.B, wasm []byte, interruptible bool, args ...strin
 		defer close(done)
 		runtime.LockOSThread()
 		tid.Store(int64(syscall.Gettid()))
-		Run(ctx, wasm, NewConfig().WithNetwork(nw).WithArgs(args...).
-			WithStdout(out).WithStderr(out).WithCompilationCacheDir(sockCacheDir).
-			WithCloseOnContextDone(interruptible))
+		run(ctx, out)
 	}()
 	b.Cleanup(func() { cancel(); <-done })
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, l := range strings.Split(out.String(), "\n") {
-			if a, ok := strings.CutPrefix(l, "[0] listening "); ok {
+			if a, ok := strings.CutPrefix(l, prefix); ok {
 				return echoServer{addr: a, cpu: func() time.Duration { return threadCPU(int(tid.Load())) }}
 			}
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	b.Fatalf("guest echo server did not start: %s", out.String())
+	b.Fatalf("guest server did not start: %s", out.String())
 	return echoServer{}
 }
 

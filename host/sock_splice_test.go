@@ -398,30 +398,11 @@ func TestSockSpliceNoFdLeak(t *testing.T) {
 func startProxyGuest(b *testing.B, nw network.Network, upstream string) echoServer {
 	b.Helper()
 	wasm := spliceProbeWasm(b)
-	ctx, cancel := context.WithCancel(context.Background())
-	out := newLines()
-	done := make(chan struct{})
-	var tid atomic.Int64
-	go func() {
-		defer close(done)
-		runtime.LockOSThread()
-		tid.Store(int64(syscall.Gettid()))
+	return runGuestServer(b, "listening ", func(ctx context.Context, out *lines) {
 		Run(ctx, wasm, NewConfig().WithNetwork(&network.Default{Network: nw, Policy: network.PolicyFunc(allowLoopback)}).
 			WithArgs("spliceprobe", "proxy", "127.0.0.1:0", upstream, "1").
 			WithStdout(out).WithStderr(out).WithCompilationCacheDir(sockCacheDir))
-	}()
-	b.Cleanup(func() { cancel(); <-done })
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		for _, l := range strings.Split(out.String(), "\n") {
-			if a, ok := strings.CutPrefix(l, "listening "); ok {
-				return echoServer{addr: a, cpu: func() time.Duration { return threadCPU(int(tid.Load())) }}
-			}
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	b.Fatalf("guest proxy did not start: %s", out.String())
-	return echoServer{}
+	})
 }
 
 // nativeProxy is the same proxy in the host process: io.Copy both ways
