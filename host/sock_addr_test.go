@@ -5,11 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,44 +15,6 @@ import (
 // End-to-end test of the addresses of accepted connections in a Go guest
 // (sdk/socket asks the host for them on first use) with
 // testdata/sockguests/addrprobe.
-
-var (
-	addrProbeOnce sync.Once
-	addrProbe     []byte
-	addrProbeErr  error
-)
-
-// addrProbeWasm builds the guest once per test binary and precompiles it
-// into the shared cache (see buildSockGuests).
-func addrProbeWasm(t testing.TB) []byte {
-	t.Helper()
-	addrProbeOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "wasmgate-addrprobe")
-		if err != nil {
-			addrProbeErr = err
-			return
-		}
-		defer os.RemoveAll(dir)
-		out := filepath.Join(dir, "addrprobe.wasm")
-		cmd := exec.Command("go", "build", "-o", out, "../testdata/sockguests/addrprobe")
-		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			addrProbeErr = fmt.Errorf("go build addrprobe: %v\n%s", err, b)
-			return
-		}
-		cmd = exec.Command("go", "test", "-count=1", "../testdata/sockguests/precompile")
-		cmd.Env = append(os.Environ(), "WASMGATE_PRECOMPILE_CACHE="+sockCacheDir, "WASMGATE_PRECOMPILE_FILES="+out)
-		if b, err := cmd.CombinedOutput(); err != nil {
-			addrProbeErr = fmt.Errorf("precompile: %v\n%s", err, b)
-			return
-		}
-		addrProbe, addrProbeErr = os.ReadFile(out)
-	})
-	if addrProbeErr != nil {
-		t.Fatal(addrProbeErr)
-	}
-	return addrProbe
-}
 
 // TestSockAcceptedAddrs: accepted connections report their real local and
 // peer addresses on a preopened (--listen) listener and on listeners the
@@ -72,7 +30,7 @@ func TestSockAcceptedAddrs(t *testing.T) {
 	}
 	nw := &network.Default{Policy: network.PolicyFunc(allowLoopback)}
 	cfg := NewConfig().WithNetwork(nw).WithListen("127.0.0.1:0")
-	g := startGuest(t, addrProbeWasm(t), cfg, args...)
+	g := startGuest(t, sockProbeWasm(t, "addrprobe"), cfg, args...)
 	for i := range args {
 		// Generous: it includes compiling the guest when the shared cache
 		// misses (slow under -race on a busy machine).

@@ -232,3 +232,35 @@ func openFds(t testing.TB) int {
 	}
 	return len(des)
 }
+
+var sockProbes sync.Map // guest name -> func() ([]byte, error)
+
+// sockProbeWasm builds testdata/sockguests/NAME once per test binary and
+// precompiles it into the shared cache (see buildSockGuests).
+func sockProbeWasm(t testing.TB, name string) []byte {
+	t.Helper()
+	f, _ := sockProbes.LoadOrStore(name, sync.OnceValues(func() ([]byte, error) {
+		dir, err := os.MkdirTemp("", "wasmgate-"+name)
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		out := filepath.Join(dir, name+".wasm")
+		cmd := exec.Command("go", "build", "-o", out, "../testdata/sockguests/"+name)
+		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("go build %s: %v\n%s", name, err, b)
+		}
+		cmd = exec.Command("go", "test", "-count=1", "../testdata/sockguests/precompile")
+		cmd.Env = append(os.Environ(), "WASMGATE_PRECOMPILE_CACHE="+sockCacheDir, "WASMGATE_PRECOMPILE_FILES="+out)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("precompile %s: %v\n%s", name, err, b)
+		}
+		return os.ReadFile(out)
+	}))
+	wasm, err := f.(func() ([]byte, error))()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wasm
+}

@@ -7,9 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -23,44 +20,6 @@ import (
 
 // End-to-end tests of the splice extension (sock_splice.go,
 // sdk/socket/splice_wasip1.go) with testdata/sockguests/spliceprobe.
-
-var (
-	spliceProbeOnce sync.Once
-	spliceProbe     []byte
-	spliceProbeErr  error
-)
-
-// spliceProbeWasm builds the guest once per test binary and precompiles it
-// into the shared cache (see buildSockGuests).
-func spliceProbeWasm(t testing.TB) []byte {
-	t.Helper()
-	spliceProbeOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "wasmgate-spliceprobe")
-		if err != nil {
-			spliceProbeErr = err
-			return
-		}
-		defer os.RemoveAll(dir)
-		out := filepath.Join(dir, "spliceprobe.wasm")
-		cmd := exec.Command("go", "build", "-o", out, "../testdata/sockguests/spliceprobe")
-		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			spliceProbeErr = fmt.Errorf("go build spliceprobe: %v\n%s", err, b)
-			return
-		}
-		cmd = exec.Command("go", "test", "-count=1", "../testdata/sockguests/precompile")
-		cmd.Env = append(os.Environ(), "WASMGATE_PRECOMPILE_CACHE="+sockCacheDir, "WASMGATE_PRECOMPILE_FILES="+out)
-		if b, err := cmd.CombinedOutput(); err != nil {
-			spliceProbeErr = fmt.Errorf("precompile: %v\n%s", err, b)
-			return
-		}
-		spliceProbe, spliceProbeErr = os.ReadFile(out)
-	})
-	if spliceProbeErr != nil {
-		t.Fatal(spliceProbeErr)
-	}
-	return spliceProbe
-}
 
 // spliceMode says what the sockets of a spliceNet do with Splice.
 type spliceMode int
@@ -181,7 +140,7 @@ func sameBytes(t *testing.T, what string, got, want []byte) {
 func startSpliceGuest(t *testing.T, sn *spliceNet, args ...string) (*guestRun, *network.Default, string) {
 	t.Helper()
 	nw := &network.Default{Network: sn, Policy: network.PolicyFunc(allowLoopback)}
-	g := startGuest(t, spliceProbeWasm(t), NewConfig().WithNetwork(nw), args...)
+	g := startGuest(t, sockProbeWasm(t, "spliceprobe"), NewConfig().WithNetwork(nw), args...)
 	addr := strings.TrimPrefix(g.out.wait(t, "listening ", 60*time.Second), "listening ")
 	return g, nw, addr
 }
@@ -365,7 +324,7 @@ func TestSockSpliceReset(t *testing.T) {
 // destination) leaves no host descriptor behind: sockets and pipe are
 // closed.
 func TestSockSpliceNoFdLeak(t *testing.T) {
-	spliceProbeWasm(t) // built before the baseline is taken
+	sockProbeWasm(t, "spliceprobe") // built before the baseline is taken
 	base := openFds(t)
 	sn := &spliceNet{}
 	g, nw, addr := startSpliceGuest(t, sn, "echo", "127.0.0.1:0")
@@ -397,7 +356,7 @@ func TestSockSpliceNoFdLeak(t *testing.T) {
 // upstream on nw, on a locked thread whose CPU time is the server's.
 func startProxyGuest(b *testing.B, nw network.Network, upstream string) echoServer {
 	b.Helper()
-	wasm := spliceProbeWasm(b)
+	wasm := sockProbeWasm(b, "spliceprobe")
 	return runGuestServer(b, "listening ", func(ctx context.Context, out *lines) {
 		Run(ctx, wasm, NewConfig().WithNetwork(&network.Default{Network: nw, Policy: network.PolicyFunc(allowLoopback)}).
 			WithArgs("spliceprobe", "proxy", "127.0.0.1:0", upstream, "1").
