@@ -300,16 +300,7 @@ func TestSockSpliceReset(t *testing.T) {
 	}
 	// Send without reading until the guest's echo can no longer write,
 	// then reset.
-	c.SetWriteDeadline(time.Now().Add(3 * time.Second))
-	chunk := make([]byte, 256<<10)
-	for {
-		if _, err := c.Write(chunk); err != nil {
-			break
-		}
-	}
-	if sn.calls.Load() == 0 {
-		t.Fatal("the guest never spliced")
-	}
+	fillUntilSpliced(t, c, sn, 3*time.Second)
 	c.(*net.TCPConn).SetLinger(0)
 	c.Close()
 	line := g.out.wait(t, "copied ", 60*time.Second)
@@ -333,16 +324,7 @@ func TestSockSpliceNoFdLeak(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	c.SetWriteDeadline(time.Now().Add(2 * time.Second))
-	chunk := make([]byte, 256<<10)
-	for {
-		if _, err := c.Write(chunk); err != nil {
-			break
-		}
-	}
-	if sn.calls.Load() == 0 {
-		t.Fatal("the guest never spliced")
-	}
+	fillUntilSpliced(t, c, sn, 2*time.Second)
 	g.cancel()
 	g.finish(t)
 	c.Close()
@@ -428,4 +410,20 @@ func BenchmarkSockProxyThroughput(b *testing.B) {
 	b.Run("guest", func(b *testing.B) { benchThroughput(b, startProxyGuest(b, network.System{}, up)) })
 	b.Run("guest-copy", func(b *testing.B) { benchThroughput(b, startProxyGuest(b, &spliceNet{mode: modeNone}, up)) })
 	b.Run("native", func(b *testing.B) { benchThroughput(b, nativeProxy(b, up)) })
+}
+
+// fillUntilSpliced writes to c without reading for d, until the guest's
+// echo can no longer write back, and checks that the guest spliced.
+func fillUntilSpliced(t *testing.T, c net.Conn, sn *spliceNet, d time.Duration) {
+	t.Helper()
+	c.SetWriteDeadline(time.Now().Add(d))
+	chunk := make([]byte, 256<<10)
+	for {
+		if _, err := c.Write(chunk); err != nil {
+			break
+		}
+	}
+	if sn.calls.Load() == 0 {
+		t.Fatal("the guest never spliced")
+	}
 }
