@@ -48,6 +48,15 @@ type mount struct {
 // discarded, no network (every network operation denied), the on-disk
 // compilation cache enabled, and guests interruptible by context
 // cancellation.
+//
+// The guest's fds: 0-2 are stdio; the directories of WithDir and WithFS
+// follow from fd 3 in the order they were added, as on every WASI
+// runtime. Only when the guest has a network (WithNetwork with anything
+// but a network.Default without a Policy) does the host add, after them,
+// a virtual read-only /etc (resolv.conf naming the in-process DNS stub,
+// hosts, nsswitch.conf) for guests that run their own DNS client, unless
+// a directory is already mounted at "/", "/etc" or below "/etc". The
+// WithListen sockets come last.
 func NewConfig() *Config {
 	return &Config{closeOnDone: true}
 }
@@ -97,10 +106,13 @@ func (c *Config) WithEnv(key, value string) *Config {
 	return n
 }
 
-// WithDir preopens the host directory hostDir as guestPath. Access goes
-// through os.Root, so nothing outside hostDir is reachable by "..",
-// symlinks or absolute paths. readOnly refuses every modification with
-// EROFS (and opening for write with EROFS too).
+// WithDir preopens the host directory hostDir as guestPath. Nothing
+// outside hostDir is reachable by "..", symlinks or absolute paths, not
+// even through a symlink swapped in during a call (on Linux the kernel
+// checks every lookup: openat2 RESOLVE_BENEATH; os.Root elsewhere).
+// readOnly refuses every modification with EROFS (and opening for write
+// with EROFS too). A read-only directory mounted inside a writable one is
+// writable through the outer mount. See docs/filesystem.md.
 func (c *Config) WithDir(hostDir, guestPath string, readOnly bool) *Config {
 	n := c.clone()
 	if hostDir == "" {
@@ -163,7 +175,8 @@ func (c *Config) WithStderr(w io.Writer) *Config {
 
 // WithNetwork sets the network every socket operation goes through. nil
 // (the default) denies every network operation: it stands for a
-// network.Default with a nil Policy.
+// network.Default with a nil Policy. A guest without a network (nil, or
+// such a Default) gets no virtual /etc (see NewConfig).
 func (c *Config) WithNetwork(nw network.Network) *Config {
 	n := c.clone()
 	n.network = nw

@@ -202,7 +202,7 @@ func TestBadPointers(t *testing.T) {
 		{"fd_prestat_dir_name", []uint64{3, 0, 0}, wasi.ENAMETOOLONG},
 		{"fd_readdir", []uint64{3, 65000, 1000, 0, 0}, wasi.EFAULT},
 		{"fd_readdir", []uint64{1, 0, 10, 0, 0}, wasi.ENOTDIR},
-		{"fd_seek", []uint64{3, 0, 0, 0}, wasi.EISDIR},
+		{"fd_seek", []uint64{3, 0, 0, 0}, wasi.ENOTCAPABLE}, // a directory has no FD_SEEK
 		{"fd_seek", []uint64{1, 0, 7, 0}, wasi.EINVAL},
 		{"path_open", []uint64{3, 1, oob, 4, 0, 0, 0, 0, 0}, wasi.EFAULT},
 		{"path_open", []uint64{3, 1, 0, 5000, 0, 0, 0, 0, 0}, wasi.ENAMETOOLONG},
@@ -422,7 +422,7 @@ func TestFIFO(t *testing.T) {
 	}
 	opened := make(chan wasi.Errno)
 	go func() {
-		_, e := h.open("fifo", 0, wasi.RightFdRead, 1)
+		_, e := h.open("fifo", 0, wasi.RightFdRead|wasi.RightFdFdstatSetFlags, 1)
 		opened <- e
 	}()
 	select {
@@ -443,11 +443,15 @@ func TestFIFO(t *testing.T) {
 	binary.LittleEndian.PutUint32(iov, 5000)
 	binary.LittleEndian.PutUint32(iov[4:], 10)
 	h.put(100, iov)
-	h.call("fd_fdstat_set_flags", fd, uint64(wasi.FdflagNonblock))
+	if e := h.call("fd_fdstat_set_flags", fd, uint64(wasi.FdflagNonblock)); e != 0 {
+		t.Fatalf("fd_fdstat_set_flags(NONBLOCK) = %d", e)
+	}
 	if e := h.call("fd_read", fd, 100, 1, 200); e != wasi.EAGAIN {
 		t.Fatalf("non-blocking read of empty FIFO = %d, want EAGAIN", e)
 	}
-	h.call("fd_fdstat_set_flags", fd, 0)
+	if e := h.call("fd_fdstat_set_flags", fd, 0); e != 0 {
+		t.Fatalf("fd_fdstat_set_flags(0) = %d", e)
+	}
 	go func() {
 		time.Sleep(20 * time.Millisecond)
 		w.Write([]byte("abc"))

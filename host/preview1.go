@@ -73,14 +73,14 @@ func (s *state) preview1() []hostFunc {
 		{"fd_allocate", p(i32, i64, i64), s.fdAllocate},
 		{"fd_close", p(i32), s.fdClose},
 		{"fd_datasync", p(i32), func(_ context.Context, _ api.Module, st []uint64) wasi.Errno {
-			e, err := s.fds.get(int32(st[0]))
+			e, err := s.fdWith(int32(st[0]), wasi.RightFdDatasync)
 			if err != nil {
 				return errno(err)
 			}
 			return errno(e.file.datasync())
 		}},
 		{"fd_sync", p(i32), func(_ context.Context, _ api.Module, st []uint64) wasi.Errno {
-			e, err := s.fds.get(int32(st[0]))
+			e, err := s.fdWith(int32(st[0]), wasi.RightFdSync)
 			if err != nil {
 				return errno(err)
 			}
@@ -260,8 +260,20 @@ func (s *state) clockTimeGet(_ context.Context, m api.Module, st []uint64) wasi.
 	return wasi.ESUCCESS
 }
 
+// fdWith returns fd's entry if it holds the rights r (see needRights).
+func (s *state) fdWith(fd int32, r wasi.Rights) (*fdEntry, error) {
+	e, err := s.fds.get(fd)
+	if err != nil {
+		return nil, err
+	}
+	if err := needRights(e, r); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
 func (s *state) fdAdvise(_ context.Context, _ api.Module, st []uint64) wasi.Errno {
-	e, err := s.fds.get(int32(st[0]))
+	e, err := s.fdWith(int32(st[0]), wasi.RightFdAdvise)
 	if err != nil {
 		return errno(err)
 	}
@@ -273,7 +285,7 @@ func (s *state) fdAdvise(_ context.Context, _ api.Module, st []uint64) wasi.Errn
 }
 
 func (s *state) fdAllocate(_ context.Context, _ api.Module, st []uint64) wasi.Errno {
-	e, err := s.fds.get(int32(st[0]))
+	e, err := s.fdWith(int32(st[0]), wasi.RightFdAllocate)
 	if err != nil {
 		return errno(err)
 	}
@@ -306,10 +318,12 @@ func (s *state) fdFdstatGet(_ context.Context, m api.Module, st []uint64) wasi.E
 }
 
 // fdFdstatSetFlags accepts NONBLOCK changes on any fd (kept in the table
-// only; see fdtable.go) and re-submission of unchanged flags. Changing
-// APPEND or the sync flags of an open fd is ENOTSUP.
+// only; see fdtable.go), APPEND changes on files of a preopen (fcntl on
+// Linux), and re-submission of unchanged flags. Changing the sync flags of
+// an open fd, or APPEND of anything else, is ENOTSUP, as Linux's fcntl
+// cannot change them.
 func (s *state) fdFdstatSetFlags(_ context.Context, _ api.Module, st []uint64) wasi.Errno {
-	e, err := s.fds.get(int32(st[0]))
+	e, err := s.fdWith(int32(st[0]), wasi.RightFdFdstatSetFlags)
 	if err != nil {
 		return errno(err)
 	}
@@ -318,8 +332,18 @@ func (s *state) fdFdstatSetFlags(_ context.Context, _ api.Module, st []uint64) w
 	if flags&^uint32(all) != 0 {
 		return wasi.EINVAL
 	}
-	if (uint16(flags)^e.flags)&^wasi.FdflagNonblock != 0 {
+	changed := (uint16(flags) ^ e.flags) &^ wasi.FdflagNonblock
+	if changed&^wasi.FdflagAppend != 0 {
 		return wasi.ENOTSUP
+	}
+	if changed != 0 {
+		sf, ok := e.file.(*sysFile)
+		if !ok {
+			return wasi.ENOTSUP
+		}
+		if err := sf.f.SetAppend(flags&uint32(wasi.FdflagAppend) != 0); err != nil {
+			return errno(err)
+		}
 	}
 	e.flags = uint16(flags)
 	return wasi.ESUCCESS
@@ -357,7 +381,7 @@ func putFilestat(m api.Memory, ptr uint32, fs filestat) error {
 }
 
 func (s *state) fdFilestatGet(_ context.Context, m api.Module, st []uint64) wasi.Errno {
-	e, err := s.fds.get(int32(st[0]))
+	e, err := s.fdWith(int32(st[0]), wasi.RightFdFilestatGet)
 	if err != nil {
 		return errno(err)
 	}
@@ -376,7 +400,7 @@ func (s *state) fdFilestatGet(_ context.Context, m api.Module, st []uint64) wasi
 }
 
 func (s *state) fdFilestatSetSize(_ context.Context, _ api.Module, st []uint64) wasi.Errno {
-	e, err := s.fds.get(int32(st[0]))
+	e, err := s.fdWith(int32(st[0]), wasi.RightFdFilestatSetSize)
 	if err != nil {
 		return errno(err)
 	}
@@ -410,7 +434,7 @@ func times(atim, mtim uint64, fst uint16) (a, m time.Time, setA, setM bool, err 
 }
 
 func (s *state) fdFilestatSetTimes(_ context.Context, _ api.Module, st []uint64) wasi.Errno {
-	e, err := s.fds.get(int32(st[0]))
+	e, err := s.fdWith(int32(st[0]), wasi.RightFdFilestatSetTimes)
 	if err != nil {
 		return errno(err)
 	}
@@ -498,6 +522,10 @@ func (s *state) prw(m api.Module, st []uint64, write bool) wasi.Errno {
 	if e.rightsBase&need == 0 {
 		return wasi.EBADF
 	}
+	// FD_READ and FD_WRITE include pread and pwrite only with FD_SEEK.
+	if err := needRights(e, wasi.RightFdSeek); err != nil {
+		return errno(err)
+	}
 	off := int64(st[3])
 	if off < 0 {
 		return wasi.EINVAL
@@ -576,13 +604,9 @@ func (s *state) fdPrestatDirName(_ context.Context, m api.Module, st []uint64) w
 // entry may be cut off at buf_len; bufused == buf_len tells the guest to
 // call again. The listing is re-read when cookie is 0.
 func (s *state) fdReaddir(_ context.Context, m api.Module, st []uint64) wasi.Errno {
-	e, err := s.fds.get(int32(st[0]))
+	e, d, err := s.dirEntry(int32(st[0]), wasi.RightFdReaddir)
 	if err != nil {
 		return errno(err)
-	}
-	d, ok := e.file.(dirFile)
-	if !ok {
-		return wasi.ENOTDIR
 	}
 	mem := m.Memory()
 	buf, bufLen, cookie, usedPtr := uint32(st[1]), uint32(st[2]), st[3], uint32(st[4])
@@ -594,7 +618,7 @@ func (s *state) fdReaddir(_ context.Context, m api.Module, st []uint64) wasi.Err
 		return errno(err)
 	}
 	if cookie == 0 || e.dir == nil {
-		ents, err := d.list()
+		ents, err := d.List()
 		if err != nil {
 			return errno(err)
 		}
@@ -608,12 +632,12 @@ func (s *state) fdReaddir(_ context.Context, m api.Module, st []uint64) wasi.Err
 	for i := cookie; i < uint64(len(e.dir.ents)) && used < bufLen; i++ {
 		de := e.dir.ents[i]
 		binary.LittleEndian.PutUint64(hdr[0:], i+1)
-		binary.LittleEndian.PutUint64(hdr[8:], de.ino)
-		binary.LittleEndian.PutUint32(hdr[16:], uint32(len(de.name)))
-		hdr[20] = de.typ
+		binary.LittleEndian.PutUint64(hdr[8:], de.Ino)
+		binary.LittleEndian.PutUint32(hdr[16:], uint32(len(de.Name)))
+		hdr[20] = de.Type
 		hdr[21], hdr[22], hdr[23] = 0, 0, 0
 		used += uint32(copy(out[used:], hdr[:]))
-		used += uint32(copy(out[used:], de.name))
+		used += uint32(copy(out[used:], de.Name))
 	}
 	return errno(memPutU32(mem, usedPtr, used))
 }
@@ -629,6 +653,8 @@ func (s *state) fdRenumber(_ context.Context, _ api.Module, st []uint64) wasi.Er
 	return wasi.ESUCCESS
 }
 
+// fdSeek needs FD_SEEK, or only FD_TELL for a seek that leaves the offset
+// unchanged (0 from the current position).
 func (s *state) fdSeek(_ context.Context, m api.Module, st []uint64) wasi.Errno {
 	e, err := s.fds.get(int32(st[0]))
 	if err != nil {
@@ -637,6 +663,13 @@ func (s *state) fdSeek(_ context.Context, m api.Module, st []uint64) wasi.Errno 
 	whence := uint32(st[2])
 	if whence > uint32(wasi.WhenceEnd) {
 		return wasi.EINVAL
+	}
+	need := wasi.RightFdSeek
+	if int64(st[1]) == 0 && whence == uint32(wasi.WhenceCur) && e.rightsBase&wasi.RightFdSeek == 0 {
+		need = wasi.RightFdTell
+	}
+	if err := needRights(e, need); err != nil {
+		return errno(err)
 	}
 	if _, err := memRead(m.Memory(), uint32(st[3]), 8); err != nil {
 		return errno(err)
@@ -649,7 +682,7 @@ func (s *state) fdSeek(_ context.Context, m api.Module, st []uint64) wasi.Errno 
 }
 
 func (s *state) fdTell(_ context.Context, m api.Module, st []uint64) wasi.Errno {
-	e, err := s.fds.get(int32(st[0]))
+	e, err := s.fdWith(int32(st[0]), wasi.RightFdTell)
 	if err != nil {
 		return errno(err)
 	}

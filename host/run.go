@@ -10,9 +10,12 @@
 //     instance; every guest pointer and length is bounds-checked (EFAULT,
 //     never a host panic), and every internal error becomes a WASI errno in
 //     one place (internal/wasi.ToErrno; a policy denial is EACCES).
-//   - Directories are os.Root capabilities: "..", absolute paths and
-//     symlinks cannot leave them (EPERM). Read-only mounts refuse every
-//     modification with EROFS.
+//   - Preopened directories are capabilities (internal/sysfs): on Linux
+//     every path is resolved by the kernel with openat2(RESOLVE_BENEATH),
+//     so "..", absolute paths and symlinks cannot leave them (EPERM), and
+//     rename and link work between any two of them; os.Root elsewhere.
+//     Read-only mounts refuse every modification with EROFS. Every fd_*
+//     and path_* call checks the fd's WASI rights (docs/filesystem.md).
 //   - Host fds are never blocking from the guest's point of view: the
 //     guest's NONBLOCK flag lives in the fd table, and blocking mode is
 //     emulated with ppoll(2) on the host fd plus a wake eventfd, so every
@@ -43,6 +46,7 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/sys"
 
+	"github.com/wasmgate/wasmgate/host/internal/sysfs"
 	"github.com/wasmgate/wasmgate/host/internal/wasi"
 	"github.com/wasmgate/wasmgate/internal/interrupt"
 	"github.com/wasmgate/wasmgate/network"
@@ -184,8 +188,9 @@ func (s *state) result(ctx context.Context, err error) (int, error) {
 const maxFds = 4096
 
 // newState builds the instance state: stdio as fds 0-2, then the mounts in
-// configuration order (fds 3...). Every mount that cannot be opened is
-// reported.
+// configuration order (fds 3...; the virtual /etc and --listen sockets come
+// after them, see openPreopenedSockets). Every mount that cannot be opened
+// is reported.
 func newState(cfg *Config) (*state, error) {
 	w, err := newWaker()
 	if err != nil {
@@ -210,25 +215,19 @@ func newState(cfg *Config) (*state, error) {
 	}
 	var errs []error
 	for _, m := range cfg.mounts {
-		var d file
+		var d sysfs.Dir
 		if m.fsys != nil {
-			d = &fsDir{fsys: m.fsys, dir: "."}
+			d = sysfs.NewFSDir(m.fsys)
 		} else {
-			root, err := os.OpenRoot(m.host)
+			var err error
+			d, err = sysfs.OpenHostDir(m.host, m.readOnly)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("--dir %s: %w", m.host, err))
 				continue
 			}
-			d = newRootDir(root, m.readOnly)
 		}
-		base := wasi.RightsDirBase
-		if m.readOnly {
-			base &^= wasi.RightPathCreateDirectory | wasi.RightPathCreateFile | wasi.RightPathLinkTarget |
-				wasi.RightPathRenameTarget | wasi.RightPathSymlink | wasi.RightPathRemoveDirectory |
-				wasi.RightPathUnlinkFile | wasi.RightPathFilestatSetSize | wasi.RightPathFilestatSetTimes |
-				wasi.RightFdFilestatSetTimes
-		}
-		if _, err := s.fds.insert(&fdEntry{file: d, preopen: m.guest, rightsBase: base, rightsInheriting: wasi.RightsDirInheriting}); err != nil {
+		if _, err := s.fds.insert(preopenEntry(d, m.guest)); err != nil {
+			_ = d.Close()
 			errs = append(errs, err)
 		}
 	}
@@ -237,6 +236,21 @@ func newState(cfg *Config) (*state, error) {
 		return nil, errors.Join(errs...)
 	}
 	return s, nil
+}
+
+// preopenEntry is the fd-table entry of a preopened directory: every
+// directory right, less those that modify anything on a read-only mount
+// (the file system refuses those with EROFS anyway; the rights tell the
+// guest up front). Files opened below it may still ask for FD_WRITE, so
+// that opening one for writing fails with EROFS rather than quietly
+// opening it read-only.
+func preopenEntry(d sysfs.Dir, guest string) *fdEntry {
+	base, inh := wasi.RightsDirBase, wasi.RightsDirInheriting
+	if d.ReadOnly() {
+		base &^= wasi.RightsDirModify
+		inh &^= wasi.RightsDirModify
+	}
+	return &fdEntry{file: newSysFile(d), preopen: guest, rightsBase: base, rightsInheriting: inh}
 }
 
 // close releases everything the instance holds: every fd and the waker.

@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/wasmgate/wasmgate/host/internal/dnsstub"
-	"github.com/wasmgate/wasmgate/host/internal/wasi"
+	"github.com/wasmgate/wasmgate/host/internal/sysfs"
 	"github.com/wasmgate/wasmgate/network"
 )
 
@@ -21,23 +21,19 @@ const listenBacklog = 128
 // table. It adds, in this order:
 //
 //  1. the virtual /etc of the DNS stub (resolv.conf naming the stub,
-//     hosts, nsswitch.conf), unless the guest has a preopen at "/" or at
-//     or under "/etc" of its own: a directory, so it must come before any
-//     socket (preopen scans stop at the first fd that is not a directory);
+//     hosts, nsswitch.conf), only when the guest has a network at all
+//     (hasNetwork) and no preopen at "/" or at or under "/etc" of its own.
+//     It comes after the user's directories, so the first of those is
+//     fd 3 as on every other runtime, and before any socket, because it
+//     is a directory (preopen scans stop at the first fd that is not);
 //  2. one listening TCP socket per --listen address (s.cfg.listen), bound
 //     and listening through the configured Network, so the policy decides
 //     tcp.bind and tcp.listen exactly as for a guest's own listener. Any
 //     failure, a denial included, fails the start: the operator asked for
 //     that socket.
 func (s *state) openPreopenedSockets(ctx context.Context) error {
-	if !s.hasOwnEtc() {
-		e := &fdEntry{
-			file:             &fsDir{fsys: dnsstub.Files(), dir: "."},
-			rightsBase:       wasi.RightsDirBase,
-			rightsInheriting: wasi.RightsDirInheriting,
-			preopen:          "/etc",
-		}
-		if _, err := s.fds.insert(e); err != nil {
+	if s.hasNetwork() && !s.hasOwnEtc() {
+		if _, err := s.fds.insert(preopenEntry(sysfs.NewFSDir(dnsstub.Files()), "/etc")); err != nil {
 			return err
 		}
 	}
@@ -47,6 +43,18 @@ func (s *state) openPreopenedSockets(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// hasNetwork reports whether the guest may use the network at all: a
+// Network is configured and it is not a network.Default without a Policy,
+// which denies every operation (the CLI's `run` without --policy). A guest
+// without one gets no virtual /etc: nothing it names could be reached.
+func (s *state) hasNetwork() bool {
+	if s.cfg.network == nil {
+		return false
+	}
+	d, ok := s.cfg.network.(*network.Default)
+	return !ok || d.Policy != nil
 }
 
 func (s *state) hasOwnEtc() bool {

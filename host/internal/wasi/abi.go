@@ -111,10 +111,11 @@ const (
 // Rights is a WASI rights bit set.
 type Rights = uint64
 
-// Rights bundles the host grants. Rights are advisory in preview 1 (and
-// removed in later versions), so the host grants generously and enforces
-// access with the real checks (read-only mounts, open mode); fd_fdstat_get
-// reports these bundles so that libc sees sensible values.
+// Rights bundles the host grants. Every fd_* and path_* call checks the
+// rights it needs on its fd (ENOTCAPABLE without; EBADF for reading or
+// writing an fd not opened for it, as POSIX), a guest can only drop rights
+// (fd_fdstat_set_rights), and what path_open hands out is what was asked
+// for, within the directory's inheriting rights. See docs/filesystem.md.
 const (
 	RightsAll Rights = 1<<30 - 1
 
@@ -131,11 +132,22 @@ const (
 
 	RightsDirInheriting = RightsDirBase | RightsFileBase
 
+	// RightsDirModify are the rights of a directory fd that change the
+	// directory or what is in it (a link or rename source moves a file
+	// out of its mount). A read-only mount grants none of them.
+	RightsDirModify = RightPathCreateDirectory | RightPathCreateFile | RightPathLinkSource |
+		RightPathLinkTarget | RightPathRenameSource | RightPathRenameTarget | RightPathSymlink |
+		RightPathRemoveDirectory | RightPathUnlinkFile | RightPathFilestatSetSize |
+		RightPathFilestatSetTimes | RightFdFilestatSetTimes
+
 	// RightsSocket is what a socket fd reports (connection and listener
 	// rights together, as sock_open cannot know which it will become).
 	RightsSocket = RightFdRead | RightFdWrite | RightFdFdstatSetFlags | RightFdFilestatGet |
 		RightPollFdReadwrite | RightSockShutdown | RightSockAccept
 
+	// RightsStdio is what fds 0-2 report. No FD_SEEK or FD_TELL: wasi-libc's
+	// isatty() requires their absence on a terminal. FD_SYNC and
+	// FD_DATASYNC let a guest flush stdout as it would natively.
 	RightsStdio = RightFdRead | RightFdWrite | RightFdFdstatSetFlags | RightFdFilestatGet |
-		RightPollFdReadwrite
+		RightPollFdReadwrite | RightFdSync | RightFdDatasync
 )

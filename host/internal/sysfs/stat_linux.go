@@ -1,6 +1,6 @@
 //go:build linux
 
-package host
+package sysfs
 
 import (
 	"io/fs"
@@ -13,20 +13,20 @@ import (
 )
 
 // statFromInfo converts a FileInfo from the host to a WASI filestat.
-func statFromInfo(fi fs.FileInfo) filestat {
-	st := filestat{
-		filetype: filetypeOf(fi.Mode()),
-		size:     uint64(fi.Size()),
-		nlink:    1,
-		mtim:     uint64(fi.ModTime().UnixNano()),
+func statFromInfo(fi fs.FileInfo) Filestat {
+	st := Filestat{
+		Filetype: FiletypeOf(fi.Mode()),
+		Size:     uint64(fi.Size()),
+		Nlink:    1,
+		Mtim:     uint64(fi.ModTime().UnixNano()),
 	}
-	st.atim, st.ctim = st.mtim, st.mtim
+	st.Atim, st.Ctim = st.Mtim, st.Mtim
 	if s, ok := fi.Sys().(*syscall.Stat_t); ok {
-		st.dev = uint64(s.Dev)
-		st.ino = uint64(s.Ino)
-		st.nlink = uint64(s.Nlink)
-		st.atim = uint64(time.Unix(int64(s.Atim.Sec), int64(s.Atim.Nsec)).UnixNano())
-		st.ctim = uint64(time.Unix(int64(s.Ctim.Sec), int64(s.Ctim.Nsec)).UnixNano())
+		st.Dev = uint64(s.Dev)
+		st.Ino = uint64(s.Ino)
+		st.Nlink = uint64(s.Nlink)
+		st.Atim = uint64(time.Unix(int64(s.Atim.Sec), int64(s.Atim.Nsec)).UnixNano())
+		st.Ctim = uint64(time.Unix(int64(s.Ctim.Sec), int64(s.Ctim.Nsec)).UnixNano())
 	}
 	return st
 }
