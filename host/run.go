@@ -41,6 +41,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -73,6 +74,7 @@ func Run(ctx context.Context, wasm []byte, cfg *Config) (exitCode int, err error
 	if err := cfg.validate(); err != nil {
 		return 1, fmt.Errorf("wasmgate: invalid configuration: %w", err)
 	}
+	wazeroInit.Do(initWazero)
 	// Interruption (see Config.WithCloseOnContextDone): the guest's code is
 	// rewritten to check a flag that ctx's cancellation raises, which costs
 	// ~2 ns per loop iteration; wazero's own close-on-context-done, ~100 ns
@@ -154,6 +156,18 @@ func Run(ctx context.Context, wasm []byte, cfg *Config) (exitCode int, err error
 		return 1, fmt.Errorf("wasmgate: guest stopped: %w", ctx.Err())
 	}
 	return s.result(ctx, err)
+}
+
+// wazeroInit runs initWazero once per process.
+var wazeroInit sync.Once
+
+// initWazero creates and closes one runtime before any Run does its work:
+// wazero works out its own version lazily and without synchronisation on
+// the first runtime or file cache (internal/version), which is a data race
+// when two Runs start at once.
+func initWazero() {
+	ctx := context.Background()
+	_ = wazero.NewRuntime(ctx).Close(ctx)
 }
 
 // result turns the instantiation error into (exit code, error).
