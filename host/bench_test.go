@@ -28,7 +28,7 @@ const copySize = 256 << 20
 
 // nativeGuest builds testdata/guests/<name>/main.go for the host, dropping
 // its wasip1 build constraint.
-func nativeGuest(b *testing.B, name string) string {
+func nativeGuest(b testing.TB, name string) string {
 	b.Helper()
 	src, err := os.ReadFile(filepath.Join(repoRoot(b), "testdata", "guests", name, "main.go"))
 	if err != nil {

@@ -2,7 +2,9 @@ package host
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -135,4 +137,32 @@ nanosleep: ok
 slept >= 2ms: 1
 realtime sane: 1
 `)
+}
+
+// TestGoGuestRootAcrossDirectories: os.Root Rename and Link between two
+// subdirectories (two directory fds in Go's wasip1 port) and the rename of
+// a directory onto an empty one (os.Root's and syscall.Rename's) give,
+// under wasmgate, exactly what the same program gives natively on Linux.
+func TestGoGuestRootAcrossDirectories(t *testing.T) {
+	wasm := hostGoGuest(t, "rootops")
+	native := nativeGuest(t, "rootops")
+	ndir := t.TempDir()
+	want, err := exec.Command(native, ndir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("native: %v\n%s", err, want)
+	}
+	for _, line := range []string{"rename a/f b/g: ok", "link b/g a/h: ok", "same file: true", "syscall rename src3 empty2: ok", "read empty2/y: ok"} {
+		if !strings.Contains(string(want), line+"\n") {
+			t.Fatalf("native output lacks %q (this Linux behaves unexpectedly):\n%s", line, want)
+		}
+	}
+	gdir := t.TempDir()
+	code, out, errOut, err := hostRunGuest(t, wasm, NewConfig().WithArgs("rootops", "/data").WithDir(gdir, "/data", false), time.Minute)
+	if err != nil || code != 0 {
+		t.Fatalf("code %d err %v stderr %s", code, err, errOut)
+	}
+	diffLines(t, out, string(want))
+	if _, err := os.Lstat(filepath.Join(filepath.Dir(gdir), "escaped")); err == nil {
+		t.Error("the guest created a file outside its directory")
+	}
 }

@@ -131,7 +131,9 @@ func (s *state) pathLink(_ context.Context, m api.Module, st []uint64) wasi.Errn
 // request them; asking for one the directory's inheriting rights lack is
 // ENOTCAPABLE (EROFS for writing under a read-only mount). The new fd's
 // rights are those asked for, within the directory's inheriting rights and
-// what applies to a file or a directory: rights never grow.
+// what applies to a file or a directory: rights never grow. (One
+// exception to "asked for", for Go guests: see PATH_FILESTAT_SET_SIZE
+// below.)
 func (s *state) pathOpen(_ context.Context, m api.Module, st []uint64) wasi.Errno {
 	fd := int32(st[0])
 	dirflags, oflags := uint32(st[1]), uint16(st[4])
@@ -188,6 +190,12 @@ func (s *state) pathOpen(_ context.Context, m api.Module, st []uint64) wasi.Errn
 	}
 	e := &fdEntry{file: newSysFile(f), flags: fdflags}
 	if f.Filetype() == wasi.FiletypeDirectory {
+		// Go's wasip1 port counts PATH_FILESTAT_SET_SIZE among the write
+		// rights and leaves it out when it opens a directory for reading,
+		// then opens files below that directory with O_TRUNC
+		// (os.Root.WriteFile). So a directory gets it whenever its parent
+		// may pass it on; fd_fdstat_set_rights still takes it away.
+		base |= wasi.RightPathFilestatSetSize
 		e.rightsBase = base & wasi.RightsDirBase & parent.rightsInheriting
 		e.rightsInheriting = inh & parent.rightsInheriting
 	} else {
