@@ -35,7 +35,8 @@
 // policy decides each lookup and each answer. GoResolver returns a
 // net.Resolver that instead runs Go's pure DNS client over this package's
 // UDP sockets: under wasmgate it reads the virtual /etc (hosts,
-// resolv.conf) and queries the host's DNS stub, which answers A and AAAA
+// resolv.conf; present whenever the guest has a network, that is a
+// policy) and queries the host's DNS stub, which answers A and AAAA
 // questions through the same policy.
 //
 // The package compiles on every platform so that code using it can be

@@ -25,9 +25,9 @@ func Example() {
 }
 
 // A server on a socket the host opened before the program started
-// (`wasmgate run --listen 127.0.0.1:8080 app.wasm`): the listener is the
-// first fd after the preopened directories (here fd 4: stdio, then the
-// virtual /etc).
+// (`wasmgate run --policy policy.toml --listen 127.0.0.1:8080 app.wasm`):
+// the listener is the first fd after the preopened directories (here fd 4:
+// stdio, then the virtual /etc that a guest with a network gets).
 func ExampleFileListener() {
 	ln, err := socket.FileListener(os.NewFile(4, "listener"))
 	if err != nil {
