@@ -3,6 +3,7 @@
 package sysfs
 
 import (
+	"io/fs"
 	"sync"
 	"syscall"
 	"time"
@@ -31,6 +32,11 @@ import (
 // step resolved beneath the directory again.
 
 const resolveBeneath = unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS
+
+// maxSymlinks bounds the symbolic links followed while resolving one path
+// where this package follows them itself (resolveLast), as Linux's
+// MAXSYMLINKS.
+const maxSymlinks = 40
 
 // maxRaceRetries bounds retries of openat2 when it reports EAGAIN: with
 // RESOLVE_BENEATH the kernel gives up on a ".." step while a rename runs
@@ -78,20 +84,11 @@ func openDirFd(hostDir string) (int, error) {
 			continue
 		}
 		if err != nil {
-			return -1, &syscallPathError{op: "open", path: hostDir, err: err}
+			return -1, &fs.PathError{Op: "open", Path: hostDir, Err: err}
 		}
 		return fd, nil
 	}
 }
-
-// syscallPathError names the host directory a preopen failed on.
-type syscallPathError struct {
-	op, path string
-	err      error
-}
-
-func (e *syscallPathError) Error() string { return e.op + " " + e.path + ": " + e.err.Error() }
-func (e *syscallPathError) Unwrap() error { return e.err }
 
 func newBeneathDir(fd int, ro bool) (*beneathDir, error) {
 	var st unix.Stat_t

@@ -44,11 +44,6 @@ import (
 // host copy huge strings. Longer paths fail with ENAMETOOLONG.
 const MaxPath = 4096
 
-// maxSymlinks bounds the symbolic links followed while resolving one path
-// where this package follows them itself (path_link and
-// path_filestat_set_times with SYMLINK_FOLLOW), as Linux's MAXSYMLINKS.
-const maxSymlinks = 40
-
 // Filestat is a WASI filestat.
 type Filestat struct {
 	Dev, Ino         uint64
