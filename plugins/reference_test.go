@@ -2,6 +2,7 @@ package plugins
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"strings"
 	"sync"
@@ -42,14 +43,29 @@ type refPlugin struct {
 // refResult is a verdict reduced to what both hosts must agree on.
 type refResult struct {
 	verdict string // allow, deny, abstain, or fail (any failure: a deny)
-	reason  string // for allow and deny
+	reason  string // for allow and deny; for fail, how it failed (failKind)
 }
+
+// Ways a plugin call fails, as both hosts must classify them.
+const (
+	failTrap      = "trap"      // the module trapped
+	failTimeout   = "timeout"   // the call ran past its deadline
+	failMalformed = "malformed" // rc 0 but the output is not a verdict
+)
+
+// failRC is the kind of a call that returned rc without an error.
+func failRC(rc uint32) string { return fmt.Sprintf("rc %d", rc) }
 
 // TestSameVerdictsAsGoSDK runs every built-in and test plugin through
 // go-sdk's own Plugin.Call and through our call path with the same
 // requests, and requires the same verdicts.
 func TestSameVerdictsAsGoSDK(t *testing.T) {
 	const tdp = "testdata/plugins/"
+	// Each misbehaving plugin and how it must fail on both hosts: the
+	// alloc plugin's Go runtime panics when memory.grow is refused, and the
+	// huge one's kernel alloc of 64 MiB is refused, so it returns 1.
+	badKind := map[string]string{"trap": failTrap, "loop": failTimeout, "alloc": failTrap,
+		"garbage": failMalformed, "huge": failRC(1), "emptyobj": failMalformed, "rcnoerror": failRC(7)}
 	bad := []string{"trap", "loop", "alloc", "garbage", "huge", "emptyobj", "rcnoerror"}
 	good := []string{"jsononly", "example"}
 	var pkgs []string
@@ -90,14 +106,50 @@ func TestSameVerdictsAsGoSDK(t *testing.T) {
 					t.Errorf("request %d (%s): ours %+v, go-sdk %+v", i, refRequests[i].Op, ours[i], theirs[i])
 				}
 			}
-			if rp.requests == 1 && ours[0].verdict != "fail" {
-				t.Errorf("misbehaving plugin gave %+v", ours[0])
+			if want, ok := badKind[rp.name]; ok {
+				if w := (refResult{"fail", want}); ours[0] != w || theirs[0] != w {
+					t.Errorf("misbehaving plugin: ours %+v, go-sdk %+v, want %+v", ours[0], theirs[0], w)
+				}
 			}
 		})
 	}
 }
 
 const refTimeout = 2 * time.Second
+
+// ourFailKind classifies the reason our chain gives for a failed call.
+func ourFailKind(why string) string {
+	var rc uint32
+	switch {
+	case strings.HasPrefix(why, "trap: "):
+		return failTrap
+	case strings.HasPrefix(why, "timeout after "):
+		return failTimeout
+	case strings.HasPrefix(why, "malformed verdict: "):
+		return failMalformed
+	}
+	if _, err := fmt.Sscanf(why, "returned %d without an error", &rc); err == nil {
+		return failRC(rc)
+	}
+	return "unclassified: " + why
+}
+
+// theirFailKind classifies a failed go-sdk call the same way.
+func theirFailKind(rc uint32, err, parseErr error) string {
+	switch {
+	case err != nil && strings.Contains(err.Error(), "deadline exceeded"):
+		return failTimeout
+	case err != nil && strings.HasPrefix(err.Error(), "wasm error: "):
+		return failTrap
+	case err != nil:
+		return "unclassified: " + err.Error()
+	case rc != 0:
+		return failRC(rc)
+	case parseErr != nil:
+		return failMalformed
+	}
+	return "not failed"
+}
 
 func ourVerdicts(t *testing.T, rp refPlugin) []refResult {
 	m := &Manifest{Default: policy.ActionDeny, Plugins: []PluginSpec{{
@@ -120,7 +172,7 @@ func ourVerdicts(t *testing.T, rp refPlugin) []refResult {
 		case o.Plugin == "":
 			out = append(out, refResult{verdict: "abstain"})
 		case strings.HasPrefix(o.Reason, `plugin "`+rp.name+`" failed: `):
-			out = append(out, refResult{verdict: "fail"})
+			out = append(out, refResult{"fail", ourFailKind(strings.TrimPrefix(o.Reason, `plugin "`+rp.name+`" failed: `))})
 		default:
 			out = append(out, refResult{string(o.Verdict.Verdict), o.Reason})
 		}
@@ -187,12 +239,13 @@ func goSDKVerdicts(t *testing.T, rp refPlugin) []refResult {
 		}
 		rc, out, err := plugin.Call("decide", policy.AppendRequestJSON(nil, &r))
 		var v policy.Verdict
+		var parseErr error
 		if err == nil && rc == 0 {
-			v, err = policy.ParseVerdictJSON(out)
+			v, parseErr = policy.ParseVerdictJSON(out)
 		}
 		switch {
-		case err != nil || rc != 0:
-			res = append(res, refResult{verdict: "fail"})
+		case err != nil || rc != 0 || parseErr != nil:
+			res = append(res, refResult{"fail", theirFailKind(rc, err, parseErr)})
 			// Like our pool: a failed instance is replaced.
 			plugin.Close(ctx)
 			plugin, err = extism.NewPlugin(ctx, manifest, extism.PluginConfig{EnableWasi: true,

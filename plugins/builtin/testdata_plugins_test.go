@@ -15,12 +15,6 @@ import (
 	"github.com/wasmgate/wasmgate/sdk/policy"
 )
 
-// raceEnabled is set by race_test.go. Under -race the interpreter runs each
-// Go plugin's runtime start-up ~5x slower, so the misbehaving plugins, which
-// the host's own tests (plugins package) load in race mode anyway, are only
-// checked here without -race.
-var raceEnabled bool
-
 var (
 	testPluginsOnce sync.Once
 	testPluginsDir  string
@@ -70,12 +64,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func skipUnderRace(t *testing.T) {
-	if raceEnabled {
-		t.Skip("slow under -race; run without -race")
-	}
-}
-
 // TestTestdataPlugins checks that each test plugin of testdata/plugins
 // misbehaves (or behaves) as its README says, in go-sdk, so that the host's
 // tests built on them test what they claim.
@@ -109,7 +97,6 @@ func TestTestdataPlugins(t *testing.T) {
 	req := []byte(`{"op":"tcp.connect","proto":"tcp","addr":"192.0.2.1","port":443,"names":["api.example.test"]}`)
 
 	t.Run("trap", func(t *testing.T) {
-		skipUnderRace(t)
 		t.Parallel()
 		rc, _, err := load(t, "trap", 5000, 0, "").Call("decide", req)
 		if err == nil || rc == 0 {
@@ -117,7 +104,6 @@ func TestTestdataPlugins(t *testing.T) {
 		}
 	})
 	t.Run("loop", func(t *testing.T) {
-		skipUnderRace(t)
 		t.Parallel()
 		rc, _, err := load(t, "loop", 200, 0, "").Call("decide", req)
 		if err == nil || !strings.Contains(err.Error(), "deadline") && !strings.Contains(err.Error(), "exit_code") {
@@ -125,7 +111,6 @@ func TestTestdataPlugins(t *testing.T) {
 		}
 	})
 	t.Run("alloc", func(t *testing.T) {
-		skipUnderRace(t)
 		t.Parallel()
 		rc, _, err := load(t, "alloc", 10000, 512, "").Call("decide", req) // 32 MiB cap
 		if err == nil || rc == 0 {
@@ -133,7 +118,6 @@ func TestTestdataPlugins(t *testing.T) {
 		}
 	})
 	t.Run("garbage", func(t *testing.T) {
-		skipUnderRace(t)
 		t.Parallel()
 		rc, out, err := load(t, "garbage", 5000, 0, "").Call("decide", req)
 		if rc != 0 || err != nil || string(out) != "this is not JSON" {
@@ -144,7 +128,6 @@ func TestTestdataPlugins(t *testing.T) {
 		}
 	})
 	t.Run("huge", func(t *testing.T) {
-		skipUnderRace(t)
 		t.Parallel()
 		rc, out, err := load(t, "huge", 5000, 0, "").Call("decide", req)
 		if rc != 0 || err != nil || len(out) != 64<<20 || !bytes.HasPrefix(out, []byte(`{"verdict":"allow"}`)) {
@@ -155,7 +138,6 @@ func TestTestdataPlugins(t *testing.T) {
 		}
 	})
 	t.Run("emptyobj", func(t *testing.T) {
-		skipUnderRace(t)
 		t.Parallel()
 		rc, out, err := load(t, "emptyobj", 5000, 0, "").Call("decide", req)
 		if rc != 0 || err != nil || string(out) != "{}" {
@@ -166,7 +148,6 @@ func TestTestdataPlugins(t *testing.T) {
 		}
 	})
 	t.Run("rcnoerror", func(t *testing.T) {
-		skipUnderRace(t)
 		t.Parallel()
 		rc, out, err := load(t, "rcnoerror", 5000, 0, "").Call("decide", req)
 		if rc != 7 || err != nil || !strings.Contains(string(out), `"allow"`) {

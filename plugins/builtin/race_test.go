@@ -1,5 +1,0 @@
-//go:build race
-
-package builtin
-
-func init() { raceEnabled = true }
