@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wasmgate/wasmgate/internal/testenv"
 )
 
 // Test guests are built once per test binary into a temporary directory,
@@ -34,12 +36,10 @@ func TestMain(m *testing.M) {
 	}
 	guestDir = d
 	// The compilation cache outlives the test binary so that repeated
-	// runs (and -race runs) skip recompiling the big Go guests.
-	if base, err := os.UserCacheDir(); err == nil {
-		testCacheDir = filepath.Join(base, "wasmgate", "test-wazero")
-	} else {
-		testCacheDir = filepath.Join(d, "cache")
-	}
+	// runs (and -race runs) skip recompiling the big Go guests; Config's
+	// default cache goes to a test directory too.
+	testenv.IsolateUserCache()
+	testCacheDir = testenv.CacheDir("host-wazero")
 	code := m.Run()
 	os.RemoveAll(d)
 	os.Exit(code)

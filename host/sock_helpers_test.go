@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wasmgate/wasmgate/internal/testenv"
 	"github.com/wasmgate/wasmgate/network"
 	"github.com/wasmgate/wasmgate/sdk/policy"
 )
@@ -25,7 +26,7 @@ var (
 	sockProbe     []byte // testdata/sockguests/probe: TCP, UDP, DNS
 	sockWebProbe  []byte // testdata/sockguests/webprobe: net/http
 	sockGuestErr  error
-	sockCacheDir  = filepath.Join(os.TempDir(), "wasmgate-socktest-cache")
+	sockCacheDir  = testenv.CacheDir("host-sock-wazero")
 )
 
 // buildSockGuests builds the Go guests once per test binary and compiles

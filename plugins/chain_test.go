@@ -14,12 +14,14 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/wasmgate/wasmgate/internal/testenv"
 	"github.com/wasmgate/wasmgate/network"
 	"github.com/wasmgate/wasmgate/plugins/internal/testbuild"
 	"github.com/wasmgate/wasmgate/sdk/policy"
 )
 
 func TestMain(m *testing.M) {
+	testenv.IsolateUserCache() // Options.CacheDir's default
 	code := m.Run()
 	testbuild.Cleanup()
 	os.Exit(code)

@@ -21,10 +21,6 @@ import (
 	"github.com/wasmgate/wasmgate/sdk/policy"
 )
 
-// pluginOptions are the plugins.Options the CLI uses; tests replace them
-// (e.g. to share a compilation cache).
-var pluginOptions = plugins.Options{}
-
 // cmdCheck implements `wasmgate check FILE`: parse and validate the
 // manifest, compile and instantiate every plugin, run describe and
 // validate. Exit 0 when all is well, else print every problem and exit 1.
@@ -41,7 +37,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	path := fs.Arg(0)
 	ctx := context.Background()
-	p, err := plugins.Load(ctx, path, pluginOptions)
+	p, err := plugins.Load(ctx, path, plugins.Options{})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -101,9 +97,7 @@ func cmdDecide(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	defer closeAudit()
 	ctx := context.Background()
-	opts := pluginOptions
-	opts.Audit = audit
-	p, err := plugins.Load(ctx, *policyPath, opts)
+	p, err := plugins.Load(ctx, *policyPath, plugins.Options{Audit: audit})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

@@ -12,22 +12,9 @@ import (
 	"testing"
 
 	"github.com/miekg/dns"
-	"github.com/tetratelabs/wazero"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite golden files")
-
-// useTestCache shares compiled plugins across tests and test runs (the
-// compile of a Go plugin takes seconds under -race).
-func useTestCache() {
-	if pluginOptions.CompilationCache == nil {
-		c, err := wazero.NewCompilationCacheWithDir(filepath.Join(os.TempDir(), "wasmgate-test-wazero-cache"))
-		if err != nil {
-			c = wazero.NewCompilationCache()
-		}
-		pluginOptions.CompilationCache = c
-	}
-}
 
 // dnsZone is what the loopback DNS server answers.
 var dnsZone = map[string][]string{
@@ -71,7 +58,6 @@ func startDNS(t *testing.T) string {
 var volatile = regexp.MustCompile(`"time":"[^"]*",|,"duration_us":[0-9]+`)
 
 func TestDecideGolden(t *testing.T) {
-	useTestCache()
 	server := startDNS(t)
 	inputs, _ := filepath.Glob("../../testdata/decide/*.jsonl")
 	if len(inputs) == 0 {
@@ -134,7 +120,6 @@ func mustRead(t *testing.T, path string) string {
 }
 
 func TestCheck(t *testing.T) {
-	useTestCache()
 	var stdout, stderr bytes.Buffer
 	if code := run([]string{"check", "../../testdata/decide/plugin-report.toml"}, nil, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())

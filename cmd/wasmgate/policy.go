@@ -50,9 +50,8 @@ func guestNetwork(ctx context.Context, policyPath, auditSpec, guest string, noCa
 	if err != nil {
 		return nil, nil, usageError{err}
 	}
-	opts := pluginOptions
-	opts.Audit = audit
-	if noCache && opts.CompilationCache == nil {
+	opts := plugins.Options{Audit: audit}
+	if noCache {
 		opts.CacheDir = "-"
 	}
 	p, err := plugins.Load(ctx, policyPath, opts)

@@ -145,7 +145,6 @@ func checkConnect(t *testing.T, r map[string]any, addr string, port int, verdict
 // does not name is denied before any packet leaves, both are audited, and
 // the user gets one hint per denied destination.
 func TestRunPolicyAllowlistE2E(t *testing.T) {
-	useTestCache()
 	wasm := guestWasm(t, "demo")
 	port, allowedL, deniedL := twoServers(t)
 	manifest := writeManifest(t, "enforce", port)
@@ -215,7 +214,6 @@ func TestRunPolicyAllowlistE2E(t *testing.T) {
 // Report mode: nothing is denied, the connect the policy would deny goes
 // through and is audited as would_deny (here on stderr with --audit -).
 func TestRunPolicyReportModeE2E(t *testing.T) {
-	useTestCache()
 	wasm := guestWasm(t, "demo")
 	port, allowedL, deniedL := twoServers(t)
 	manifest := writeManifest(t, "report", port)
@@ -246,7 +244,6 @@ func TestRunPolicyReportModeE2E(t *testing.T) {
 // A bad manifest stops run before the guest starts, listing every
 // problem with its key, with check's exit code.
 func TestRunPolicyBadManifest(t *testing.T) {
-	useTestCache()
 	wasm := guestWasm(t, "hello")
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.toml")

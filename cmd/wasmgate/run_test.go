@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/wasmgate/wasmgate/host"
+	"github.com/wasmgate/wasmgate/internal/testenv"
 )
 
 var (
@@ -57,6 +58,7 @@ func guestWasm(t *testing.T, name string) string {
 }
 
 func TestMain(m *testing.M) {
+	testenv.IsolateUserCache() // the CLI's default caches
 	code := m.Run()
 	if buildDir != "" {
 		os.RemoveAll(buildDir)
@@ -248,5 +250,75 @@ func TestRunNoPolicyDeniesNetwork(t *testing.T) {
 	}
 	if n := strings.Count(errOut, "network access denied: no --policy given"); n != 1 {
 		t.Errorf("notice printed %d times; stderr %q", n, errOut)
+	}
+}
+
+// nopPluginWasm is a plugin that loads and never decides, hand-assembled:
+//
+//	(module (func (export "decide") (result i32) i32.const 0))
+var nopPluginWasm = []byte{
+	0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+	0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7f, // type: () -> i32
+	0x03, 0x02, 0x01, 0x00, // func 0 has type 0
+	0x07, 0x0a, 0x01, 0x06, 'd', 'e', 'c', 'i', 'd', 'e', 0x00, 0x00, // export
+	0x0a, 0x06, 0x01, 0x04, 0x00, 0x41, 0x00, 0x0b, // body: i32.const 0, end
+}
+
+// filesUnder lists the regular files below dir.
+func filesUnder(t *testing.T, dir string) []string {
+	t.Helper()
+	var files []string
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			files = append(files, p)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+// --no-cache leaves the on-disk caches alone, for the guest and for every
+// plugin; without it both are cached.
+func TestRunNoCache(t *testing.T) {
+	dir := t.TempDir()
+	guest, plugin := filepath.Join(dir, "trap.wasm"), filepath.Join(dir, "nop.wasm")
+	manifest := filepath.Join(dir, "policy.toml")
+	for p, b := range map[string][]byte{guest: trapWasm, plugin: nopPluginWasm,
+		manifest: []byte("default = \"deny\"\n[[plugins]]\nname = \"nop\"\npath = \"nop.wasm\"\n")} {
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		args   []string
+		cached bool
+	}{
+		{[]string{"run", "--no-cache", "--policy", manifest, guest}, false},
+		{[]string{"run", "--policy", manifest, guest}, true},
+	} {
+		cache := t.TempDir()
+		t.Setenv("XDG_CACHE_HOME", cache)
+		if code, _, errOut := runCLI(t, "", tc.args...); code != exitTrap {
+			t.Fatalf("%v: exit %d, want %d (trap); stderr %s", tc.args, code, exitTrap, errOut)
+		}
+		files := filesUnder(t, cache)
+		if !tc.cached && len(files) > 0 {
+			t.Errorf("--no-cache wrote %q", files)
+		}
+		// The guest's cache is wasmgate/wazero/ (host.Config), the
+		// plugins' is wasmgate/ (plugins.Options).
+		var guestCached, pluginCached bool
+		for _, f := range files {
+			rel, _ := filepath.Rel(cache, f)
+			inGuest := strings.HasPrefix(rel, filepath.Join("wasmgate", "wazero")+string(filepath.Separator))
+			guestCached = guestCached || inGuest
+			pluginCached = pluginCached || !inGuest
+		}
+		if tc.cached && (!guestCached || !pluginCached) {
+			t.Errorf("without --no-cache: guest cached %v, plugin cached %v: %q", guestCached, pluginCached, files)
+		}
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/wasmgate/wasmgate/internal/testenv"
 )
 
 // The official WebAssembly WASI test suite (prebuilt wasm32-wasip1
@@ -56,7 +58,7 @@ func TestWASITestsuite(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	// Compiled guests are cached between runs, outside the user's cache.
-	env := append(os.Environ(), "XDG_CACHE_HOME="+filepath.Join(os.TempDir(), "wasmgate-test-wasi-cache"))
+	env := append(os.Environ(), "XDG_CACHE_HOME="+testenv.CacheDir("wasi-testsuite"))
 	t.Logf("running %d programs of %s", len(progs), dir)
 	for _, prog := range progs {
 		name := filepath.Base(filepath.Dir(prog)) + "/" + strings.TrimSuffix(filepath.Base(prog), ".wasm")

@@ -18,6 +18,8 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/wasmgate/wasmgate/internal/testenv"
 )
 
 func repoRoot(t testing.TB) string {
@@ -171,7 +173,7 @@ var (
 // not once per test: under -race that compile takes tens of seconds.
 func newRuntime(ctx context.Context) wazero.Runtime {
 	cacheOnce.Do(func() {
-		dir := filepath.Join(os.TempDir(), "wasmgate-interrupt-test-cache")
+		dir := testenv.CacheDir("interrupt")
 		c, err := wazero.NewCompilationCacheWithDir(dir)
 		if err != nil {
 			c = wazero.NewCompilationCache()

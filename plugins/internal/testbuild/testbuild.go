@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"github.com/tetratelabs/wazero"
+
+	"github.com/wasmgate/wasmgate/internal/testenv"
 )
 
 var (
@@ -36,7 +38,7 @@ func Cache() wazero.CompilationCache {
 	if cache == nil {
 		// On disk, so that repeated test runs skip the slow compile of Go
 		// plugins (seconds under -race); in memory if that fails.
-		c, err := wazero.NewCompilationCacheWithDir(filepath.Join(os.TempDir(), "wasmgate-test-wazero-cache"))
+		c, err := wazero.NewCompilationCacheWithDir(testenv.CacheDir("plugins-wazero"))
 		if err != nil {
 			c = wazero.NewCompilationCache()
 		}
