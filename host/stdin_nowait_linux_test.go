@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wasmgate/wasmgate/internal/testenv"
 )
 
 // noBlock runs f and fails the test if it has not returned within 5 s: a
@@ -39,7 +41,7 @@ func TestReadNowaitPipe(t *testing.T) {
 	var err error
 	noBlock(t, "read of an empty blocking pipe", func() { n, err = readNowait(p[0], [][]byte{make([]byte, 8)}) })
 	if errors.Is(err, errNowaitUnsupported) {
-		t.Skip("kernel without RWF_NOWAIT for pipes")
+		testenv.Unsupported(t, "kernel without RWF_NOWAIT for pipes")
 	}
 	if n != 0 || !errors.Is(err, syscall.EAGAIN) || !isEAGAIN(err) {
 		t.Fatalf("empty pipe: %d, %v; want EAGAIN", n, err)
@@ -82,7 +84,7 @@ func TestReadNowaitSocket(t *testing.T) {
 	var n int
 	noBlock(t, "read of an empty socket", func() { n, err = readNowait(fds[0], [][]byte{make([]byte, 8)}) })
 	if errors.Is(err, errNowaitUnsupported) {
-		t.Skip("kernel without RWF_NOWAIT for sockets")
+		testenv.Unsupported(t, "kernel without RWF_NOWAIT for sockets")
 	}
 	if n != 0 || !errors.Is(err, syscall.EAGAIN) {
 		t.Fatalf("empty socket: %d, %v; want EAGAIN", n, err)

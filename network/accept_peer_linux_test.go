@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wasmgate/wasmgate/internal/testenv"
 	"github.com/wasmgate/wasmgate/sdk/policy"
 )
 
@@ -100,7 +101,7 @@ func testAcceptPeer(t *testing.T, base Network, fam Family, dial netip.Addr) {
 		c, err := net.Dial("tcp", netip.AddrPortFrom(dial, la.Port()).String())
 		if err != nil {
 			if dial.Is6() {
-				t.Skipf("no IPv6 loopback: %v", err)
+				testenv.Missing(t, "IPv6 loopback", err)
 			}
 			t.Fatal(err)
 		}

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/wasmgate/wasmgate/internal/testenv"
 )
 
 // countingListener counts the connections its server accepted, so a test
@@ -44,7 +46,7 @@ func twoServers(t *testing.T) (port int, allowed, denied *countingListener) {
 	l2, err := net.Listen("tcp", fmt.Sprintf("127.0.0.2:%d", port))
 	if err != nil {
 		l1.Close()
-		t.Skipf("cannot listen on 127.0.0.2 (needs the Linux 127/8 loopback): %v", err)
+		testenv.Missing(t, "a listener on 127.0.0.2 (the Linux 127/8 loopback)", err)
 	}
 	allowed, denied = &countingListener{Listener: l1}, &countingListener{Listener: l2}
 	var wg sync.WaitGroup

@@ -93,10 +93,7 @@ func wasiSuiteDir(t *testing.T) (dir string, pinned bool) {
 	}
 	msg := "the WASI test suite is not here: looked for shared/wasi-testsuite beside " + root +
 		" and its parent directories; set WASI_TESTSUITE=DIR to point at a copy"
-	if os.Getenv("CI") == "true" || os.Getenv("CI") == "1" || os.Getenv("WASMGATE_REQUIRE_TOOLCHAINS") != "" {
-		t.Fatal(msg + " (required under CI)")
-	}
-	t.Skip(msg)
+	testenv.Missing(t, "the WASI test suite", errors.New(msg))
 	return "", false
 }
 

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/wasmgate/wasmgate/host/internal/wasi"
+	"github.com/wasmgate/wasmgate/internal/testenv"
 )
 
 // secret is the content of the file outside the directory capability: no
@@ -41,7 +42,7 @@ func impls(t testing.TB) []impl {
 					// seccomp): OpenHostDir fell back to os.Root, which
 					// the "osroot" cases cover.
 					d.Close()
-					t.Skip("openat2 unavailable here; OpenHostDir uses os.Root")
+					testenv.Unsupported(t, "openat2 unavailable (kernel before 5.6 or seccomp); OpenHostDir uses os.Root")
 				}
 			}
 			return d, err

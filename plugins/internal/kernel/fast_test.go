@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wasmgate/wasmgate/internal/testenv"
 	"github.com/wasmgate/wasmgate/plugins/builtin"
 	"github.com/wasmgate/wasmgate/plugins/internal/testbuild"
 	"github.com/wasmgate/wasmgate/sdk/policy"
@@ -96,10 +97,7 @@ func fastPlugin(t *testing.T, buffer, result string) []byte {
 	src = strings.NewReplacer("BUFFER", buffer, "RESULT", result).Replace(src)
 	wat2wasm, err := exec.LookPath("wat2wasm")
 	if err != nil {
-		if os.Getenv("WASMGATE_REQUIRE_TOOLCHAINS") != "" {
-			t.Fatal("wat2wasm is required")
-		}
-		t.Skip("wat2wasm not installed")
+		testenv.Missing(t, "wat2wasm", err)
 	}
 	dir := t.TempDir()
 	in, out := filepath.Join(dir, "p.wat"), filepath.Join(dir, "p.wasm")
