@@ -742,8 +742,11 @@ func TestDefaultHammer(t *testing.T) {
 	defer sink.Close()
 	to := netip.MustParseAddrPort(sink.LocalAddr().String())
 	var wg sync.WaitGroup
-	errs := make(chan error, 100)
-	for g := range 8 {
+	// One error per goroutine at most: each returns on its first error, so
+	// a systematic failure ends the test instead of blocking a send.
+	const goroutines = 8
+	errs := make(chan error, goroutines)
+	for g := range goroutines {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -763,7 +766,9 @@ func TestDefaultHammer(t *testing.T) {
 					return
 				}
 				if _, err := s.Send(ctx, [][]byte{[]byte("h")}, to, 0); err != nil {
+					s.Close()
 					errs <- err
+					return
 				}
 				s.Recv(ctx, [][]byte{make([]byte, 4)}, 0)
 				s.Close()

@@ -157,12 +157,16 @@ path = "MULTI"
 [plugins.config]
 behave = "allowall"
 `, Options{Audit: slog.New(slog.NewJSONHandler(&audit, nil))})
-	_ = p
-	// allowall is not a behaviour of multi, so "allow-all" behaves like "ok":
-	// port 25 is denied by watch (report: would_deny) and then by allow-all.
+	// watch (report mode) denies port 25, then allow-all allows it: the
+	// operation goes ahead, and the audit names watch's deny as would_deny.
 	o := p.Chain.DecideOutcome(context.Background(), connect("198.51.100.10", 25))
-	if o.Allowed() || o.Plugin != "allow-all" || o.Audit != "deny" {
-		t.Fatalf("got %+v", o)
+	if !o.Allowed() || o.Plugin != "watch" || o.Audit != "would_deny" || o.Reason != "no smtp" {
+		t.Fatalf("report-mode deny, then an allow: got %+v", o)
+	}
+	// Nothing to report: allow-all's allow stands as it is.
+	o = p.Chain.DecideOutcome(context.Background(), connect("198.51.100.10", 80))
+	if !o.Allowed() || o.Plugin != "allow-all" || o.Audit != "allow" || o.Reason != "allow all" {
+		t.Fatalf("allow after a report-mode abstain: got %+v", o)
 	}
 
 	p2 := loadTOML(t, `
@@ -192,11 +196,11 @@ mode = "report"
 		t.Fatalf("plugin report mode: got %+v", o)
 	}
 	lines := strings.Split(strings.TrimSpace(audit.String()), "\n")
-	if len(lines) != 4 {
-		t.Fatalf("want 4 audit records, got %d:\n%s", len(lines), audit.String())
+	if len(lines) != 5 {
+		t.Fatalf("want 5 audit records, got %d:\n%s", len(lines), audit.String())
 	}
 	var rec map[string]any
-	if err := json.Unmarshal([]byte(lines[3]), &rec); err != nil {
+	if err := json.Unmarshal([]byte(lines[4]), &rec); err != nil {
 		t.Fatal(err)
 	}
 	for k, want := range map[string]any{"guest": "app", "op": "tcp.connect", "proto": "tcp", "addr": "198.51.100.10",
