@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/wasmgate/wasmgate/internal/testenv"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -74,19 +76,7 @@ func TestManifestGolden(t *testing.T) {
 				}
 				got = err.Error() + "\n"
 			}
-			golden := strings.TrimSuffix(f, ".toml") + ".golden"
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got != string(want) {
-				t.Errorf("mismatch with %s (run go test ./plugins -run TestManifestGolden -update)\n--- got\n%s--- want\n%s", golden, got, want)
-			}
+			testenv.Golden(t, strings.TrimSuffix(f, ".toml")+".golden", got, *update)
 		})
 	}
 }

@@ -548,8 +548,10 @@ func (s *decider) resolve(ctx context.Context, in *input, out *output) *output {
 		if errors.Is(err, syscall.EINVAL) {
 			out.Reason = "invalid name: " + err.Error()
 		}
-		if lookup != nil {
-			plugin = lookup.Plugin
+		// The lookup failed after the policy allowed it: no plugin
+		// denied anything, so none is named as the decider.
+		if lookup != nil && lookup.Allowed() && lookup.Plugin != "" {
+			out.Reason += " (the lookup was allowed by " + lookup.Plugin + ")"
 		}
 	case len(got) == 0:
 		out.Verdict, out.Reason = "deny", "no address"

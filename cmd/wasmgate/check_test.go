@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/miekg/dns"
+
+	"github.com/wasmgate/wasmgate/internal/testenv"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite golden files")
@@ -72,7 +74,9 @@ func TestDecideGolden(t *testing.T) {
 			}
 			dir := t.TempDir()
 			manifest := filepath.Join(dir, "policy.toml")
-			os.WriteFile(manifest, bytes.ReplaceAll(text, []byte("DNS_SERVER"), []byte(server)), 0o644)
+			if err := os.WriteFile(manifest, bytes.ReplaceAll(text, []byte("DNS_SERVER"), []byte(server)), 0o644); err != nil {
+				t.Fatal(err)
+			}
 			stdin, err := os.Open(in)
 			if err != nil {
 				t.Fatal(err)
@@ -81,20 +85,16 @@ func TestDecideGolden(t *testing.T) {
 			auditPath := filepath.Join(dir, "audit.jsonl")
 			var stdout, stderr bytes.Buffer
 			code := run([]string{"decide", "--policy", manifest, "--audit", auditPath}, stdin, &stdout, &stderr)
-			audit, _ := os.ReadFile(auditPath)
+			audit, err := os.ReadFile(auditPath)
+			if err != nil {
+				t.Fatal(err)
+			}
 			got := stdout.String() + "--- exit " + string(rune('0'+code)) + "\n--- audit (time and duration_us removed)\n" +
 				volatile.ReplaceAllString(string(audit), "")
 			if stderr.Len() > 0 {
 				got += "--- stderr\n" + stderr.String()
 			}
-			golden := base + ".golden"
-			if *updateGolden {
-				os.WriteFile(golden, []byte(got), 0o644)
-			}
-			want, _ := os.ReadFile(golden)
-			if got != string(want) {
-				t.Errorf("mismatch with %s (go test ./cmd/wasmgate -run TestDecideGolden -update)\n--- got\n%s", golden, got)
-			}
+			testenv.Golden(t, base+".golden", got, *updateGolden)
 			// Structural checks that do not depend on the golden file.
 			inLines := strings.Split(strings.TrimSpace(mustRead(t, in)), "\n")
 			outLines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
@@ -131,11 +131,7 @@ func TestCheck(t *testing.T) {
 	if code := run([]string{"check", "../../testdata/manifests/err-plugins.toml"}, nil, &stdout, &stderr); code != 1 {
 		t.Fatalf("exit %d for a bad manifest", code)
 	}
-	want := mustRead(t, "../../testdata/manifests/err-plugins.golden")
-	want = strings.ReplaceAll(want, "../testdata/", "../../testdata/")
-	if got := stderr.String(); got != want {
-		t.Fatalf("check output:\n%s\nwant (the manifest golden file):\n%s", got, want)
-	}
+	testenv.Golden(t, "../../testdata/check/err-plugins.golden", stderr.String(), *updateGolden)
 	// A built-in rejecting its config fails check, naming the plugin.
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.toml")

@@ -78,3 +78,56 @@ func IsolateUserCache() {
 	os.Setenv("LocalAppData", dir)   // Windows
 	os.Setenv("HOME", dir)           // Darwin: $HOME/Library/Caches
 }
+
+// Golden compares got with the golden file at path. With update set (the
+// tests' -update flag) it rewrites the file when they differ and logs what
+// changed, so that a reviewer sees every blessed change in the test log and
+// the diff; the comparison is always with the file as it was before the
+// test ran. A golden file that cannot be read fails the test (run with
+// -update to create it).
+func Golden(t testing.TB, path, got string, update bool) {
+	t.Helper()
+	want, err := os.ReadFile(path)
+	if err != nil && !(update && os.IsNotExist(err)) {
+		t.Fatalf("golden file: %v (run the test with -update to create it)", err)
+	}
+	if got == string(want) {
+		return
+	}
+	if update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatalf("updating golden file: %v", err)
+		}
+		t.Logf("updated %s; review the change:\n%s", path, lineDiff(string(want), got))
+		return
+	}
+	t.Errorf("output differs from %s (rerun with -update to accept, then review the diff):\n%s--- got\n%s", path, lineDiff(string(want), got), got)
+}
+
+// lineDiff lists the lines only in was (-) and only in now (+).
+func lineDiff(was, now string) string {
+	count := func(s string) map[string]int {
+		m := map[string]int{}
+		for _, l := range strings.SplitAfter(s, "\n") {
+			m[l]++
+		}
+		return m
+	}
+	w, n := count(was), count(now)
+	var b strings.Builder
+	for _, l := range strings.SplitAfter(was, "\n") {
+		if n[l] > 0 {
+			n[l]--
+		} else if l != "" {
+			b.WriteString("- " + strings.TrimSuffix(l, "\n") + "\n")
+		}
+	}
+	for _, l := range strings.SplitAfter(now, "\n") {
+		if w[l] > 0 {
+			w[l]--
+		} else if l != "" {
+			b.WriteString("+ " + strings.TrimSuffix(l, "\n") + "\n")
+		}
+	}
+	return b.String()
+}
