@@ -69,8 +69,14 @@ func (s *systemSocket) with(f func(fd int) error) error {
 	if s.fd < 0 {
 		return syscall.EBADF
 	}
+	if testHookUse != nil {
+		testHookUse(s.fd)
+	}
 	return f(s.fd)
 }
+
+// testHookUse, when set by a test, runs while a descriptor is in use.
+var testHookUse func(fd int)
 
 // sockaddr converts ap for this socket's family. An IPv6 socket takes an
 // IPv4 address as IPv4-mapped; an IPv4 socket cannot take a real IPv6 one.

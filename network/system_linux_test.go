@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -379,8 +380,9 @@ func (l *loopbackTCP) expectOne(t testing.TB) net.Conn {
 }
 
 // TestSystemCloseWhileInUse closes sockets while other goroutines use
-// them (run with -race): every call either works or fails with EBADF, and
-// no call ever reaches a descriptor number that was reused.
+// them (run with -race): every call either works or fails with EBADF.
+// TestSystemCloseWaitsForUse checks that no call reaches a reused
+// descriptor number.
 func TestSystemCloseWhileInUse(t *testing.T) {
 	ctx := context.Background()
 	for range 20 {
@@ -413,5 +415,62 @@ func TestSystemCloseWhileInUse(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+	}
+}
+
+// Close waits for a call that holds the descriptor: until the call ends
+// the number stays open, so no new socket can get it and the call cannot
+// reach someone else's socket.
+func TestSystemCloseWaitsForUse(t *testing.T) {
+	ctx := context.Background()
+	s, err := System{}.Socket(ctx, UDP, IPv4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Bind(ctx, netip.MustParseAddrPort("127.0.0.1:0")); err != nil {
+		t.Fatal(err)
+	}
+	inUse, release := make(chan int), make(chan struct{})
+	var first atomic.Bool
+	testHookUse = func(fd int) {
+		if first.CompareAndSwap(false, true) {
+			inUse <- fd
+			<-release
+		}
+	}
+	defer func() { testHookUse = nil }()
+	recvDone := make(chan error)
+	go func() {
+		_, _, _, err := s.Recv(ctx, [][]byte{make([]byte, 8)}, 0)
+		recvDone <- err
+	}()
+	fd := <-inUse
+	closed := make(chan error)
+	go func() { closed <- s.Close() }()
+	for range 20 {
+		select {
+		case <-closed:
+			t.Fatal("Close returned while a call held the descriptor")
+		default:
+		}
+		n, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		unix.Close(n)
+		if n == fd {
+			t.Fatalf("descriptor %d was reused while a call held it", fd)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(release)
+	if err := <-recvDone; err != nil && !errors.Is(err, syscall.EAGAIN) {
+		t.Errorf("the call that held the descriptor: %v", err)
+	}
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := s.Recv(ctx, [][]byte{make([]byte, 8)}, 0); !errors.Is(err, syscall.EBADF) {
+		t.Errorf("Recv after Close: %v, want EBADF", err)
 	}
 }
