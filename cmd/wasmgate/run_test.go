@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -96,11 +98,10 @@ func TestRunHello(t *testing.T) {
 	}
 }
 
-func TestRunDirAndTimeout(t *testing.T) {
+func TestRunTimeout(t *testing.T) {
 	wasm := guestWasm(t, "spin")
 	warmDefaultCache(t, wasm) // so that the timeout is spent running, not compiling
-	dir := t.TempDir()
-	code, out, errOut := runCLI(t, "", "run", "--dir", dir+":/data:ro", "--timeout", "5s", wasm)
+	code, out, errOut := runCLI(t, "", "run", "--timeout", "5s", wasm)
 	if code != exitTimeout {
 		t.Errorf("exit %d, want %d; stderr %s", code, exitTimeout, errOut)
 	}
@@ -320,5 +321,74 @@ func TestRunNoCache(t *testing.T) {
 		if tc.cached && (!guestCached || !pluginCached) {
 			t.Errorf("without --no-cache: guest cached %v, plugin cached %v: %q", guestCached, pluginCached, files)
 		}
+	}
+}
+
+// --dir and --listen through the CLI: the guest takes one connection on
+// the listener the host opened, writes what it read into the read-write
+// preopen, answers with a file from it, and cannot write the read-only one.
+func TestRunDirAndListen(t *testing.T) {
+	wasm := guestWasm(t, "probe")
+	rw, ro := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(rw, "in.txt"), []byte("from the host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	manifest := filepath.Join(t.TempDir(), "policy.toml")
+	if err := os.WriteFile(manifest, []byte(fmt.Sprintf(`default = "deny"
+[[plugins]]
+name = "server"
+use = "allowlist"
+[plugins.config]
+rules = ["bind tcp://127.0.0.1:%d", "accept tcp://127.0.0.1"]
+`, port)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb syncBuf
+	done := make(chan int)
+	go func() {
+		done <- run([]string{"run", "--policy", manifest, "--dir", rw + ":/data", "--dir", ro + ":/ro:ro",
+			"--listen", fmt.Sprintf("127.0.0.1:%d", port), wasm,
+			"servefile", "/data", "--", "writefile", "/ro/x.txt", "x"}, strings.NewReader(""), &out, &errb)
+	}()
+	var c net.Conn
+	for deadline := time.Now().Add(2 * time.Minute); ; {
+		if c, err = net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			break
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("exit %d before serving: stdout %s stderr %s", code, out.String(), errb.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no listener: %v; stdout %s stderr %s", err, out.String(), errb.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("from the client\n")); err != nil {
+		t.Fatal(err)
+	}
+	reply, err := io.ReadAll(c)
+	if err != nil || string(reply) != "from the host\n" {
+		t.Errorf("reply %q, %v", reply, err)
+	}
+	if code := <-done; code != 1 {
+		t.Errorf("exit %d, want 1 (the write to /ro fails); stderr %s", code, errb.String())
+	}
+	if got, err := os.ReadFile(filepath.Join(rw, "got.txt")); err != nil || string(got) != "from the client\n" {
+		t.Errorf("got.txt: %q, %v", got, err)
+	}
+	if !strings.Contains(out.String(), "[1] error: open /ro/x.txt: Read-only file system") {
+		t.Errorf("stdout %q: want the write to the read-only preopen refused", out.String())
+	}
+	if _, err := os.Stat(filepath.Join(ro, "x.txt")); !os.IsNotExist(err) {
+		t.Errorf("a file appeared in the read-only preopen: %v", err)
 	}
 }

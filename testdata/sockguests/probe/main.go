@@ -99,6 +99,11 @@ func run(c []string) error {
 		return echoOnce(args[0])
 	case "sendpattern":
 		return sendPattern(args[0], int64(atoi(args[1])))
+	case "servefile":
+		return serveFile(args[0])
+	case "writefile":
+		// writefile PATH TEXT
+		return os.WriteFile(args[0], []byte(args[1]), 0o644)
 	default:
 		return fmt.Errorf("unknown command %s", c[0])
 	}
@@ -297,6 +302,45 @@ func echoOnce(addr string) error {
 	n, err := io.Copy(c, c)
 	say("copied %d %v", n, err)
 	return nil
+}
+
+var keep []*os.File
+
+// serveFile takes one connection on the first preopened listener (fds
+// from 3, as `wasmgate run --listen` hands them over), reads a line, writes
+// it to DIR/got.txt and answers with the contents of DIR/in.txt.
+func serveFile(dir string) error {
+	var ln net.Listener
+	for fd := uintptr(3); fd < 16 && ln == nil; fd++ {
+		f := os.NewFile(fd, "preopen")
+		keep = append(keep, f) // its finalizer would close the preopen
+		if l, err := net.FileListener(f); err == nil {
+			ln = l
+		}
+	}
+	if ln == nil {
+		return fmt.Errorf("no preopened listener")
+	}
+	defer ln.Close()
+	say("listening %s", ln.Addr())
+	c, err := ln.Accept()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(dir+"/got.txt", []byte(line), 0o644); err != nil {
+		return err
+	}
+	in, err := os.ReadFile(dir + "/in.txt")
+	if err != nil {
+		return err
+	}
+	_, err = c.Write(in)
+	return err
 }
 
 // pattern is an endless reader of byte(i % 251) at offset i: a prime
