@@ -33,6 +33,9 @@ const (
 // nsubscriptions == 0, EFAULT for bad pointers. When the instance is
 // cancelled every subscription completes with ECANCELED.
 func (s *state) pollOneoff(ctx context.Context, m api.Module, st []uint64) wasi.Errno {
+	if testHookPoll != nil {
+		testHookPoll(ctx)
+	}
 	in, out, nsubs, neventsPtr := uint32(st[0]), uint32(st[1]), uint32(st[2]), uint32(st[3])
 	if nsubs == 0 {
 		return wasi.EINVAL
@@ -197,6 +200,10 @@ func (s *state) pollOneoff(ctx context.Context, m api.Module, st []uint64) wasi.
 	}
 	return errno(memPutU32(mem, neventsPtr, n))
 }
+
+// testHookPoll, set by the tests before any guest runs, sees every
+// poll_oneoff call with its context.
+var testHookPoll func(ctx context.Context)
 
 // pollSub is one decoded poll_oneoff subscription.
 type pollSub struct {
