@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -258,4 +259,45 @@ func sockProbeWasm(t testing.TB, name string) []byte {
 		t.Fatal(err)
 	}
 	return wasm
+}
+
+// cacheFiles lists the files of an on-disk compilation cache.
+func cacheFiles(t *testing.T, dir string) map[string]bool {
+	t.Helper()
+	files := map[string]bool{}
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			files[p] = true
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+// The precompile step fills the cache with exactly what host.Run looks up,
+// in both interruption modes: running the guests afterwards (under -race
+// here) compiles nothing new.
+func TestPrecompileWarmsCache(t *testing.T) {
+	wasms := [][]byte{probeWasm(t), webProbeWasm(t)}
+	before := cacheFiles(t, sockCacheDir)
+	for _, wasm := range wasms {
+		for _, interrupt := range []bool{true, false} {
+			cfg := NewConfig().WithCompilationCacheDir(sockCacheDir).WithCloseOnContextDone(interrupt).
+				WithStdout(io.Discard).WithStderr(io.Discard)
+			if _, err := Run(context.Background(), wasm, cfg); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// The rewrite cache is keyed on the executable too (startup.go), so
+	// this test binary rewrites again (milliseconds); the compile, which
+	// is what takes minutes under -race, must be cached.
+	for f := range cacheFiles(t, sockCacheDir) {
+		if !before[f] && !strings.Contains(f, rewriteCacheSubdir) {
+			t.Errorf("running a precompiled guest compiled %s", f)
+		}
+	}
 }

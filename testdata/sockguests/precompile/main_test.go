@@ -3,11 +3,12 @@ package precompile
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
 
-	"github.com/tetratelabs/wazero"
+	"github.com/wasmgate/wasmgate/host"
 )
 
 // TestMain, when WASMGATE_PRECOMPILE_CACHE is set, compiles the modules
@@ -23,8 +24,7 @@ import (
 // command) on purpose: wazero names its cache after the wazero version it
 // reads from the build info, which is "dev" in every test binary but the
 // module version in a command, so only a test binary fills the cache that
-// the host tests read. The runtime configuration matches host.Run's
-// default (close on context done).
+// the host tests read.
 func TestMain(m *testing.M) {
 	dir := os.Getenv("WASMGATE_PRECOMPILE_CACHE")
 	if dir == "" {
@@ -37,22 +37,25 @@ func TestMain(m *testing.M) {
 	os.Exit(0)
 }
 
+// precompile runs each module once through host.Run, in both
+// interruption modes, with the cache in dir: host.Run compiles what it
+// will run (the rewritten module when interruption is on, with the
+// matching runtime configuration), so this fills exactly the entries the
+// tests' own host.Run calls look up. The guests run without arguments and
+// exit at once.
 func precompile(dir string, files []string) error {
 	ctx := context.Background()
-	cache, err := wazero.NewCompilationCacheWithDir(dir)
-	if err != nil {
-		return err
-	}
-	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().
-		WithCloseOnContextDone(true).WithCompilationCache(cache))
-	defer r.Close(ctx)
 	for _, path := range files {
 		b, err := os.ReadFile(path)
 		if err != nil {
 			return err
 		}
-		if _, err := r.CompileModule(ctx, b); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
+		for _, interrupt := range []bool{true, false} {
+			cfg := host.NewConfig().WithCompilationCacheDir(dir).WithCloseOnContextDone(interrupt).
+				WithStdout(io.Discard).WithStderr(io.Discard)
+			if _, err := host.Run(ctx, b, cfg); err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
 		}
 	}
 	return nil
