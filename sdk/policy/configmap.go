@@ -35,7 +35,7 @@ func LoadConfigMap() (*ConfigMap, error) {
 func ParseConfigMap(data []byte) (*ConfigMap, error) {
 	c := &ConfigMap{values: map[string]configValue{}, read: map[string]bool{}}
 	p := parser{data: data}
-	if p.peek() == 0 {
+	if p.ws(); p.i == len(p.data) { // not peek() == 0: a NUL byte is not the end
 		return c, nil
 	}
 	if err := p.expect('{', "'{'"); err != nil {

@@ -1,10 +1,13 @@
 package policy
 
 import (
+	"bytes"
+	"encoding/json"
 	"maps"
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestConfigMap(t *testing.T) {
@@ -77,17 +80,84 @@ func TestConfigMapErrors(t *testing.T) {
 	}
 }
 
+// FuzzConfigMap checks ParseConfigMap against encoding/json: it accepts
+// only valid JSON objects, reads every string, list of strings and table
+// of strings as encoding/json does, rejects a valid object only for a
+// duplicate key, and every key it keeps can be read.
 func FuzzConfigMap(f *testing.F) {
 	f.Add([]byte(`{"rules":["a"],"t":{"a":"b"},"n":[1,{"x":null}]}`))
+	f.Add([]byte(`{"s":"\u00e9\ud83d\ude00","l":[],"t":{},"b":true,"x":null,"f":-1.5e3}`))
+	f.Add([]byte(`{"a":"b","a":"c"}`))
+	f.Add([]byte("{\"a\":\"b\"}\x00"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := ParseConfigMap(data)
+		var ref map[string]any
+		refErr := json.Unmarshal(data, &ref)
+		blank := len(bytes.TrimLeft(data, " \t\r\n")) == 0
 		if err != nil {
+			// Stricter than encoding/json where it should be: duplicate
+			// keys and invalid UTF-8 (which encoding/json replaces).
+			if refErr == nil && ref != nil && !strings.Contains(err.Error(), "duplicate key") && utf8.Valid(data) {
+				t.Fatalf("rejects a valid JSON object: %v", err)
+			}
 			return
 		}
-		for k := range c.values {
-			c.String(k)
-			c.Strings(k)
-			c.StringTable(k)
+		if blank {
+			if len(c.values) != 0 {
+				t.Fatal("values from blank input")
+			}
+			return
+		}
+		if refErr != nil || ref == nil {
+			t.Fatalf("accepts what encoding/json rejects (%v)", refErr)
+		}
+		if len(c.values) != len(ref) {
+			t.Fatalf("%d keys, encoding/json has %d", len(c.values), len(ref))
+		}
+		for k, want := range ref {
+			switch want := want.(type) {
+			case string:
+				if got, ok, err := c.String(k); !ok || err != nil || got != want {
+					t.Fatalf("%q: %q %v %v, want %q", k, got, ok, err, want)
+				}
+			case []any:
+				got, ok, err := c.Strings(k)
+				allStrings := true
+				for _, e := range want {
+					_, isString := e.(string)
+					allStrings = allStrings && isString
+				}
+				if !ok || (err == nil) != allStrings {
+					t.Fatalf("%q: %v %v %v, want %v", k, got, ok, err, want)
+				}
+				for i := range got {
+					if got[i] != want[i] {
+						t.Fatalf("%q[%d]: %q, want %q", k, i, got[i], want[i])
+					}
+				}
+			case map[string]any:
+				got, ok, err := c.StringTable(k)
+				allStrings := true
+				for _, e := range want {
+					_, isString := e.(string)
+					allStrings = allStrings && isString
+				}
+				if !ok || (err == nil) != allStrings {
+					t.Fatalf("%q: %v %v %v, want %v", k, got, ok, err, want)
+				}
+				if err == nil && len(got) != len(want) {
+					t.Fatalf("%q: %d members, want %d", k, len(got), len(want))
+				}
+				for tk, tv := range got {
+					if want[tk] != tv {
+						t.Fatalf("%q.%q: %q, want %q", k, tk, tv, want[tk])
+					}
+				}
+			default: // numbers, booleans, null: kept, but not as strings
+				if _, ok, err := c.String(k); !ok || err == nil {
+					t.Fatalf("%q: a %T read as a string", k, want)
+				}
+			}
 		}
 		if c.Unused() != nil {
 			t.Fatal("Unused after reading every key")
