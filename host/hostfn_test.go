@@ -1,10 +1,14 @@
 package host
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -381,14 +385,29 @@ func TestReaddirDotEntries(t *testing.T) {
 }
 
 // FuzzHostFunctions drives every host function with arbitrary arguments
-// against a live instance: no panic, and the errno is a valid WASI errno.
-// The instance is cancelled up front so that poll_oneoff never blocks.
+// against a live instance: no panic; the errno is a valid WASI errno; a call
+// that fails (but for EFAULT, where a partial write is allowed) leaves guest
+// memory as it was; and nothing outside the preopen changes, though the
+// preopen holds symlinks that lead out of it. The instance is cancelled up
+// front so that poll_oneoff never blocks.
 func FuzzHostFunctions(f *testing.F) {
 	f.Add(uint8(0), []byte{1, 2, 3, 4, 5, 6, 7, 8})
 	f.Add(uint8(20), []byte("\x03\x00\x00\x00\x10\x00\x00\x00\x04\x00\x00\x00"))
+	// path_open(3, 0, "out/x", ...) and path_unlink_file(3, "up/...") shapes.
+	f.Add(uint8(26), []byte("\x03\x00\x00\x00\x00\x00\x00\x00\x40\x00\x00\x00\x05\x00\x00\x00\x09\x00\x00\x00out/x"))
 	f.Fuzz(func(t *testing.T, which uint8, data []byte) {
 		h := newHarness(t, nil)
 		h.s.wake.wake()
+		outside := t.TempDir()
+		if err := os.WriteFile(filepath.Join(outside, "secret"), []byte("s"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for name, target := range map[string]string{"out": outside, "up": "..", "secret": filepath.Join(outside, "secret")} {
+			if err := os.Symlink(target, filepath.Join(h.dir, name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		outsideBefore, parentBefore := treeOf(t, outside), namesIn(t, filepath.Dir(h.dir))
 		names := make([]string, 0, len(h.fns))
 		for _, fn := range h.s.preview1() {
 			names = append(names, fn.name)
@@ -396,6 +415,9 @@ func FuzzHostFunctions(f *testing.F) {
 		fn := h.fns[names[int(which)%len(names)]]
 		// Seed memory with the data (pointers into it are likely).
 		h.put(0, data)
+		mem := h.m.Memory()
+		memBefore, _ := mem.Read(0, mem.Size())
+		memBefore = bytes.Clone(memBefore)
 		st := make([]uint64, max(len(fn.params), 1))
 		for i := range fn.params {
 			var v uint64
@@ -407,10 +429,63 @@ func FuzzHostFunctions(f *testing.F) {
 			}
 			st[i] = v
 		}
-		if e := fn.fn(h.ctx, h.m, st); e > wasi.ENOTCAPABLE {
+		e := fn.fn(h.ctx, h.m, st)
+		if e > wasi.ENOTCAPABLE {
 			t.Fatalf("%s returned errno %d", fn.name, e)
 		}
+		if memAfter, _ := mem.Read(0, mem.Size()); e != 0 && e != wasi.EFAULT && !bytes.Equal(memBefore, memAfter) {
+			t.Fatalf("%s failed with errno %d but wrote guest memory", fn.name, e)
+		}
+		if got := treeOf(t, outside); !maps.Equal(got, outsideBefore) {
+			t.Fatalf("%s (errno %d) changed a directory outside the preopen: %v -> %v", fn.name, e, outsideBefore, got)
+		}
+		if got := namesIn(t, filepath.Dir(h.dir)); !slices.Equal(got, parentBefore) {
+			t.Fatalf("%s (errno %d) changed the preopen's parent: %v -> %v", fn.name, e, parentBefore, got)
+		}
 	})
+}
+
+// treeOf describes every file below dir: mode, size and contents.
+func treeOf(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	tree := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		desc := fmt.Sprintf("%v %d %v", fi.Mode(), fi.Size(), fi.ModTime().UnixNano())
+		if fi.Mode().IsRegular() {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			desc += " " + string(b)
+		}
+		tree[p] = desc
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tree
+}
+
+// namesIn lists the names in dir.
+func namesIn(t *testing.T, dir string) []string {
+	t.Helper()
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, de := range des {
+		names = append(names, de.Name())
+	}
+	return names
 }
 
 // A FIFO in a preopen opens without blocking (no writer yet), reads
