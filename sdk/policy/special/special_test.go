@@ -316,6 +316,30 @@ func BenchmarkClassify(b *testing.B) {
 	}
 }
 
+// BenchmarkClassifyPrefixScan is what Classify replaces: the same
+// addresses matched against every block with netip.Prefix.Contains (the
+// baseline of Classify's figure in BENCHMARKS.md).
+func BenchmarkClassifyPrefixScan(b *testing.B) {
+	addrs := []netip.Addr{
+		netip.MustParseAddr("8.8.8.8"),
+		netip.MustParseAddr("169.254.169.254"),
+		netip.MustParseAddr("2606:4700::1111"),
+		netip.MustParseAddr("fd00:ec2::254"),
+	}
+	blocks := Blocks()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		a := addrs[i%len(addrs)].Unmap()
+		var c Category
+		for _, blk := range blocks {
+			if blk.Prefix.Contains(a) {
+				c |= blk.Category
+			}
+		}
+		sink = c
+	}
+}
+
 // TestClassifyEdges compares the fast Classify with the netip.Prefix
 // reference at both ends of every block and just outside them.
 func TestClassifyEdges(t *testing.T) {
