@@ -1,0 +1,131 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/miekg/dns"
+)
+
+// startCNAMEDNS serves, on 127.0.0.1 (UDP), "alias.allowed.test CNAME
+// denied.test" and "denied.test A 127.0.0.1", and returns "ip:port".
+func startCNAMEDNS(t *testing.T) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(q)
+		add := func(s string) {
+			if rr, err := dns.NewRR(s); err == nil {
+				m.Answer = append(m.Answer, rr)
+			}
+		}
+		switch name := strings.ToLower(q.Question[0].Name); name {
+		case "alias.allowed.test.":
+			add("alias.allowed.test. 300 IN CNAME denied.test.")
+			if q.Question[0].Qtype == dns.TypeA {
+				add("denied.test. 300 IN A 127.0.0.1")
+			}
+		case "denied.test.":
+			if q.Question[0].Qtype == dns.TypeA {
+				add("denied.test. 300 IN A 127.0.0.1")
+			}
+		default:
+			m.Rcode = dns.RcodeNameError
+		}
+		w.WriteMsg(m)
+	})}
+	go srv.ActivateAndServe()
+	t.Cleanup(func() { srv.Shutdown() })
+	return pc.LocalAddr().String()
+}
+
+// A CNAME does not launder a name: with "alias.allowed.test CNAME
+// denied.test", rules about denied.test apply to the guest that looks up
+// alias.allowed.test (issue 18, item 2). Real guest (net/http), real
+// loopback DNS server and HTTP server.
+func TestRunPolicyCNAMEChainE2E(t *testing.T) {
+	useTestCache()
+	wasm := guestWasm(t, "demo")
+	server := startCNAMEDNS(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	counting := &countingListener{Listener: l}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "hello") })}
+	go srv.Serve(counting)
+	t.Cleanup(func() { srv.Close() })
+	port := l.Addr().(*net.TCPAddr).Port
+	url := fmt.Sprintf("http://alias.allowed.test:%d/", port)
+
+	for _, tt := range []struct {
+		name, plugins string
+		ok            bool
+		want          string // in stdout
+		audit         []string // all in one line of the audit log
+	}{
+		{"denylist dns and tcp", `
+[[plugins]]
+name = "deny"
+use = "denylist"
+[plugins.config]
+rules = ["dns://denied.test", "tcp://denied.test:*"]
+`, false, "lookup alias.allowed.test: permission denied", []string{`"op":"dns.lookup"`, `"name":"denied.test","verdict":"deny","plugin":"deny"`}},
+		// Without the dns rule the lookup succeeds, but the address is
+		// bound to denied.test too, so the connect rule applies.
+		{"denylist tcp only", `
+[[plugins]]
+name = "deny"
+use = "denylist"
+[plugins.config]
+rules = ["tcp://denied.test:*"]
+`, false, "connect: permission denied", []string{`"op":"tcp.connect"`, `"names":["alias.allowed.test","denied.test"],"verdict":"deny","plugin":"deny"`}},
+		{"denylist of another name", `
+[[plugins]]
+name = "deny"
+use = "denylist"
+[plugins.config]
+rules = ["tcp://other.test:*", "dns://other.test"]
+`, true, "200 OK", []string{`"op":"dns.lookup"`, `"name":"denied.test","verdict":"allow"`}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := counting.accepted.Load()
+			dir := t.TempDir()
+			manifest := filepath.Join(dir, "policy.toml")
+			m := fmt.Sprintf("default = \"allow\"\n\n[dns]\nservers = [%q]\n%s", server, tt.plugins)
+			if err := os.WriteFile(manifest, []byte(m), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			auditPath := filepath.Join(dir, "audit.jsonl")
+			code, out, errOut := runCLI(t, "", "run", "--policy", manifest, "--audit", auditPath, wasm, url)
+			if (code == 0) != tt.ok || !strings.Contains(strings.ToLower(out), strings.ToLower(tt.want)) {
+				t.Errorf("exit %d, stdout %q (want %q), stderr %q", code, out, tt.want, errOut)
+			}
+			accepted := counting.accepted.Load() - before
+			if tt.ok != (accepted == 1) {
+				t.Errorf("server accepted %d connections", accepted)
+			}
+			b, _ := os.ReadFile(auditPath)
+			found := false
+			for _, line := range strings.Split(string(b), "\n") {
+				all := true
+				for _, s := range tt.audit {
+					all = all && strings.Contains(line, s)
+				}
+				found = found || all
+			}
+			if !found {
+				t.Errorf("no audit record has %q:\n%s", tt.audit, b)
+			}
+		})
+	}
+}
