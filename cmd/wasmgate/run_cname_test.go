@@ -70,7 +70,7 @@ func TestRunPolicyCNAMEChainE2E(t *testing.T) {
 	for _, tt := range []struct {
 		name, plugins string
 		ok            bool
-		want          string // in stdout
+		want          string   // in stdout
 		audit         []string // all in one line of the audit log
 	}{
 		{"denylist dns and tcp", `
