@@ -25,7 +25,8 @@ import (
 // decisions.
 //
 // Every address is canonicalised before the decision (CanonicalAddr: IPv4-
-// mapped becomes IPv4, zones fail with EINVAL before the policy is asked),
+// mapped becomes IPv4, zones fail with EINVAL before the policy is asked;
+// the IPv4 addresses other IPv6 forms embed go into Request.EmbeddedIPv4),
 // and the operation then uses exactly the canonical address (as IPv4-mapped
 // on an IPv6 socket, which the kernel needs and which is the same
 // destination).
@@ -343,6 +344,10 @@ func (d *Default) notify(des ...*DeniedError) {
 // judge asks the policy and returns nil for allow, or a *DeniedError that
 // it has not yet passed to OnDeny (for callers that hold a lock).
 func (d *Default) judge(ctx context.Context, req *Request) *DeniedError {
+	// Policies see the IPv4 addresses an IPv6 address embeds (NAT64,
+	// 6to4, Teredo, IPv4-compatible), so that IPv4 deny rules hold for
+	// every form (docs/plugins.md, "Embedded IPv4").
+	req.EmbeddedIPv4 = policy.EmbeddedIPv4(req.Addr)
 	v, plugin, err := d.ask(ctx, req)
 	if err == nil && v.Allowed() {
 		return nil

@@ -216,9 +216,9 @@ func (r DNSResolver) resolveType(ctx context.Context, server, name string, qtype
 		// Every name of the chain is decided and bound by Default, so one
 		// that is not a valid name fails the lookup (fail closed) rather
 		// than being skipped.
-		cn, err := CanonicalName(next)
-		if err != nil {
-			return nil, fmt.Errorf("dns: CNAME of %s: %w", name, err)
+		cn, cerr := CanonicalName(next)
+		if cerr != nil {
+			return nil, fmt.Errorf("dns: CNAME of %s: %w", name, cerr)
 		}
 		chain = append(chain, cn)
 		target = next

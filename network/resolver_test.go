@@ -54,6 +54,8 @@ func startTestDNS(t testing.TB) *testDNS {
 		// Records for other names are ignored, however tempting.
 		"stuffed.test.": {rr(t, "evil.test. 60 IN A 127.0.0.1"), rr(t, "stuffed.test. 60 IN A 192.0.2.7")},
 		"big.test.":     {rr(t, "big.test. 60 IN A 192.0.2.99")},
+		// A chain whose target's server never answers.
+		"tosilent.test.": {rr(t, "tosilent.test. 60 IN CNAME silent.test.")},
 	}
 	s := &testDNS{}
 	h := dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
@@ -67,6 +69,8 @@ func startTestDNS(t testing.TB) *testDNS {
 		switch {
 		case name == "fail.test.":
 			m.Rcode = dns.RcodeServerFailure
+		case name == "silent.test.":
+			return
 		case name == "big.test." && w.RemoteAddr().Network() == "udp":
 			m.Truncated = true
 		default:
@@ -200,6 +204,16 @@ func TestDNSResolver(t *testing.T) {
 	}
 	if n > 2*(MaxCNAMEDepth+1) {
 		t.Errorf("CNAME loop made %d queries", n)
+	}
+}
+
+// A re-query along a chain that fails is an error, not a nil answer.
+func TestDNSResolverChainQueryFails(t *testing.T) {
+	srv := startTestDNS(t)
+	r := DNSResolver{Servers: []string{srv.addr}, Timeout: 200 * time.Millisecond}
+	got, err := r.Lookup(context.Background(), "tosilent.test")
+	if err == nil || errors.Is(err, ErrNotFound) {
+		t.Fatalf("Lookup(tosilent.test) = %v, %v; want a timeout", got, err)
 	}
 }
 

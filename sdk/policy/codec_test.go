@@ -33,7 +33,7 @@ func sameRequest(a, b *Request) bool {
 		a.Name != b.Name || a.Local != b.Local || a.Guest != b.Guest || a.TimeMs != b.TimeMs {
 		return false
 	}
-	if !slices.Equal(a.Names, b.Names) || len(a.Labels) != len(b.Labels) {
+	if !slices.Equal(a.Names, b.Names) || !slices.Equal(a.EmbeddedIPv4, b.EmbeddedIPv4) || len(a.Labels) != len(b.Labels) {
 		return false
 	}
 	for k, v := range a.Labels {
