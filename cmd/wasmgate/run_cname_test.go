@@ -97,12 +97,34 @@ use = "denylist"
 [plugins.config]
 rules = ["tcp://other.test:*", "dns://other.test"]
 `, true, "200 OK", []string{`"op":"dns.lookup"`, `"name":"denied.test","verdict":"allow"`}},
+		// An allowlist must allow the chain's names too: the alias alone
+		// is not enough (default deny decides the target's lookup) ...
+		{"allowlist of the alias only", fmt.Sprintf(`default = "deny"
+[[plugins]]
+name = "allow"
+use = "allowlist"
+[plugins.config]
+rules = ["tcp://alias.allowed.test:%d"]
+`, port), false, "lookup alias.allowed.test: permission denied", []string{`"op":"dns.lookup"`, `"name":"denied.test","verdict":"deny","plugin":""`}},
+		// ... a dns:// rule for the target is, and the connect rule
+		// matches the alias among the names.
+		{"allowlist of the alias and the target's lookup", fmt.Sprintf(`default = "deny"
+[[plugins]]
+name = "allow"
+use = "allowlist"
+[plugins.config]
+rules = ["tcp://alias.allowed.test:%d", "dns://denied.test"]
+`, port), true, "200 OK", []string{`"op":"tcp.connect"`, `"names":["alias.allowed.test","denied.test"],"verdict":"allow","plugin":"allow"`}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			before := counting.accepted.Load()
 			dir := t.TempDir()
 			manifest := filepath.Join(dir, "policy.toml")
-			m := fmt.Sprintf("default = \"allow\"\n\n[dns]\nservers = [%q]\n%s", server, tt.plugins)
+			def, plugins := "default = \"allow\"", tt.plugins
+			if strings.HasPrefix(plugins, "default") {
+				def, plugins, _ = strings.Cut(plugins, "\n")
+			}
+			m := fmt.Sprintf("%s\n\n[dns]\nservers = [%q]\n%s", def, server, plugins)
 			if err := os.WriteFile(manifest, []byte(m), 0o644); err != nil {
 				t.Fatal(err)
 			}
