@@ -210,18 +210,21 @@ func (d *Default) ResolveAddresses(ctx context.Context, name string) ([]netip.Ad
 func (d *Default) decideChain(ctx context.Context, cn string, answers []Answer) error {
 	var names []string
 	for i := range answers {
-		for _, n := range answers[i].CNAMEs {
+		chain := answers[i].CNAMEs
+		copied := false
+		for j, n := range chain {
 			c, err := CanonicalName(n)
 			if err != nil {
 				return &OpError{Op: "resolve", Net: "dns", Addr: cn, Err: fmt.Errorf("CNAME chain: %w", err)}
 			}
 			if c != n {
-				// Canonicalise in place for the bindings, on a copy.
-				cp := slices.Clone(answers[i].CNAMEs)
-				for j := range cp {
-					cp[j], _ = CanonicalName(cp[j])
+				// Canonical names for the bindings, on a copy: the
+				// Resolver's slices may be shared.
+				if !copied {
+					answers[i].CNAMEs = slices.Clone(chain)
+					copied = true
 				}
-				answers[i].CNAMEs = cp
+				answers[i].CNAMEs[j] = c
 			}
 			if c == cn || slices.Contains(names, c) {
 				continue
