@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -24,7 +25,8 @@ import (
 // decisions.
 //
 // Every address is canonicalised before the decision (CanonicalAddr: IPv4-
-// mapped becomes IPv4, zones fail with EINVAL before the policy is asked),
+// mapped becomes IPv4, zones fail with EINVAL before the policy is asked;
+// the IPv4 addresses other IPv6 forms embed go into Request.EmbeddedIPv4),
 // and the operation then uses exactly the canonical address (as IPv4-mapped
 // on an IPv6 socket, which the kernel needs and which is the same
 // destination).
@@ -97,10 +99,13 @@ type Default struct {
 //
 // Otherwise the name is canonicalised (an invalid name fails with EINVAL
 // and ErrInvalidName, before any decision), dns.lookup is decided, the
-// Resolver is asked, and each answered address (at most MaxAnswers,
+// Resolver is asked, dns.lookup is decided again for every other name of
+// the CNAME chains the answer went through (Answer.CNAMEs; any deny fails
+// the lookup, see decideChain), and each answered address (at most MaxAnswers,
 // canonicalised, duplicates removed) is decided with dns.answer. Denied
 // addresses are dropped; if none survive the error matches ErrDenied. The
-// survivors are bound to the name for the answer's TTL, clamped to
+// survivors are bound to the name, and to every name of their CNAME chain,
+// for the answer's TTL, clamped to
 // [MinBindingTTL, MaxBindingTTL], or NameTTL when the resolver gave none.
 func (d *Default) ResolveAddresses(ctx context.Context, name string) ([]netip.Addr, error) {
 	if a, err := netip.ParseAddr(name); err == nil {
@@ -127,6 +132,9 @@ func (d *Default) ResolveAddresses(ctx context.Context, name string) ([]netip.Ad
 		}
 		return nil, &OpError{Op: "resolve", Net: "dns", Addr: cn, Err: err}
 	}
+	if err := d.decideChain(ctx, cn, answers); err != nil {
+		return nil, err
+	}
 	var (
 		kept     []Answer
 		lastDeny error
@@ -149,7 +157,7 @@ func (d *Default) ResolveAddresses(ctx context.Context, name string) ([]netip.Ad
 			denied++
 			continue
 		}
-		kept = append(kept, Answer{Addr: a, TTL: ans.TTL})
+		kept = append(kept, Answer{Addr: a, TTL: ans.TTL, CNAMEs: ans.CNAMEs})
 	}
 	if len(kept) == 0 {
 		if lastDeny != nil {
@@ -176,11 +184,65 @@ func (d *Default) ResolveAddresses(ctx context.Context, name string) ([]netip.Ad
 			}
 		}
 		ttl = min(max(ttl, MinBindingTTL), MaxBindingTTL)
+		// The chain's names too, so that connect rules naming the CNAME
+		// target apply; the queried name last, so it comes first in
+		// Names (most recently bound).
+		for i := len(k.CNAMEs) - 1; i >= 0; i-- {
+			if n := k.CNAMEs[i]; n != cn {
+				d.bindings.bind(n, k.Addr, now.Add(ttl), now)
+			}
+		}
 		d.bindings.bind(cn, k.Addr, now.Add(ttl), now)
 		out[i] = k.Addr
 	}
 	d.mu.Unlock()
 	return out, nil
+}
+
+// decideChain decides dns.lookup of every name of the CNAME chains in
+// answers (Answer.CNAMEs) other than cn itself, which was decided already:
+// the guest asked for cn, but what it gets are the addresses of the chain's
+// last name, so every name on the way is looked up on its behalf. Any deny
+// fails the whole lookup with that deny. So does a chain name that is not a
+// valid name (a Resolver's answer is not trusted), and more than
+// 2*MaxCNAMEDepth distinct chain names, rather than deciding without end.
+// Answers with canonical chains from DNSResolver never copy.
+func (d *Default) decideChain(ctx context.Context, cn string, answers []Answer) error {
+	var names []string
+	for i := range answers {
+		chain := answers[i].CNAMEs
+		copied := false
+		for j, n := range chain {
+			c, err := CanonicalName(n)
+			if err != nil {
+				return &OpError{Op: "resolve", Net: "dns", Addr: cn, Err: fmt.Errorf("CNAME chain: %w", err)}
+			}
+			if c != n {
+				// Canonical names for the bindings, on a copy: the
+				// Resolver's slices may be shared.
+				if !copied {
+					answers[i].CNAMEs = slices.Clone(chain)
+					copied = true
+				}
+				answers[i].CNAMEs[j] = c
+			}
+			if c == cn || slices.Contains(names, c) {
+				continue
+			}
+			if len(names) >= 2*MaxCNAMEDepth {
+				return &OpError{Op: "resolve", Net: "dns", Addr: cn, Err: fmt.Errorf("%w: CNAME chains name more than %d names", syscall.ELOOP, 2*MaxCNAMEDepth)}
+			}
+			names = append(names, c)
+		}
+	}
+	for _, n := range names {
+		req := d.request(policy.OpDNSLookup, "")
+		req.Name = n
+		if err := d.decide(ctx, req); err != nil {
+			return &OpError{Op: "resolve", Net: "dns", Addr: cn, Err: err}
+		}
+	}
+	return nil
 }
 
 // NamesFor returns the names currently bound to addr (canonicalised first),
@@ -285,6 +347,10 @@ func (d *Default) notify(des ...*DeniedError) {
 // judge asks the policy and returns nil for allow, or a *DeniedError that
 // it has not yet passed to OnDeny (for callers that hold a lock).
 func (d *Default) judge(ctx context.Context, req *Request) *DeniedError {
+	// Policies see the IPv4 addresses an IPv6 address embeds (NAT64,
+	// 6to4, Teredo, IPv4-compatible), so that IPv4 deny rules hold for
+	// every form (docs/plugins.md, "Embedded IPv4").
+	req.EmbeddedIPv4 = policy.EmbeddedIPv4(req.Addr)
 	v, plugin, err := d.ask(ctx, req)
 	if err == nil && v.Allowed() {
 		return nil

@@ -555,6 +555,15 @@ func (h *fuzzHarness) resolve() {
 			h.answers = append(h.answers, Answer{Addr: netip.AddrFrom4([4]byte{198, 18, 0, byte(i)})})
 		}
 	}
+	// A CNAME chain for every answer: invalid names in it must fail the
+	// lookup, valid ones must each be decided and bound.
+	var chain []string
+	for range h.in.byte() % 3 {
+		chain = append(chain, fuzzNames[int(h.in.byte())%len(fuzzNames)])
+	}
+	for i := range h.answers {
+		h.answers[i].CNAMEs = chain
+	}
 	addrs, err := h.d.ResolveAddresses(h.ctx, name)
 	if err != nil {
 		if len(addrs) != 0 {
@@ -585,6 +594,23 @@ func (h *fuzzHarness) resolve() {
 			t.Fatalf("step %d: resolve %q gave %v, not allowed as dns.answer", h.step, name, a)
 		}
 		h.bound[bindingKey{cn, a}] = true
+		for _, n := range chain {
+			c, err := CanonicalName(n)
+			if err != nil {
+				t.Fatalf("step %d: resolve %q succeeded with invalid chain name %q", h.step, name, n)
+			}
+			if c != cn && !slices.ContainsFunc(h.decisions, func(d fuzzDecision) bool {
+				return d.req.Op == policy.OpDNSLookup && d.allowed && d.req.Name == c
+			}) {
+				t.Fatalf("step %d: resolve %q via %q: no allowed dns.lookup of it", h.step, name, c)
+			}
+			h.bound[bindingKey{c, a}] = true
+		}
+	}
+	for _, d := range h.decisions {
+		if d.req.Op == policy.OpDNSLookup && !d.allowed {
+			t.Fatalf("step %d: resolve %q succeeded after a denied dns.lookup of %q", h.step, name, d.req.Name)
+		}
 	}
 }
 

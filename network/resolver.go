@@ -22,6 +22,13 @@ var ErrNotFound = errors.New("name not found")
 type Answer struct {
 	Addr netip.Addr
 	TTL  time.Duration
+	// CNAMEs are the names of the CNAME chain through which the queried
+	// name led to Addr, in order, canonical (CanonicalName), without the
+	// queried name itself: for "alias.test CNAME a.test", "a.test CNAME
+	// b.test", "b.test A Addr" they are ["a.test", "b.test"]. Default
+	// decides every one of them (dns.lookup) and binds Addr to all of
+	// them. A Resolver that cannot see the chain leaves them empty.
+	CNAMEs []string
 }
 
 // Resolver looks names up. name is canonical (CanonicalName). A Resolver
@@ -76,7 +83,10 @@ type DNSResolver struct {
 	Timeout time.Duration
 }
 
-// MaxCNAMEDepth bounds how many CNAME links DNSResolver follows.
+// MaxCNAMEDepth bounds how many CNAME links DNSResolver follows; a longer
+// chain fails the lookup of that address family. Default also refuses a
+// lookup whose answers carry more than 2*MaxCNAMEDepth distinct chain
+// names (both families together).
 const MaxCNAMEDepth = 8
 
 // Lookup resolves name: from Hosts if present there, else from Servers.
@@ -177,6 +187,7 @@ func (r DNSResolver) lookupServer(ctx context.Context, server, name string) ([]A
 func (r DNSResolver) resolveType(ctx context.Context, server, name string, qtype uint16) ([]Answer, error) {
 	target := dns.Fqdn(name)
 	minTTL := ^uint32(0)
+	var chain []string
 	msg, err := exchange(ctx, server, target, qtype)
 	for links := 0; ; links++ {
 		if err != nil {
@@ -191,6 +202,9 @@ func (r DNSResolver) resolveType(ctx context.Context, server, name string, qtype
 		}
 		out, next, nextTTL := scanAnswer(msg, target, qtype, minTTL)
 		if len(out) > 0 {
+			for i := range out {
+				out[i].CNAMEs = chain
+			}
 			return out, nil
 		}
 		if next == "" {
@@ -199,6 +213,14 @@ func (r DNSResolver) resolveType(ctx context.Context, server, name string, qtype
 		if links >= MaxCNAMEDepth {
 			return nil, errors.New("dns: CNAME chain of " + name + " longer than 8 links")
 		}
+		// Every name of the chain is decided and bound by Default, so one
+		// that is not a valid name fails the lookup (fail closed) rather
+		// than being skipped.
+		cn, cerr := CanonicalName(next)
+		if cerr != nil {
+			return nil, fmt.Errorf("dns: CNAME of %s: %w", name, cerr)
+		}
+		chain = append(chain, cn)
 		target = next
 		minTTL = min(minTTL, nextTTL)
 		if !hasOwner(msg, target) {

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -53,6 +54,8 @@ func startTestDNS(t testing.TB) *testDNS {
 		// Records for other names are ignored, however tempting.
 		"stuffed.test.": {rr(t, "evil.test. 60 IN A 127.0.0.1"), rr(t, "stuffed.test. 60 IN A 192.0.2.7")},
 		"big.test.":     {rr(t, "big.test. 60 IN A 192.0.2.99")},
+		// A chain whose target's server never answers.
+		"tosilent.test.": {rr(t, "tosilent.test. 60 IN CNAME silent.test.")},
 	}
 	s := &testDNS{}
 	h := dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
@@ -66,6 +69,8 @@ func startTestDNS(t testing.TB) *testDNS {
 		switch {
 		case name == "fail.test.":
 			m.Rcode = dns.RcodeServerFailure
+		case name == "silent.test.":
+			return
 		case name == "big.test." && w.RemoteAddr().Network() == "udp":
 			m.Truncated = true
 		default:
@@ -170,14 +175,27 @@ func countingBlackhole(t testing.TB) (addr string, queries func() int) {
 	}
 }
 
+// answers makes Answers from "addr/ttl" or "addr/ttl via a.test,b.test"
+// (the CNAME chain).
 func answers(s ...string) []Answer {
 	var out []Answer
 	for _, x := range s {
+		x, via, _ := strings.Cut(x, " via ")
 		a, ttl, _ := strings.Cut(x, "/")
 		d, _ := time.ParseDuration(ttl)
-		out = append(out, Answer{Addr: netip.MustParseAddr(a), TTL: d})
+		ans := Answer{Addr: netip.MustParseAddr(a), TTL: d}
+		if via != "" {
+			ans.CNAMEs = strings.Split(via, ",")
+		}
+		out = append(out, ans)
 	}
 	return out
+}
+
+func equalAnswers(a, b []Answer) bool {
+	return slices.EqualFunc(a, b, func(x, y Answer) bool {
+		return x.Addr == y.Addr && x.TTL == y.TTL && slices.Equal(x.CNAMEs, y.CNAMEs)
+	})
 }
 
 func TestDNSResolver(t *testing.T) {
@@ -192,8 +210,8 @@ func TestDNSResolver(t *testing.T) {
 		{"a.test", answers("192.0.2.1/300s", "192.0.2.2/300s", "2001:db8::1/60s"), nil},
 		{"A.Test.", answers("192.0.2.1/300s", "192.0.2.2/300s", "2001:db8::1/60s"), nil},
 		// AAAA: the server gives only the chain; the client asks a.test.
-		{"cname.test", answers("192.0.2.1/30s", "2001:db8::1/30s"), nil},
-		{"split.test", answers("192.0.2.1/40s", "192.0.2.2/40s", "2001:db8::1/40s"), nil},
+		{"cname.test", answers("192.0.2.1/30s via mid.test,a.test", "2001:db8::1/30s via mid.test,a.test"), nil},
+		{"split.test", answers("192.0.2.1/40s via a.test", "192.0.2.2/40s via a.test", "2001:db8::1/40s via a.test"), nil},
 		{"zero.test", answers("192.0.2.9/1s"), nil},
 		{"v4only.test", answers("192.0.2.5/60s"), nil},
 		{"stuffed.test", answers("192.0.2.7/60s"), nil},
@@ -206,7 +224,7 @@ func TestDNSResolver(t *testing.T) {
 	} {
 		got, err := r.Lookup(ctx, tt.name)
 		if tt.want != nil {
-			if err != nil || !slices.Equal(got, tt.want) {
+			if err != nil || !equalAnswers(got, tt.want) {
 				t.Errorf("Lookup(%s) = %v, %v; want %v", tt.name, got, err, tt.want)
 			}
 			continue
@@ -236,6 +254,16 @@ func TestDNSResolver(t *testing.T) {
 	}
 }
 
+// A re-query along a chain that fails is an error, not a nil answer.
+func TestDNSResolverChainQueryFails(t *testing.T) {
+	srv := startTestDNS(t)
+	r := DNSResolver{Servers: []string{srv.addr}, Timeout: 200 * time.Millisecond}
+	got, err := r.Lookup(context.Background(), "tosilent.test")
+	if err == nil || errors.Is(err, ErrNotFound) {
+		t.Fatalf("Lookup(tosilent.test) = %v, %v; want a timeout", got, err)
+	}
+}
+
 func TestDNSResolverHosts(t *testing.T) {
 	srv := startTestDNS(t)
 	r := DNSResolver{Servers: []string{srv.addr}, Hosts: map[string][]netip.Addr{
@@ -243,11 +271,11 @@ func TestDNSResolverHosts(t *testing.T) {
 		"a.test":       {netip.MustParseAddr("10.9.9.9")},
 	}}
 	got, err := r.Lookup(context.Background(), "db.internal")
-	if err != nil || !slices.Equal(got, answers("10.0.0.7", "10.0.0.8")) {
+	if err != nil || !equalAnswers(got, answers("10.0.0.7", "10.0.0.8")) {
 		t.Fatalf("hosts: %v, %v", got, err)
 	}
 	got, err = r.Lookup(context.Background(), "a.test")
-	if err != nil || !slices.Equal(got, answers("10.9.9.9")) {
+	if err != nil || !equalAnswers(got, answers("10.9.9.9")) {
 		t.Fatalf("hosts override: %v, %v", got, err)
 	}
 	if len(srv.queries()) != 0 {
@@ -286,7 +314,7 @@ func TestDNSResolverFailover(t *testing.T) {
 	first, firstQueries := countingBlackhole(t)
 	r := DNSResolver{Servers: []string{first, srv.addr}, Timeout: 2 * time.Second}
 	got, err := r.Lookup(context.Background(), "v4only.test")
-	if err != nil || !slices.Equal(got, answers("192.0.2.5/60s")) {
+	if err != nil || !equalAnswers(got, answers("192.0.2.5/60s")) {
 		t.Fatalf("failover: %v, %v", got, err)
 	}
 	if n := firstQueries(); n == 0 {
@@ -323,11 +351,13 @@ func TestDefaultWithDNSResolver(t *testing.T) {
 	if err != nil || !slices.Equal(got, []netip.Addr{netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("2001:db8::1")}) {
 		t.Fatalf("got %v, %v", got, err)
 	}
-	if want := []string{"dns.lookup cname.test invalid IP", "dns.answer cname.test 192.0.2.1", "dns.answer cname.test 2001:db8::1"}; !slices.Equal(ops, want) {
+	// Every name of the chain is looked up on the guest's behalf.
+	if want := []string{"dns.lookup cname.test invalid IP", "dns.lookup mid.test invalid IP", "dns.lookup a.test invalid IP",
+		"dns.answer cname.test 192.0.2.1", "dns.answer cname.test 2001:db8::1"}; !slices.Equal(ops, want) {
 		t.Fatalf("ops %q", ops)
 	}
 	clock.Advance(29 * time.Second)
-	if n := d.NamesFor(netip.MustParseAddr("192.0.2.1")); !slices.Equal(n, []string{"cname.test"}) {
+	if n := d.NamesFor(netip.MustParseAddr("192.0.2.1")); !slices.Equal(n, []string{"cname.test", "mid.test", "a.test"}) {
 		t.Fatalf("NamesFor = %v", n)
 	}
 	clock.Advance(time.Second) // TTL 30 s along the chain
@@ -377,3 +407,88 @@ func FuzzDNSAnswer(f *testing.F) {
 		}
 	})
 }
+
+// A CNAME chain is decided name by name (dns.lookup): a deny of any name
+// on it fails the lookup, and the addresses are bound to every name of the
+// chain, so that connect rules about the target apply through the alias.
+func TestDefaultCNAMEChainDecided(t *testing.T) {
+	srv := startTestDNS(t)
+	deny := func(name string) PolicyFunc {
+		return func(ctx context.Context, r *Request) (Verdict, error) {
+			if r.Name == name || slices.Contains(r.Names, name) {
+				return Verdict{Verdict: "deny", Reason: "no " + name}, nil
+			}
+			return Verdict{Verdict: "allow"}, nil
+		}
+	}
+	ctx := context.Background()
+	for _, denied := range []string{"mid.test", "a.test"} {
+		d := &Default{Resolver: DNSResolver{Servers: []string{srv.addr}}, Policy: deny(denied)}
+		got, err := d.ResolveAddresses(ctx, "cname.test")
+		var de *DeniedError
+		if !errors.As(err, &de) || de.Name != denied || de.Op != "dns.lookup" {
+			t.Errorf("deny %s: ResolveAddresses(cname.test) = %v, %v; want dns.lookup of %s denied", denied, got, err, denied)
+		}
+		if n := d.NamesFor(netip.MustParseAddr("192.0.2.1")); n != nil {
+			t.Errorf("deny %s: bound %v", denied, n)
+		}
+	}
+	// Only connects to a.test are denied: the alias resolves, and the
+	// connect through it carries a.test among its names.
+	var seen []string
+	d := &Default{Resolver: DNSResolver{Servers: []string{srv.addr}}, Policy: PolicyFunc(func(ctx context.Context, r *Request) (Verdict, error) {
+		if r.Op == "tcp.connect" {
+			seen = r.Names
+			if slices.Contains(r.Names, "a.test") {
+				return Verdict{Verdict: "deny"}, nil
+			}
+		}
+		return Verdict{Verdict: "allow"}, nil
+	})}
+	if _, err := d.ResolveAddresses(ctx, "split.test"); err != nil {
+		t.Fatal(err)
+	}
+	s, err := d.Socket(ctx, TCP, IPv4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	err = s.Connect(ctx, netip.MustParseAddrPort("192.0.2.1:443"))
+	if !errors.Is(err, ErrDenied) || !slices.Equal(seen, []string{"split.test", "a.test"}) {
+		t.Errorf("connect through the alias: %v, names %v; want denied with names [split.test a.test]", err, seen)
+	}
+}
+
+// decideChain fails closed on answers it cannot trust: an invalid chain
+// name, or more chain names than 2*MaxCNAMEDepth.
+func TestDefaultCNAMEChainBounds(t *testing.T) {
+	allow := PolicyFunc(func(ctx context.Context, r *Request) (Verdict, error) { return Verdict{Verdict: "allow"}, nil })
+	long := make([]string, 2*MaxCNAMEDepth+1)
+	for i := range long {
+		long[i] = "c" + strconv.Itoa(i) + ".test"
+	}
+	for _, chain := range [][]string{{"bad..name"}, {"ok.test", "1.2.3.4"}, long} {
+		res := resolverFunc(func(ctx context.Context, name string) ([]Answer, error) {
+			return []Answer{{Addr: netip.MustParseAddr("192.0.2.1"), CNAMEs: chain}}, nil
+		})
+		d := &Default{Resolver: res, Policy: allow}
+		if got, err := d.ResolveAddresses(context.Background(), "x.test"); err == nil {
+			t.Errorf("chain %v: got %v, want an error", chain, got)
+		}
+	}
+	// Upper case in a chain from another Resolver is canonicalised.
+	res := resolverFunc(func(ctx context.Context, name string) ([]Answer, error) {
+		return []Answer{{Addr: netip.MustParseAddr("192.0.2.1"), CNAMEs: []string{"B.Test."}}}, nil
+	})
+	d := &Default{Resolver: res, Policy: allow}
+	if _, err := d.ResolveAddresses(context.Background(), "x.test"); err != nil {
+		t.Fatal(err)
+	}
+	if n := d.NamesFor(netip.MustParseAddr("192.0.2.1")); !slices.Equal(n, []string{"x.test", "b.test"}) {
+		t.Errorf("NamesFor = %v", n)
+	}
+}
+
+type resolverFunc func(ctx context.Context, name string) ([]Answer, error)
+
+func (f resolverFunc) Lookup(ctx context.Context, name string) ([]Answer, error) { return f(ctx, name) }

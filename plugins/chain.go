@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -109,6 +110,23 @@ func (c *Chain) DecideOutcome(ctx context.Context, req *network.Request) Outcome
 		cp := *req
 		cp.TimeMs = start.UnixMilli()
 		r = &cp
+	}
+	if r.Addr.Is6() {
+		// EmbeddedIPv4 is derived from Addr (Default fills it; a request
+		// from elsewhere, e.g. wasmgate decide, may not have it).
+		if e := policy.EmbeddedIPv4(r.Addr); !slices.Equal(e, r.EmbeddedIPv4) {
+			if r == req {
+				cp := *req
+				r = &cp
+			}
+			r.EmbeddedIPv4 = e
+		}
+	} else if len(r.EmbeddedIPv4) > 0 {
+		if r == req {
+			cp := *req
+			r = &cp
+		}
+		r.EmbeddedIPv4 = nil
 	}
 	var (
 		out       Outcome

@@ -32,6 +32,11 @@ var refRequests = []*network.Request{
 	{Op: policy.OpUDPRecv, Proto: "udp", Addr: netip.MustParseAddr("198.51.100.53"), Port: 53, Guest: "app"},
 	{Op: policy.OpTCPConnect, Proto: "tcp", Addr: netip.MustParseAddr("93.184.216.34"), Port: 443, Names: []string{"api.example.test"}, Guest: "app"},
 	{Op: policy.OpTCPConnect, Proto: "tcp", Addr: netip.MustParseAddr("93.184.216.34"), Port: 443, Names: []string{"api.example.test"}, Guest: "app"},
+	// IPv6 forms of 127.0.0.3 (NAT64, Teredo client): denylist's IPv4 rule
+	// denies them on every path; allowlist's does not allow them.
+	{Op: policy.OpTCPConnect, Proto: "tcp", Addr: netip.MustParseAddr("64:ff9b::7f00:3"), Port: 443, Guest: "app"},
+	{Op: policy.OpTCPConnect, Proto: "tcp", Addr: netip.MustParseAddr("2001:0:4136:e378:8000:63bf:80ff:fffc"), Port: 443, Guest: "app"},
+	{Op: policy.OpTCPConnect, Proto: "tcp", Addr: netip.MustParseAddr("127.0.0.3"), Port: 443, Guest: "app"},
 }
 
 type refPlugin struct {
@@ -77,8 +82,8 @@ func TestSameVerdictsAsGoSDK(t *testing.T) {
 	read := func(i int) []byte { return testbuild.Bytes(t, pkgs[i]) }
 	var list []refPlugin
 	for _, b := range []struct{ name, config string }{
-		{"allowlist", `{"rules":["tcp://api.example.test:443","dns://*.example.test","udp://8.8.8.8:53","bind tcp://127.0.0.1:8080","accept tcp://203.0.113.0/24"]}`},
-		{"denylist", `{"rules":["tcp://*:25","accept udp://198.51.100.0/24"]}`},
+		{"allowlist", `{"rules":["tcp://api.example.test:443","dns://*.example.test","udp://8.8.8.8:53","bind tcp://127.0.0.1:8080","accept tcp://203.0.113.0/24","tcp://127.0.0.0/8"]}`},
+		{"denylist", `{"rules":["tcp://*:25","accept udp://198.51.100.0/24","tcp://127.0.0.0/8"]}`},
 		{"special-ranges", `{"except":["198.51.100.0/24"]}`},
 		{"ratelimit", `{"limits":{"tcp.connect":"2/1m"}}`},
 	} {
@@ -110,6 +115,14 @@ func TestSameVerdictsAsGoSDK(t *testing.T) {
 				if w := (refResult{"fail", want}); ours[0] != w || theirs[0] != w {
 					t.Errorf("misbehaving plugin: ours %+v, go-sdk %+v, want %+v", ours[0], theirs[0], w)
 				}
+			}
+			// The embedded-IPv4 requests (the last three) on the wasm
+			// path: deny rules cover them, allow rules only the IPv4.
+			if n := len(refRequests); rp.name == "denylist" && (ours[n-3].verdict != "deny" || ours[n-2].verdict != "deny" || ours[n-1].verdict != "deny") {
+				t.Errorf("denylist tcp://127.0.0.0/8 on the forms of 127.0.0.3: %+v", ours[n-3:])
+			}
+			if n := len(refRequests); rp.name == "allowlist" && (ours[n-3].verdict != "abstain" || ours[n-2].verdict != "abstain" || ours[n-1].verdict != "allow") {
+				t.Errorf("allowlist tcp://127.0.0.0/8 on the forms of 127.0.0.3: %+v", ours[n-3:])
 			}
 		})
 	}

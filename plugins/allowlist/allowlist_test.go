@@ -135,3 +135,24 @@ func TestReadConfig(t *testing.T) {
 		t.Errorf("no config: %+v %v", c, err)
 	}
 }
+
+// An allow rule for an IPv4 range does not allow the IPv6 forms that embed
+// it (issue 18, item 3); a rule naming the IPv6 form does.
+func TestDecideEmbeddedIPv4(t *testing.T) {
+	a := mustAllowlist(t, "tcp://127.0.0.0/8", "tcp://[64:ff9b::/96]:8443")
+	for _, f := range []string{"64:ff9b::7f00:3", "64:ff9b:1:7f00:0:300::", "::127.0.0.3", "2002:7f00:3::1",
+		"2001:0:4136:e378:8000:63bf:80ff:fffc", "2001:0:7f00:3::1"} {
+		req := policy.Canonical(policy.Request{Op: policy.OpTCPConnect, Proto: "tcp", Addr: netip.MustParseAddr(f), Port: 8080})
+		if v := a.decide(&req); v.Verdict != policy.ActionAbstain {
+			t.Errorf("%s: %+v, want abstain", f, v)
+		}
+	}
+	req := policy.Canonical(policy.Request{Op: policy.OpTCPConnect, Proto: "tcp", Addr: netip.MustParseAddr("64:ff9b::7f00:3"), Port: 8443})
+	if v := a.decide(&req); v.Verdict != policy.ActionAllow {
+		t.Errorf("explicit IPv6 rule: %+v", v)
+	}
+	req = policy.Canonical(policy.Request{Op: policy.OpTCPConnect, Proto: "tcp", Addr: netip.MustParseAddr("127.0.0.3"), Port: 8080})
+	if v := a.decide(&req); v.Verdict != policy.ActionAllow {
+		t.Errorf("127.0.0.3: %+v", v)
+	}
+}

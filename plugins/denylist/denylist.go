@@ -7,6 +7,10 @@
 //	rules = ["tcp://*.tracker.test", "*://10.0.0.0/8:22", "dns://*.exfil.test"]
 //	cache_ttl = "1m"   # how long the host may reuse a verdict; "0s" disables; default 1m
 //
+// An IP or CIDR rule also denies the IPv6 addresses that embed an IPv4
+// address it matches (NAT64, 6to4, Teredo, IPv4-compatible: policy.Rule
+// MatchDeny): tcp://127.0.0.0/8 denies 64:ff9b::7f00:1.
+//
 // The grammar is the allowlist's (sdk/policy ParseRule) with one difference:
 // lookups (dns.lookup, dns.answer) are denied only by dns:// rules. A deny
 // rule like tcp://api.example.test:25 must not stop the guest from resolving
@@ -18,6 +22,7 @@
 package denylist
 
 import (
+	"net/netip"
 	"strconv"
 	"sync"
 
@@ -54,8 +59,12 @@ func (d *denylist) decide(r *policy.Request) policy.Verdict {
 		if dns && rule.Dir != policy.DirDNS {
 			continue
 		}
-		if rule.Match(r) {
+		if rule.MatchDeny(r) {
 			v := policy.Deny(d.reasons[i])
+			if !dns && len(r.EmbeddedIPv4) > 0 && !rule.Match(r) {
+				// Rare: say why an IPv6 address matched an IPv4 rule.
+				v.Reason += " (" + r.Addr.String() + " embeds IPv4 " + embedded(r.EmbeddedIPv4) + ")"
+			}
 			if !dns {
 				v.CacheTTLMs = d.ttlMs
 			}
@@ -63,6 +72,17 @@ func (d *denylist) decide(r *policy.Request) policy.Verdict {
 		}
 	}
 	return policy.Abstain()
+}
+
+func embedded(as []netip.Addr) string {
+	var b []byte
+	for i, a := range as {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = a.AppendTo(b)
+	}
+	return string(b)
 }
 
 // ops lists the operations some rule can deny.

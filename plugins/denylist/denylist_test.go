@@ -84,3 +84,34 @@ func TestReadConfig(t *testing.T) {
 		t.Errorf("string rules: %v", err)
 	}
 }
+
+// The IPv6 forms that embed 127.0.0.3 (issue 18, item 3): NAT64 (both
+// prefixes), IPv4-compatible, 6to4, Teredo client and Teredo server.
+var forms127 = []string{"64:ff9b::7f00:3", "64:ff9b:1:7f00:0:300::", "::127.0.0.3", "2002:7f00:3::1",
+	"2001:0:4136:e378:8000:63bf:80ff:fffc", "2001:0:7f00:3::1"}
+
+// A deny rule for an IPv4 range denies every IPv6 form that embeds it.
+func TestDecideEmbeddedIPv4(t *testing.T) {
+	rules := []string{"tcp://127.0.0.0/8", "udp://10.0.0.0/8:53"}
+	d, err := newDenylist(config{Rules: &rules})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range forms127 {
+		req := policy.Canonical(policy.Request{Op: policy.OpTCPConnect, Proto: "tcp", Addr: netip.MustParseAddr(f), Port: 8080})
+		v := d.decide(&req)
+		if v.Verdict != policy.ActionDeny || !strings.Contains(v.Reason, `"tcp://127.0.0.0/8"`) || !strings.Contains(v.Reason, "127.0.0.3") {
+			t.Errorf("%s: %+v, want denied by tcp://127.0.0.0/8 naming 127.0.0.3", f, v)
+		}
+		// Another protocol, or a range it does not embed: not denied.
+		req.Op, req.Proto = policy.OpUDPSend, "udp"
+		if v := d.decide(&req); v.Verdict != policy.ActionAbstain {
+			t.Errorf("udp.send %s: %+v, want abstain", f, v)
+		}
+	}
+	// NAT64 of a public address is not denied.
+	req := policy.Canonical(policy.Request{Op: policy.OpTCPConnect, Proto: "tcp", Addr: netip.MustParseAddr("64:ff9b::808:808"), Port: 443})
+	if v := d.decide(&req); v.Verdict != policy.ActionAbstain {
+		t.Errorf("64:ff9b::808:808: %+v", v)
+	}
+}

@@ -5,8 +5,9 @@
 // outside 2000::/3, per package sdk/policy/special. It abstains otherwise.
 //
 // IPv6 addresses that embed an IPv4 address (NAT64 64:ff9b::/96 and
-// 64:ff9b:1::/48, 6to4 2002::/16, Teredo 2001::/32) are denied when the
-// embedded IPv4 address is special: 64:ff9b::7f00:1 reaches 127.0.0.1
+// 64:ff9b:1::/48, 6to4 2002::/16, Teredo 2001::/32; Request.EmbeddedIPv4)
+// are denied when an embedded IPv4 address (for Teredo the client or the
+// server) is special: 64:ff9b::7f00:1 reaches 127.0.0.1
 // through the translator. With a public embedded address they are left to
 // the rest of the chain, so that IPv6-only networks using NAT64 keep working.
 //
@@ -108,14 +109,18 @@ func (s *specialRanges) decide(r *policy.Request) policy.Verdict {
 		return s.verdict(policy.Abstain())
 	}
 	// A NAT64, 6to4 or Teredo address is only as special as the IPv4
-	// address it carries: the prefixes themselves sit in blocks (outside
-	// 2000::/3, 2001::/23) that would otherwise deny all NAT64 traffic.
-	if v4, ok := translated(a); ok {
-		if s.excepted(v4) {
-			return s.verdict(policy.Abstain())
-		}
-		if c, why := special.Explain(v4); c != 0 {
-			return s.verdict(policy.Deny(reason(a, v4, why)))
+	// addresses it carries (Request.EmbeddedIPv4; Teredo has two, the
+	// client and the server): the prefixes themselves sit in blocks
+	// (outside 2000::/3, 2001::/23) that would otherwise deny all NAT64
+	// traffic.
+	if len(r.EmbeddedIPv4) > 0 && translator(a) {
+		for _, v4 := range r.EmbeddedIPv4 {
+			if s.excepted(v4) {
+				continue
+			}
+			if c, why := special.Explain(v4); c != 0 {
+				return s.verdict(policy.Deny(reason(a, v4, why)))
+			}
 		}
 		return s.verdict(policy.Abstain())
 	}
@@ -162,17 +167,17 @@ var translators = []netip.Prefix{
 	netip.MustParsePrefix("2001::/32"),      // Teredo (RFC 4380)
 }
 
-// translated returns the IPv4 address embedded in a translator address.
-func translated(a netip.Addr) (netip.Addr, bool) {
+// translator reports whether a is in one of the translators blocks.
+func translator(a netip.Addr) bool {
 	if !a.Is6() {
-		return netip.Addr{}, false
+		return false
 	}
 	for _, p := range translators {
 		if p.Contains(a) {
-			return special.EmbeddedIPv4(a)
+			return true
 		}
 	}
-	return netip.Addr{}, false
+	return false
 }
 
 func (s *specialRanges) verdict(v policy.Verdict) policy.Verdict {

@@ -43,6 +43,10 @@ func TestDecide(t *testing.T) {
 		{policy.OpTCPConnect, "2002:0a00:0001::1", policy.ActionDeny, "embeds 10.0.0.1"},
 		{policy.OpTCPConnect, "2002:0808:0808::1", policy.ActionAbstain, ""},
 		{policy.OpTCPConnect, "2001:0:4136:e378:8000:63bf:80ff:fffe", policy.ActionDeny, "embeds 127.0.0.1"}, // Teredo, inverted
+		{policy.OpTCPConnect, "2001:0:7f00:1:8000:63bf:f7f7:f7f7", policy.ActionDeny, "embeds 127.0.0.1"},    // Teredo server 127.0.0.1, client 8.8.8.8
+		{policy.OpTCPConnect, "2001:0:808:808:8000:63bf:f7f7:f7f7", policy.ActionAbstain, ""},                // Teredo, both public
+		{policy.OpTCPConnect, "64:ff9b:1:7f00:0:100::", policy.ActionDeny, "embeds 127.0.0.1"},               // local-use NAT64, /48 layout
+		{policy.OpTCPConnect, "64:ff9b:1:808:8:800::", policy.ActionAbstain, ""},                             // local-use NAT64 to 8.8.8.8
 		// Exceptions.
 		{policy.OpTCPConnect, "198.51.100.10", policy.ActionAbstain, ""},
 		{policy.OpTCPConnect, "fd00:1234::1", policy.ActionAbstain, ""},

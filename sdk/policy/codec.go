@@ -108,7 +108,7 @@ func appendString(dst []byte, s string) []byte {
 }
 
 // AppendRequestJSON appends the JSON encoding of r to dst. Members come in
-// the fixed order op, proto, addr, port, names, name, local, guest, labels
+// the fixed order op, proto, addr, port, embedded_ipv4, names, name, local, guest, labels
 // (keys sorted), time_ms; every member but op is omitted when empty. This is
 // the form ParseRequestJSON decodes fastest.
 func AppendRequestJSON(dst []byte, r *Request) []byte {
@@ -132,6 +132,21 @@ func AppendRequestJSON(dst []byte, r *Request) []byte {
 	if r.Port != 0 {
 		dst = append(dst, `,"port":`...)
 		dst = strconv.AppendUint(dst, uint64(r.Port), 10)
+	}
+	if len(r.EmbeddedIPv4) > 0 {
+		dst = append(dst, `,"embedded_ipv4":[`...)
+		for i, a := range r.EmbeddedIPv4 {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			// Only IPv4 is sent; anything else would not parse back.
+			dst = append(dst, '"')
+			if a.Is4() {
+				dst = a.AppendTo(dst)
+			}
+			dst = append(dst, '"')
+		}
+		dst = append(dst, ']')
 	}
 	if len(r.Names) > 0 {
 		dst = append(dst, `,"names":[`...)
@@ -418,6 +433,7 @@ var (
 	keyAddr   = mkKey(`,"addr":`)
 	keyPort   = mkKey(`,"port":`)
 	keyNames  = mkKey(`,"names":[`)
+	keyEmbed  = mkKey(`,"embedded_ipv4":[`)
 	keyName   = mkKey(`,"name":`)
 	keyLocal  = mkKey(`,"local":`)
 	keyGuest  = mkKey(`,"guest":`)
@@ -569,6 +585,31 @@ func parseRequestFast(data []byte, r *Request, in *interner) bool {
 		}
 		r.Port = uint16(v)
 		i += 8 + int(k)
+	}
+	if fastKey(data, i, &keyEmbed) {
+		// Rare (IPv6 addresses that embed IPv4): no need to be clever.
+		i += 18
+		for {
+			if b, i, ok = fastBytes(data, i); !ok {
+				return false
+			}
+			a, ok := fastIPv4(b)
+			if !ok || len(r.EmbeddedIPv4) >= 2 {
+				return false
+			}
+			r.EmbeddedIPv4 = append(r.EmbeddedIPv4, a)
+			if i >= len(data) {
+				return false
+			}
+			if data[i] == ']' {
+				i++
+				break
+			}
+			if data[i] != ',' {
+				return false
+			}
+			i++
+		}
 	}
 	if fastKey(data, i, &keyNames) {
 		if i, ok = fastNames(data, i+10, r, in); !ok {
@@ -1168,6 +1209,7 @@ const (
 	mGuest
 	mLabels
 	mTimeMs
+	mEmbedded
 )
 
 func requestMember(key []byte) int {
@@ -1192,6 +1234,8 @@ func requestMember(key []byte) int {
 		return mLabels
 	case "time_ms":
 		return mTimeMs
+	case "embedded_ipv4":
+		return mEmbedded
 	}
 	return 0
 }
@@ -1291,6 +1335,35 @@ func (p *parser) requestValue(r *Request, m, at int) error {
 			return wireErr(at, "time_ms must be a 64-bit integer")
 		}
 		r.TimeMs = v
+	case mEmbedded:
+		if err := p.expect('[', "array"); err != nil {
+			return err
+		}
+		r.EmbeddedIPv4 = []netip.Addr{}
+		if p.peek() == ']' {
+			p.i++
+			return nil
+		}
+		for {
+			s, err := p.str()
+			if err != nil {
+				return err
+			}
+			a, err := netip.ParseAddr(s)
+			if err != nil || !a.Is4() {
+				return wireErr(at, "embedded_ipv4 must list IPv4 addresses")
+			}
+			r.EmbeddedIPv4 = append(r.EmbeddedIPv4, a)
+			switch p.peek() {
+			case ',':
+				p.i++
+				continue
+			case ']':
+				p.i++
+				return nil
+			}
+			return p.unexpected("',' or ']'")
+		}
 	case mNames:
 		if err := p.expect('[', "array"); err != nil {
 			return err

@@ -33,7 +33,7 @@ func sameRequest(a, b *Request) bool {
 		a.Name != b.Name || a.Local != b.Local || a.Guest != b.Guest || a.TimeMs != b.TimeMs {
 		return false
 	}
-	if !slices.Equal(a.Names, b.Names) || len(a.Labels) != len(b.Labels) {
+	if !slices.Equal(a.Names, b.Names) || !slices.Equal(a.EmbeddedIPv4, b.EmbeddedIPv4) || len(a.Labels) != len(b.Labels) {
 		return false
 	}
 	for k, v := range a.Labels {
@@ -250,7 +250,7 @@ func TestParseRequestDeepNesting(t *testing.T) {
 	}
 }
 
-var knownRequestKeys = []string{"op", "proto", "addr", "port", "names", "name", "local", "guest", "labels", "time_ms"}
+var knownRequestKeys = []string{"op", "proto", "addr", "port", "embedded_ipv4", "names", "name", "local", "guest", "labels", "time_ms"}
 
 // comparableWithEncodingJSON reports whether encoding/json's reading of data
 // is the one ParseRequestJSON documents: a top-level object, valid UTF-8, no
@@ -277,7 +277,9 @@ func comparableWithEncodingJSON(data []byte) bool {
 				return false
 			}
 		}
-		if seen[key] {
+		if seen[key] || key == "embedded_ipv4" {
+			// embedded_ipv4 accepts only IPv4 strings; encoding/json
+			// takes any netip.Addr text (and "" or null).
 			return false
 		}
 		seen[key] = true
@@ -299,6 +301,8 @@ func FuzzRequestJSON(f *testing.F) {
 	f.Add([]byte(`{"op":"x","names":[],"labels":{},"z":[{"a":1e5}]}`))
 	f.Add([]byte(`{"op":"\ud800\udc00","guest":"\u00e9"}`))
 	f.Add([]byte(`{"op":null,"port":0,"time_ms":-0}`))
+	f.Add([]byte(`{"op":"tcp.connect","addr":"2001:0:7f00:3::1","port":1,"embedded_ipv4":["255.255.255.254","127.0.0.3"]}`))
+	f.Add([]byte(`{"embedded_ipv4" : [ "127.0.0.3" ] , "op":"tcp.connect"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var got Request
 		err := ParseRequestJSON(data, &got)
@@ -585,11 +589,13 @@ func TestDigits8AndFastUint(t *testing.T) {
 func FuzzRequestRoundTrip(f *testing.F) {
 	f.Add("tcp.connect", "tcp", []byte{198, 51, 100, 10}, uint16(443), "api.example.test", "x.test", "app", "tenant", "a", int64(1795780800000), uint16(8080))
 	f.Add("udp.recv", "", []byte{0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, uint16(0), "", "", "é\"\\", "", "", int64(-1), uint16(0))
+	f.Add("tcp.connect", "tcp", []byte{0x20, 1, 0, 0, 0x7f, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 1}, uint16(1), "a.test", "", "", "", "", int64(0), uint16(0))
 	f.Fuzz(func(t *testing.T, op, proto string, ip []byte, port uint16, name1, name2, guest, lk, lv string, timeMs int64, lport uint16) {
 		r := Request{Op: Op(op), Proto: proto, Port: port, Guest: guest, TimeMs: timeMs, Name: name2}
 		if a, ok := netip.AddrFromSlice(ip); ok {
 			r.Addr = a
 			r.Local = netip.AddrPortFrom(a, lport)
+			r.EmbeddedIPv4 = EmbeddedIPv4(a)
 		}
 		if name1 != "" {
 			r.Names = []string{name1, name2}

@@ -460,6 +460,35 @@ func (r *Rule) Match(req *Request) bool {
 	return r.Host.MatchAddr(req.Addr)
 }
 
+// MatchDeny is Match for a rule that denies: an address pattern (an IP or a
+// CIDR) also matches when one of the IPv4 addresses embedded in the
+// request's IPv6 address (Request.EmbeddedIPv4: NAT64, 6to4, Teredo,
+// IPv4-compatible) is in it, so that denying an IPv4 range denies every
+// IPv6 form that reaches it. Match, which allow rules use, does not: an
+// allow rule for 127.0.0.0/8 does not allow 64:ff9b::7f00:1; a rule naming
+// the IPv6 form does (docs/plugins.md, "Embedded IPv4").
+func (r *Rule) MatchDeny(req *Request) bool {
+	if r.Match(req) {
+		return true
+	}
+	if r.Host.Kind != HostPrefix || len(req.EmbeddedIPv4) == 0 {
+		return false
+	}
+	i := OpIndex(req.Op)
+	if i < 0 || opDirs[i] == DirDNS {
+		return false
+	}
+	if r.Dir != opDirs[i] || (r.Proto != "*" && !strEqual(r.Proto, opProtos[i])) || !r.Ports.Match(req.Port) {
+		return false
+	}
+	for _, a := range req.EmbeddedIPv4 {
+		if a.Is4() && r.Host.Prefix.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
 // ParseRules parses every rule and returns all problems at once, joined, so
 // that a manifest with several bad rules is fixed in one pass.
 func ParseRules(rules []string) (RuleSet, error) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -143,6 +144,7 @@ func canonicalize(r *Request, namesCanonical bool) {
 	if r.Addr.Is6() {
 		r.Addr = r.Addr.WithZone("").Unmap()
 	}
+	setEmbedded(r)
 	if r.Local.IsValid() {
 		r.Local = netip.AddrPortFrom(r.Local.Addr().WithZone("").Unmap(), r.Local.Port())
 	}
@@ -297,4 +299,20 @@ func ValidateJSON() (out []byte) {
 		return append(appendString([]byte(`{"error":`), err.Error()), '}')
 	}
 	return []byte(`{}`)
+}
+
+// setEmbedded makes r.EmbeddedIPv4 what r.Addr embeds, whatever the host
+// sent (an older host sends nothing): the field is derived from Addr. It
+// reuses the slice when it already holds the right addresses, and
+// allocates nothing for addresses that embed none.
+func setEmbedded(r *Request) {
+	var buf [2]netip.Addr
+	n := embeddedIPv4(r.Addr, &buf)
+	if n == 0 {
+		r.EmbeddedIPv4 = nil
+		return
+	}
+	if !slices.Equal(r.EmbeddedIPv4, buf[:n]) {
+		r.EmbeddedIPv4 = append([]netip.Addr(nil), buf[:n]...)
+	}
 }

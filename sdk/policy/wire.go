@@ -68,16 +68,22 @@ func (op Op) Proto() string {
 // IPv4-mapped IPv6 is unmapped, zones never appear, names are lower-case
 // ASCII without a trailing dot.
 type Request struct {
-	Op     Op                `json:"op"`
-	Proto  string            `json:"proto,omitempty"` // "tcp" or "udp"; empty for dns ops
-	Addr   netip.Addr        `json:"addr,omitzero"`   // remote, local or answered address (see Op)
-	Port   uint16            `json:"port,omitempty"`
-	Names  []string          `json:"names,omitempty"` // names bound to Addr, most recent first
-	Name   string            `json:"name,omitempty"`  // dns ops: the name looked up
-	Local  netip.AddrPort    `json:"local,omitzero"`  // tcp.accept: the listener's local address
-	Guest  string            `json:"guest,omitempty"` // guest identity from the manifest
-	Labels map[string]string `json:"labels,omitempty"`
-	TimeMs int64             `json:"time_ms,omitempty"` // host wall clock, Unix ms
+	Op    Op         `json:"op"`
+	Proto string     `json:"proto,omitempty"` // "tcp" or "udp"; empty for dns ops
+	Addr  netip.Addr `json:"addr,omitzero"`   // remote, local or answered address (see Op)
+	Port  uint16     `json:"port,omitempty"`
+	// EmbeddedIPv4 are the IPv4 addresses an IPv6 Addr embeds (NAT64,
+	// 6to4, Teredo, IPv4-compatible; see EmbeddedIPv4), derived from Addr:
+	// the SDK recomputes them (Canonical), the binary encoding does not
+	// carry them. Deny rules for an IPv4 range match them; allow rules do
+	// not (docs/plugins.md, "Embedded IPv4").
+	EmbeddedIPv4 []netip.Addr      `json:"embedded_ipv4,omitempty"`
+	Names        []string          `json:"names,omitempty"` // names bound to Addr, most recent first
+	Name         string            `json:"name,omitempty"`  // dns ops: the name looked up
+	Local        netip.AddrPort    `json:"local,omitzero"`  // tcp.accept: the listener's local address
+	Guest        string            `json:"guest,omitempty"` // guest identity from the manifest
+	Labels       map[string]string `json:"labels,omitempty"`
+	TimeMs       int64             `json:"time_ms,omitempty"` // host wall clock, Unix ms
 }
 
 // Action is the decision part of a Verdict. The zero Action, like any string

@@ -21,6 +21,8 @@ package special
 import (
 	"net/netip"
 	"strings"
+
+	"github.com/wasmgate/wasmgate/sdk/policy"
 )
 
 // Category is a set of address categories. The zero Category means the
@@ -462,27 +464,13 @@ func classifySlow(addr netip.Addr) Category {
 // special.IsSpecial(a, special.Any).
 func IsSpecial(addr netip.Addr, mask Category) bool { return Classify(addr)&mask != 0 }
 
-var (
-	nat64WKP   = netip.MustParsePrefix("64:ff9b::/96")
-	nat64Local = netip.MustParsePrefix("64:ff9b:1::/48")
-	sixToFour  = netip.MustParsePrefix("2002::/16")
-	teredo     = netip.MustParsePrefix("2001::/32")
-	compat     = netip.MustParsePrefix("::/96")
-)
-
 // EmbeddedIPv4 returns the IPv4 address that an IPv6 address carries, so
-// that a policy can classify it too:
-//
-//   - IPv4-mapped ::ffff:a.b.c.d: a.b.c.d;
-//   - NAT64 64:ff9b::/96: the last 32 bits (RFC 6052);
-//   - local-use NAT64 64:ff9b:1::/48: the last 32 bits. RFC 6052 lets the
-//     operator pick the prefix length, which moves the embedded bits; the
-//     /96 layout is the common one. The whole block is Translation anyway;
-//   - 6to4 2002::/16: bits 16-47 (RFC 3056);
-//   - Teredo 2001::/32: the client's public address, the last 32 bits
-//     inverted (RFC 4380), since that is where the traffic ends up;
-//   - IPv4-compatible ::a.b.c.d (RFC 4291, deprecated): the last 32 bits,
-//     except for :: and ::1, which are not IPv4-compatible addresses.
+// that a policy can classify it too: for an IPv4-mapped ::ffff:a.b.c.d,
+// a.b.c.d; otherwise the first address of policy.EmbeddedIPv4 (NAT64
+// 64:ff9b::/96 and 64:ff9b:1::/48, 6to4 2002::/16, the Teredo client of
+// 2001::/32, IPv4-compatible ::a.b.c.d but not :: and ::1), which is where
+// traffic to addr ends up. See policy.EmbeddedIPv4 for the bit positions
+// and for the Teredo server, a second embedded address.
 //
 // It returns false for IPv4 addresses and any other IPv6 address.
 func EmbeddedIPv4(addr netip.Addr) (netip.Addr, bool) {
@@ -490,22 +478,11 @@ func EmbeddedIPv4(addr netip.Addr) (netip.Addr, bool) {
 		return netip.Addr{}, false
 	}
 	addr = addr.WithZone("")
-	a := addr.As16()
-	last := func() netip.Addr { return netip.AddrFrom4([4]byte{a[12], a[13], a[14], a[15]}) }
-	switch {
-	case addr.Is4In6():
+	if addr.Is4In6() {
 		return addr.Unmap(), true
-	case nat64WKP.Contains(addr), nat64Local.Contains(addr):
-		return last(), true
-	case sixToFour.Contains(addr):
-		return netip.AddrFrom4([4]byte{a[2], a[3], a[4], a[5]}), true
-	case teredo.Contains(addr):
-		return netip.AddrFrom4([4]byte{^a[12], ^a[13], ^a[14], ^a[15]}), true
-	case compat.Contains(addr):
-		if addr == netip.IPv6Unspecified() || addr == netip.IPv6Loopback() {
-			return netip.Addr{}, false
-		}
-		return last(), true
+	}
+	if e := policy.EmbeddedIPv4(addr); len(e) > 0 {
+		return e[0], true
 	}
 	return netip.Addr{}, false
 }
