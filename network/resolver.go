@@ -38,12 +38,23 @@ type Resolver interface {
 }
 
 // SystemResolver resolves with the operating system's configuration
-// through net.DefaultResolver. It reports no TTLs.
-type SystemResolver struct{}
+// (Go's net.DefaultResolver: /etc/hosts, /etc/resolv.conf or the system's
+// library). It cannot see the CNAME chain of an answer; it asks for the
+// name's canonical name as well (a second query) and reports it as the
+// chain's one other name when it differs from the name asked, so that a
+// policy decides the name whose addresses the guest gets. Intermediate
+// links stay unseen: DNSResolver sees them all.
+type SystemResolver struct {
+	r *net.Resolver // nil: net.DefaultResolver (tests point it at loopback)
+}
 
 // Lookup resolves name to its IPv4 and IPv6 addresses.
-func (SystemResolver) Lookup(ctx context.Context, name string) ([]Answer, error) {
-	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", name)
+func (s SystemResolver) Lookup(ctx context.Context, name string) ([]Answer, error) {
+	r := s.r
+	if r == nil {
+		r = net.DefaultResolver
+	}
+	addrs, err := r.LookupNetIP(ctx, "ip", name)
 	if err != nil {
 		var de *net.DNSError
 		if errors.As(err, &de) && de.IsNotFound {
@@ -51,12 +62,22 @@ func (SystemResolver) Lookup(ctx context.Context, name string) ([]Answer, error)
 		}
 		return nil, &OpError{Op: "resolve", Net: "dns", Addr: name, Err: err}
 	}
+	if len(addrs) == 0 {
+		return nil, &OpError{Op: "resolve", Net: "dns", Addr: name, Err: ErrNotFound}
+	}
+	// The canonical name: a failure to get it fails the lookup (fail
+	// closed: the addresses may belong to a name no policy has seen).
+	var chain []string
+	cname, err := r.LookupCNAME(ctx, name)
+	if err != nil {
+		return nil, &OpError{Op: "resolve", Net: "dns", Addr: name, Err: fmt.Errorf("canonical name: %w", err)}
+	}
+	if c := strings.ToLower(strings.TrimSuffix(cname, ".")); c != "" && c != strings.ToLower(strings.TrimSuffix(name, ".")) {
+		chain = []string{c}
+	}
 	out := make([]Answer, 0, len(addrs))
 	for _, a := range addrs {
-		out = append(out, Answer{Addr: a.Unmap()})
-	}
-	if len(out) == 0 {
-		return nil, &OpError{Op: "resolve", Net: "dns", Addr: name, Err: ErrNotFound}
+		out = append(out, Answer{Addr: a.Unmap(), CNAMEs: chain})
 	}
 	return out, nil
 }

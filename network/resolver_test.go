@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/wasmgate/wasmgate/sdk/policy"
 )
 
 // testDNS is a real DNS server on 127.0.0.1 (UDP and TCP, same port)
@@ -492,3 +494,61 @@ func TestDefaultCNAMEChainBounds(t *testing.T) {
 type resolverFunc func(ctx context.Context, name string) ([]Answer, error)
 
 func (f resolverFunc) Lookup(ctx context.Context, name string) ([]Answer, error) { return f(ctx, name) }
+
+// systemResolverAt is a SystemResolver whose queries go to a loopback
+// test server (Go's own resolver, as on a machine whose resolv.conf names
+// that server).
+func systemResolverAt(addr string) SystemResolver {
+	return SystemResolver{r: &net.Resolver{PreferGo: true,
+		Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		}}}
+}
+
+// The system resolver reports the canonical name of a chain, so that the
+// name whose addresses the guest gets is decided too; a plain name has no
+// chain, and a name that does not exist is ErrNotFound.
+func TestSystemResolverLookup(t *testing.T) {
+	srv := startTestDNS(t)
+	r := systemResolverAt(srv.addr)
+	ctx := context.Background()
+	got, err := r.Lookup(ctx, "cname.test.")
+	if err != nil || len(got) != 1 || got[0].Addr != netip.MustParseAddr("192.0.2.1") || !slices.Equal(got[0].CNAMEs, []string{"a.test"}) {
+		t.Fatalf("cname.test: %+v, %v", got, err)
+	}
+	got, err = r.Lookup(ctx, "a.test.")
+	if err != nil || len(got) != 3 {
+		t.Fatalf("a.test: %+v, %v", got, err)
+	}
+	for _, a := range got {
+		if a.CNAMEs != nil {
+			t.Errorf("a.test has no chain: %+v", a)
+		}
+	}
+	if _, err := r.Lookup(ctx, "nx.test."); !errors.Is(err, ErrNotFound) {
+		t.Errorf("nx.test: %v, want ErrNotFound", err)
+	}
+}
+
+// Through Default, a denylist of the canonical name denies a lookup of the
+// alias made with the system resolver.
+func TestSystemResolverChainDecided(t *testing.T) {
+	srv := startTestDNS(t)
+	var looked []string
+	d := &Default{Resolver: systemResolverAt(srv.addr), Policy: PolicyFunc(func(_ context.Context, r *Request) (Verdict, error) {
+		if r.Op == policy.OpDNSLookup {
+			looked = append(looked, r.Name)
+			if r.Name == "a.test" {
+				return policy.Deny("no a.test"), nil
+			}
+		}
+		return policy.Allow(""), nil
+	})}
+	if _, err := d.ResolveAddresses(context.Background(), "cname.test"); err == nil {
+		t.Fatal("the canonical name's deny did not fail the lookup")
+	}
+	if !slices.Equal(looked, []string{"cname.test", "a.test"}) {
+		t.Errorf("decided %q, want the alias and the canonical name", looked)
+	}
+}
