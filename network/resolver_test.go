@@ -407,6 +407,44 @@ func FuzzDNSAnswer(f *testing.F) {
 		if next != "" && !hasOwner(m, target) {
 			t.Fatalf("CNAME %q without a record owned by %q", next, target)
 		}
+		// Every answer is an address record of the name asked, and every
+		// such record gives an answer: nothing the server says about other
+		// names gets in, nothing about this one is lost.
+		owned := map[netip.Addr]int{}
+		firstCNAME := ""
+		for _, rr := range m.Answer {
+			if !strings.EqualFold(rr.Header().Name, target) {
+				continue
+			}
+			switch rr := rr.(type) {
+			case *dns.A:
+				if a, ok := netip.AddrFromSlice(rr.A.To4()); ok && qtype == dns.TypeA {
+					owned[a]++
+				}
+			case *dns.AAAA:
+				if a, ok := netip.AddrFromSlice(rr.AAAA.To16()); ok && qtype == dns.TypeAAAA {
+					owned[a.Unmap()]++
+				}
+			case *dns.CNAME:
+				if firstCNAME == "" {
+					firstCNAME = rr.Target
+				}
+			}
+		}
+		for _, a := range out {
+			if owned[a.Addr] == 0 {
+				t.Fatalf("answer %v is not a record of %q", a.Addr, target)
+			}
+			owned[a.Addr]--
+		}
+		for a, n := range owned {
+			if n != 0 {
+				t.Fatalf("record %v of %q lost", a, target)
+			}
+		}
+		if next != firstCNAME {
+			t.Fatalf("next %q, want the first CNAME of %q: %q", next, target, firstCNAME)
+		}
 	})
 }
 
