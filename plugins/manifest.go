@@ -129,6 +129,15 @@ func ParseManifest(path string, lookup BuiltinLookup) (*Manifest, error) {
 // ParseManifestData is ParseManifest on bytes already read; path names the
 // file in problems and anchors relative plugin paths.
 func ParseManifestData(path string, data []byte, lookup BuiltinLookup) (*Manifest, error) {
+	// Both checks come before anything else reads data: the decoder (and
+	// indexKeys) must only ever see input of bounded size and depth.
+	if len(data) > maxManifest {
+		return nil, &ManifestError{[]Problem{{File: path,
+			Msg: fmt.Sprintf("is %d bytes; the limit is %d", len(data), maxManifest)}}}
+	}
+	if _, line := tomlDepth(data, MaxManifestDepth); line > 0 {
+		return nil, &ManifestError{[]Problem{depthProblem(path, line)}}
+	}
 	v := &validator{file: path, dir: filepath.Dir(path), lines: indexKeys(data), lookup: lookup}
 	var raw map[string]any
 	_, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&raw)
@@ -575,22 +584,7 @@ func parseSize(s string) (uint64, error) {
 }
 
 func readLimited(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", path)
-	}
-	if st.Size() > limit {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, limit)
-	}
-	return os.ReadFile(path)
+	return ReadRegularFile(path, limit)
 }
 
 // indexKeys maps dotted key paths (as the validator names them, e.g.
