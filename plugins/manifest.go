@@ -135,8 +135,8 @@ func ParseManifestData(path string, data []byte, lookup BuiltinLookup) (*Manifes
 		return nil, &ManifestError{[]Problem{{File: path,
 			Msg: fmt.Sprintf("is %d bytes; the limit is %d", len(data), maxManifest)}}}
 	}
-	if _, line := tomlDepth(data, MaxManifestDepth); line > 0 {
-		return nil, &ManifestError{[]Problem{depthProblem(path, line)}}
+	if p, bad := nestingProblem(path, data); bad {
+		return nil, &ManifestError{[]Problem{p}}
 	}
 	v := &validator{file: path, dir: filepath.Dir(path), lines: indexKeys(data), lookup: lookup}
 	var raw map[string]any

@@ -1,6 +1,9 @@
 package plugins
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // MaxManifestDepth bounds how deeply a manifest may nest tables, arrays
 // and dotted keys (docs/manifest.md, "Limits"). The TOML decoder's memory
@@ -9,6 +12,14 @@ import "fmt"
 // by tomlDepth before they reach it. Real manifests nest three or four
 // levels.
 const MaxManifestDepth = 32
+
+// maxManifestWork bounds the decoder's work on a manifest that is not too
+// deep: the sum, over every key (each component of a dotted key), table
+// header component and array, of the square of its depth. The decoder's
+// cost grows about so (1 MiB of keys 31 levels deep, 150 million units,
+// took it 7 s and 1.2 GB); this bound keeps it near a tenth of a second,
+// and leaves room for a hundred thousand keys three levels deep.
+const maxManifestWork = 4 << 20
 
 // tomlDepth scans TOML source in one linear pass and returns the deepest
 // nesting it saw and the first line where nesting exceeds limit (0: none;
@@ -19,6 +30,14 @@ const MaxManifestDepth = 32
 // Strings and comments are skipped. It does not validate: on malformed
 // input it returns some answer, and the decoder reports the syntax error.
 func tomlDepth(data []byte, limit int) (depth, line int) {
+	depth, _, line = tomlScan(data, limit, math.MaxInt)
+	return depth, line
+}
+
+// tomlScan is tomlDepth that also adds up the work the decoder will do
+// (see maxManifestWork) and stops at the first line where it passes
+// maxWork.
+func tomlScan(data []byte, limit, maxWork int) (depth, work, line int) {
 	type open struct {
 		table bool // an inline table (keys inside), else an array
 		cost  int  // levels it adds: 1, plus its key's components
@@ -37,7 +56,13 @@ func tomlDepth(data []byte, limit int) (depth, line int) {
 	expect = true
 	deep := func(d int) bool {
 		depth = max(depth, d)
-		return d > limit
+		return d > limit || work > maxWork
+	}
+	// squares adds the squares of the depths from+1 ... to.
+	squares := func(from, to int) {
+		for k := from + 1; k <= to && work <= maxWork; k++ {
+			work += k * k
+		}
 	}
 	i := 0
 	for i < len(data) {
@@ -70,8 +95,9 @@ func tomlDepth(data []byte, limit int) (depth, line int) {
 			var d int
 			i, d = header(data, i, ln, arrays)
 			section = d
+			squares(0, min(section, limit+1))
 			if deep(section) {
-				return depth, ln
+				return depth, work, ln
 			}
 			expect = false
 			continue
@@ -88,8 +114,9 @@ func tomlDepth(data []byte, limit int) (depth, line int) {
 				if len(stack) == 0 {
 					d += section
 				}
+				squares(d-parts, min(d, limit+1))
 				if deep(d) {
-					return depth, ln
+					return depth, work, ln
 				}
 				expect, inKey, valParts = false, false, parts
 			}
@@ -110,8 +137,11 @@ func tomlDepth(data []byte, limit int) (depth, line int) {
 			}
 			stack = append(stack, open{table: c == '{', cost: cost})
 			total += cost
+			if c == '[' {
+				work += total * total
+			}
 			if deep(total) {
-				return depth, ln
+				return depth, work, ln
 			}
 			valParts = 0
 			expect = c == '{'
@@ -128,7 +158,7 @@ func tomlDepth(data []byte, limit int) (depth, line int) {
 		}
 		i++
 	}
-	return depth, 0
+	return depth, work, 0
 }
 
 // header reads the table header at data[i] ('[') and returns the index
@@ -238,8 +268,17 @@ func skipString(data []byte, i, ln int) (int, int) {
 	return i, ln
 }
 
-// depthProblem is the problem tomlDepth's answer gives.
-func depthProblem(file string, line int) Problem {
+// nestingProblem checks data with tomlScan and returns the problem, if
+// any.
+func nestingProblem(file string, data []byte) (Problem, bool) {
+	depth, _, line := tomlScan(data, MaxManifestDepth, maxManifestWork)
+	switch {
+	case line == 0:
+		return Problem{}, false
+	case depth > MaxManifestDepth:
+		return Problem{File: file, Line: line, Msg: fmt.Sprintf(
+			"nested deeper than %d levels (tables, arrays, inline tables and dotted keys count); refused before decoding", MaxManifestDepth)}, true
+	}
 	return Problem{File: file, Line: line, Msg: fmt.Sprintf(
-		"nested deeper than %d levels (tables, arrays, inline tables and dotted keys count); refused before decoding", MaxManifestDepth)}
+		"too much nesting in all: the sum over keys and arrays of the square of their depth passes %d here; refused before decoding (flatten the manifest)", maxManifestWork)}, true
 }

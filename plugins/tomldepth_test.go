@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -122,5 +124,63 @@ func TestManifestBombRefused(t *testing.T) {
 	_, err := ParseManifestData("big.toml", big, fakeBuiltins)
 	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("the limit is %d", maxManifest)) {
 		t.Fatalf("%d bytes: %v", len(big), err)
+	}
+}
+
+// TestManifestWorkBound: manifests of up to 1 MiB whose nesting stays
+// within MaxManifestDepth, built to make the decoder work hardest (every
+// line 31 levels deep), are either refused by the work bound before
+// decoding or decoded cheaply. Without the work bound, each took the
+// decoder seconds and 0.5-1.2 GB.
+func TestManifestWorkBound(t *testing.T) {
+	forms := map[string]func(i int) string{
+		"inline tables": func(i int) string {
+			return fmt.Sprintf("x%d = %s1%s\n", i, strings.Repeat("{a=", 30), strings.Repeat("}", 30))
+		},
+		"dotted keys": func(i int) string {
+			return fmt.Sprintf("x%d.%s = 1\n", i, strings.TrimSuffix(strings.Repeat("a.", 30), "."))
+		},
+		"headers": func(i int) string {
+			return fmt.Sprintf("[x%d.%s]\nb=1\n", i, strings.TrimSuffix(strings.Repeat("a.", 29), "."))
+		},
+		"arrays": func(i int) string {
+			return fmt.Sprintf("x%d = [%s1%s]\n", i, strings.Repeat("[", 29), strings.Repeat("]", 29))
+		},
+		"inline tables (at the bound)": func(i int) string {
+			return fmt.Sprintf("x%d = %s1%s\n", i, strings.Repeat("{a=", 30), strings.Repeat("}", 30))
+		},
+		"dotted keys (at the bound)": func(i int) string {
+			return fmt.Sprintf("x%d.%s = 1\n", i, strings.TrimSuffix(strings.Repeat("a.", 30), "."))
+		},
+		"a few keys deep": func(i int) string { return fmt.Sprintf("t%d.u.v = %d\n", i%5000, i) },
+	}
+	for name, line := range forms {
+		var b strings.Builder
+		for i := 0; b.Len() < maxManifest-200; i++ {
+			b.WriteString(line(i))
+		}
+		if strings.HasSuffix(name, "(at the bound)") {
+			// As many lines as the work bound lets through.
+			_, w, _ := tomlScan([]byte(line(0)), MaxManifestDepth, math.MaxInt)
+			b.Reset()
+			for i := 0; i < maxManifestWork/w; i++ {
+				b.WriteString(line(i))
+			}
+		}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		start := time.Now()
+		_, err := ParseManifestData("work.toml", []byte(b.String()), fakeBuiltins)
+		d := time.Since(start)
+		runtime.ReadMemStats(&after)
+		alloc := after.TotalAlloc - before.TotalAlloc
+		refused := err != nil && strings.Contains(err.Error(), "too much nesting in all")
+		t.Logf("%s: %d bytes, refused %v, %v, %d MiB", name, b.Len(), refused, d, alloc>>20)
+		if alloc > 256<<20 {
+			t.Errorf("%s: the decoder allocated %d MiB", name, alloc>>20)
+		}
+		if (name == "a few keys deep" || strings.HasSuffix(name, "(at the bound)")) && refused {
+			t.Errorf("%s: refused: %v", name, err)
+		}
 	}
 }
