@@ -620,10 +620,16 @@ func indexKeys(data []byte) map[string]int {
 				continue
 			}
 			name := normKey(l[1:end])
-			// [plugins.config] belongs to the latest [[plugins]].
-			for arr, cnt := range arrays {
-				if strings.HasPrefix(name, arr+".") {
-					name = fmt.Sprintf("%s[%d]%s", arr, cnt, name[len(arr):])
+			// [plugins.config] belongs to the latest [[plugins]]. Only the
+			// prefixes of name are looked up, never every array: a file
+			// of many arrays and tables must not cost their product.
+			for i := 0; i < len(name); i++ {
+				if name[i] != '.' {
+					continue
+				}
+				if cnt, ok := arrays[name[:i]]; ok {
+					name = fmt.Sprintf("%s[%d]%s", name[:i], cnt, name[i:])
+					break
 				}
 			}
 			table = name

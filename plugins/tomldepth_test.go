@@ -184,3 +184,25 @@ func TestManifestWorkBound(t *testing.T) {
 		}
 	}
 }
+
+// TestManifestManyTables: a manifest of many arrays of tables followed by
+// many tables costs time linear in its size. indexKeys used to compare
+// every table header with every array seen (half a megabyte took half a
+// minute; a megabyte 1m45s).
+func TestManifestManyTables(t *testing.T) {
+	var b strings.Builder
+	for i := 0; b.Len() < maxManifest/4; i++ {
+		fmt.Fprintf(&b, "[[a%d]]\n", i)
+	}
+	for i := 0; b.Len() < maxManifest/2; i++ {
+		fmt.Fprintf(&b, "[a%d.b]\n", i)
+	}
+	start := time.Now()
+	_, err := ParseManifestData("tables.toml", []byte(b.String()), fakeBuiltins)
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("%d bytes took %v", b.Len(), d)
+	}
+	if err == nil || !strings.Contains(err.Error(), "tables.toml:1: a0: unknown key") {
+		t.Fatalf("%.200v", err)
+	}
+}
