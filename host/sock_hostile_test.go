@@ -2,13 +2,16 @@ package host
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tetratelabs/wazero/api"
 
@@ -361,4 +364,61 @@ func FuzzIovecShapes(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestPeerFloodsGuestThatNeverReads: a loopback peer tries to send 1 GiB
+// to a guest that connected and then never reads. The host reads nothing
+// on the guest's behalf, so the kernel's buffers fill, TCP flow control
+// stops the peer after a few MiB, and the host heap does not grow with
+// what the peer sent.
+func TestPeerFloodsGuestThatNeverReads(t *testing.T) {
+	wasm := iovbombWasm()(t)
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
+	nw := &network.Default{Policy: network.PolicyFunc(allowLoopback)}
+	g := startGuest(t, wasm, NewConfig().WithNetwork(nw), "noread", port, "60")
+	c, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	g.out.wait(t, "[noread] connected", time.Minute)
+
+	const flood = 1 << 30
+	chunk := make([]byte, 1<<20)
+	sent := 0
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for sent < flood {
+		// A write that makes no progress for 500ms means the window is
+		// closed: the guest's receive buffer and our send buffer are full.
+		c.SetWriteDeadline(time.Now().Add(500 * time.Millisecond))
+		n, err := c.Write(chunk)
+		sent += n
+		if err != nil {
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("write after %d bytes: %v", sent, err)
+			}
+			break
+		}
+	}
+	runtime.ReadMemStats(&after)
+	t.Logf("the peer got %d KiB into the kernel before it stalled; host heap %+d KiB, allocated %d KiB",
+		sent>>10, (int64(after.HeapAlloc)-int64(before.HeapAlloc))>>10, (after.TotalAlloc-before.TotalAlloc)>>10)
+	if sent >= flood || sent > 64<<20 {
+		t.Fatalf("the peer sent %d MiB to a guest that never reads", sent>>20)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 8<<20 {
+		t.Fatalf("the host allocated %d MiB while the peer sent %d MiB", alloc>>20, sent>>20)
+	}
+	select {
+	case <-g.done:
+		t.Fatalf("guest exited: %s", g.out.String())
+	default:
+	}
 }
