@@ -19,21 +19,20 @@ import (
 	"github.com/wasmgate/wasmgate/network"
 )
 
+var iovbomb struct {
+	once sync.Once
+	wasm []byte
+}
+
 // iovbombWasm builds testdata/sockguests/iovbomb once per test binary.
-var iovbombWasm = sync.OnceValue(func() func(t testing.TB) []byte {
-	var (
-		once sync.Once
-		wasm []byte
-	)
-	return func(t testing.TB) []byte {
-		t.Helper()
-		once.Do(func() { wasm = cGuest(t, "iovbomb") })
-		if wasm == nil {
-			t.Fatal("iovbomb guest was not built")
-		}
-		return wasm
+func iovbombWasm(t testing.TB) []byte {
+	t.Helper()
+	iovbomb.once.Do(func() { iovbomb.wasm = cGuest(t, "iovbomb") })
+	if iovbomb.wasm == nil {
+		t.Fatal("the iovbomb guest was not built")
 	}
-})
+	return iovbomb.wasm
+}
 
 // hostAlloc returns the bytes the Go heap allocated while f ran (all
 // goroutines: the test must not run in parallel with others).
@@ -61,7 +60,7 @@ const iovbombBudget = 16 << 20
 // host heap grows by less than iovbombBudget. A small query split over
 // three iovecs is still answered.
 func TestIovecBombHostMemory(t *testing.T) {
-	wasm := iovbombWasm()(t)
+	wasm := iovbombWasm(t)
 	dnsAddr, _ := startDNS(t)
 	nw := &network.Default{
 		Policy:   network.PolicyFunc(namePolicy),
@@ -372,7 +371,7 @@ func FuzzIovecShapes(f *testing.F) {
 // stops the peer after a few MiB, and the host heap does not grow with
 // what the peer sent.
 func TestPeerFloodsGuestThatNeverReads(t *testing.T) {
-	wasm := iovbombWasm()(t)
+	wasm := iovbombWasm(t)
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
