@@ -159,7 +159,10 @@ func (c *Config) WithStdin(r io.Reader) *Config {
 	return n
 }
 
-// WithStdout sets the guest's fd 1. nil discards.
+// WithStdout sets the guest's fd 1. nil discards. w gets the guest's
+// iovecs as they are: one fd_write may pass up to 1024 of them over the
+// same guest buffer, so a w that keeps what it gets must bound itself
+// (docs/sockets.md, "Limits on guest data").
 func (c *Config) WithStdout(w io.Writer) *Config {
 	n := c.clone()
 	n.stdout = w

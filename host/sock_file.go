@@ -107,6 +107,10 @@ func (f *socketFile) recv(ctx context.Context, bufs [][]byte, flags network.Recv
 // maxStubQueue bounds the answers a guest can leave unread.
 const maxStubQueue = 64
 
+// maxStubQuery is the largest query the stub accepts: a UDP datagram's
+// payload can be no larger. Above it, send fails with EMSGSIZE.
+const maxStubQuery = 65535
+
 // send sends bufs to the connected peer (to zero) or to to. Queries for the
 // DNS stub are answered synchronously and queued for recv.
 func (f *socketFile) send(ctx context.Context, bufs [][]byte, to netip.AddrPort) (int, error) {
@@ -119,7 +123,17 @@ func (f *socketFile) send(ctx context.Context, bufs [][]byte, to netip.AddrPort)
 	if !stub {
 		return f.sock.Send(ctx, bufs, to, 0)
 	}
-	var q []byte
+	// The size is checked before a byte is copied: iovecs may all point
+	// at the same guest buffer, so their total can be far larger than
+	// guest memory (docs/sockets.md, "Limits on guest data").
+	total := 0
+	for _, b := range bufs {
+		total += len(b)
+		if total > maxStubQuery {
+			return 0, syscall.EMSGSIZE
+		}
+	}
+	q := make([]byte, 0, total)
 	for _, b := range bufs {
 		q = append(q, b...)
 	}

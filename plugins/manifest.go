@@ -129,6 +129,15 @@ func ParseManifest(path string, lookup BuiltinLookup) (*Manifest, error) {
 // ParseManifestData is ParseManifest on bytes already read; path names the
 // file in problems and anchors relative plugin paths.
 func ParseManifestData(path string, data []byte, lookup BuiltinLookup) (*Manifest, error) {
+	// Both checks come before anything else reads data: the decoder (and
+	// indexKeys) must only ever see input of bounded size and depth.
+	if len(data) > maxManifest {
+		return nil, &ManifestError{[]Problem{{File: path,
+			Msg: fmt.Sprintf("is %d bytes; the limit is %d", len(data), maxManifest)}}}
+	}
+	if p, bad := nestingProblem(path, data); bad {
+		return nil, &ManifestError{[]Problem{p}}
+	}
 	v := &validator{file: path, dir: filepath.Dir(path), lines: indexKeys(data), lookup: lookup}
 	var raw map[string]any
 	_, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&raw)
@@ -575,22 +584,7 @@ func parseSize(s string) (uint64, error) {
 }
 
 func readLimited(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", path)
-	}
-	if st.Size() > limit {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, limit)
-	}
-	return os.ReadFile(path)
+	return ReadRegularFile(path, limit)
 }
 
 // indexKeys maps dotted key paths (as the validator names them, e.g.
@@ -626,10 +620,16 @@ func indexKeys(data []byte) map[string]int {
 				continue
 			}
 			name := normKey(l[1:end])
-			// [plugins.config] belongs to the latest [[plugins]].
-			for arr, cnt := range arrays {
-				if strings.HasPrefix(name, arr+".") {
-					name = fmt.Sprintf("%s[%d]%s", arr, cnt, name[len(arr):])
+			// [plugins.config] belongs to the latest [[plugins]]. Only the
+			// prefixes of name are looked up, never every array: a file
+			// of many arrays and tables must not cost their product.
+			for i := 0; i < len(name); i++ {
+				if name[i] != '.' {
+					continue
+				}
+				if cnt, ok := arrays[name[:i]]; ok {
+					name = fmt.Sprintf("%s[%d]%s", name[:i], cnt, name[i:])
+					break
 				}
 			}
 			table = name

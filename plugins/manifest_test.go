@@ -1,12 +1,15 @@
 package plugins
 
 import (
+	"bytes"
 	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/BurntSushi/toml"
 
 	"github.com/wasmgate/wasmgate/internal/testenv"
 )
@@ -95,7 +98,11 @@ func TestParseSize(t *testing.T) {
 }
 
 // FuzzParseManifest: any bytes give a manifest or a *ManifestError, never a
-// panic, and every problem has a message.
+// panic. Every problem names the file, a line inside it (or none) and says
+// something. A manifest nested deeper than MaxManifestDepth is refused with
+// exactly the depth problem, before decoding; one the scan lets through
+// decodes (if it decodes) to no more than that depth, so the scan never
+// underestimates. A manifest that is accepted has sane values.
 func FuzzParseManifest(f *testing.F) {
 	files, _ := filepath.Glob("../testdata/manifests/*.toml")
 	for _, file := range files {
@@ -103,11 +110,35 @@ func FuzzParseManifest(f *testing.F) {
 			f.Add(b)
 		}
 	}
+	for _, n := range []int{4, MaxManifestDepth, MaxManifestDepth + 1} {
+		for _, src := range bombs(n) {
+			f.Add([]byte("default = \"deny\"\n" + src))
+		}
+	}
+	f.Add([]byte("[[plugins]]\nuse = \"allowlist\"\n[plugins.config]\na = {b = [{c = 1}]}\n"))
+	f.Add([]byte("[[a]]\n[[a.b]]\n[[a.b.c]]\n[a.b.c.d]\ne.f = [[1]]\n"))
+	const file = "../testdata/manifests/fuzz.toml"
 	f.Fuzz(func(t *testing.T, data []byte) {
-		m, err := ParseManifestData("../testdata/manifests/fuzz.toml", data, fakeBuiltins)
+		m, err := ParseManifestData(file, data, fakeBuiltins)
+		scanDepth, _ := tomlDepth(data, MaxManifestDepth)
+		problem, refused := nestingProblem(file, data)
+		refusedAt := problem.Line
+		lines := bytes.Count(data, []byte("\n")) + 1
 		if err == nil {
 			if m == nil {
 				t.Fatal("nil manifest without error")
+			}
+			if refused {
+				t.Fatalf("accepted although nested too much: %v", problem)
+			}
+			if m.Default != "allow" && m.Default != "deny" || m.MaxSockets < 0 {
+				t.Fatalf("default %q, max_sockets %d", m.Default, m.MaxSockets)
+			}
+			for _, p := range m.Plugins {
+				if p.Name == "" || !json.Valid(p.Config) || len(p.Config) > maxConfigJSON ||
+					p.Memory%wasmPage != 0 || p.Timeout < 0 || p.Timeout > MaxTimeout || len(p.Wasm) == 0 {
+					t.Fatalf("bad plugin %+v", p)
+				}
 			}
 			return
 		}
@@ -116,8 +147,20 @@ func FuzzParseManifest(f *testing.F) {
 			t.Fatalf("error %T %v", err, err)
 		}
 		for _, p := range me.Problems {
-			if p.Msg == "" {
-				t.Fatalf("empty problem in %v", err)
+			if p.Msg == "" || p.File != file || p.Line < 0 || p.Line > lines {
+				t.Fatalf("bad problem %+v in %d lines", p, lines)
+			}
+		}
+		if refused {
+			if len(me.Problems) != 1 || me.Problems[0] != problem || refusedAt < 1 || refusedAt > lines {
+				t.Fatalf("%v, but: %v", problem, err)
+			}
+			return
+		}
+		var raw map[string]any
+		if _, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&raw); err == nil {
+			if d := decodedDepth(raw); d > scanDepth {
+				t.Fatalf("decoded depth %d, the scan saw %d", d, scanDepth)
 			}
 		}
 	})

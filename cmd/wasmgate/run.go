@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/wasmgate/wasmgate/host"
+	"github.com/wasmgate/wasmgate/plugins"
 )
 
 // Exit codes of `wasmgate run` other than the guest's own.
@@ -84,7 +85,7 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 
-	wasm, err := os.ReadFile(wasmPath)
+	wasm, err := plugins.ReadRegularFile(wasmPath, plugins.MaxGuestFile)
 	if err != nil {
 		fmt.Fprintf(stderr, "wasmgate run: %v\n", err)
 		return exitHost

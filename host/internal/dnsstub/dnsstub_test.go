@@ -213,24 +213,136 @@ func TestFiles(t *testing.T) {
 	}
 }
 
-func FuzzAnswer(f *testing.F) {
+// fuzzSeeds are hostile queries: compression loops, counts that promise
+// more than the packet holds, EDNS OPT records of every size, and
+// truncated packets.
+func fuzzSeeds() [][]byte {
+	pack := func(m *dns.Msg) []byte {
+		b, err := m.Pack()
+		if err != nil {
+			panic(err)
+		}
+		return b
+	}
+	var seeds [][]byte
 	q := new(dns.Msg)
 	q.SetQuestion("both.test.", dns.TypeA)
-	b, _ := q.Pack()
-	f.Add(b)
+	a := pack(q)
+	seeds = append(seeds, a)
+	q.SetQuestion("many.test.", dns.TypeA)
+	seeds = append(seeds, pack(q))
+	for _, size := range []uint16{0, 511, 512, 1232, 4096, 65535} {
+		q := new(dns.Msg)
+		q.SetQuestion("many.test.", dns.TypeAAAA)
+		q.SetEdns0(size, true)
+		seeds = append(seeds, pack(q))
+	}
+	// Two OPT records.
+	q = new(dns.Msg)
+	q.SetQuestion("both.test.", dns.TypeA)
+	q.SetEdns0(4096, false)
+	q.Extra = append(q.Extra, q.Extra[0])
+	seeds = append(seeds, pack(q))
+	// Every truncation of a query with EDNS.
+	q = new(dns.Msg)
+	q.SetQuestion("both.test.", dns.TypeAAAA)
+	q.SetEdns0(1232, false)
+	e := pack(q)
+	for i := 0; i < len(e); i += 3 {
+		seeds = append(seeds, e[:i])
+	}
+	hdr := []byte{0x12, 0x34, 0x01, 0x00}
+	// A name whose compression pointer points at itself, and a loop of two.
+	seeds = append(seeds, append(append([]byte{}, hdr...), 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 12, 0, 1, 0, 1))
+	seeds = append(seeds, append(append([]byte{}, hdr...), 0, 1, 0, 0, 0, 0, 0, 0, 1, 'a', 0xc0, 16, 0xc0, 12, 0, 1, 0, 1))
+	// Counts far beyond the packet.
+	seeds = append(seeds, append(append([]byte{}, hdr...), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 1, 0, 1))
+	seeds = append(seeds, append(append([]byte{}, a[:4]...), 0, 1, 0, 0, 0, 0, 0xff, 0xff))
+	seeds = append(seeds, append(append([]byte{}, a...), 0, 0, 41, 0xff, 0xff, 0, 0, 0, 0, 0xff, 0xff)) // OPT past the end
+	return seeds
+}
+
+// FuzzAnswer: whatever arrives, Answer does not panic, resolves at most
+// one name, and either answers nothing (a packet without a header, or a
+// response) or answers with a well-formed message: a response with the
+// query's ID, no larger than the size the query allowed (512 bytes, or its
+// EDNS0 size), for the question that was asked (same name, type and
+// class), whose records are all of that name and type.
+func FuzzAnswer(f *testing.F) {
+	for _, s := range fuzzSeeds() {
+		f.Add(s)
+	}
 	f.Add([]byte{0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0})
-	s, _ := newServer()
 	f.Fuzz(func(t *testing.T, msg []byte) {
+		s, fn := newServer()
 		out := s.Answer(context.Background(), msg)
-		if out == nil {
+		if len(fn.calls) > 1 {
+			t.Fatalf("one query resolved %d names: %v", len(fn.calls), fn.calls)
+		}
+		var q dns.Msg
+		parsed := q.Unpack(msg) == nil
+		if len(msg) < 12 || msg[2]&0x80 != 0 {
+			if out != nil {
+				t.Fatalf("answered a packet without a header, or a response: % x", msg)
+			}
 			return
+		}
+		if out == nil {
+			t.Fatalf("no answer to a query with a header: % x", msg)
 		}
 		var r dns.Msg
 		if err := r.Unpack(out); err != nil {
 			t.Fatalf("unparseable answer: %v", err)
 		}
-		if !r.Response {
-			t.Fatal("answer without QR")
+		if !r.Response || r.Id != uint16(msg[0])<<8|uint16(msg[1]) {
+			t.Fatalf("answer is not a response to this query: %v", &r)
+		}
+		limit := maxUDPSize
+		if parsed {
+			if opt := q.IsEdns0(); opt != nil && int(opt.UDPSize()) > limit {
+				limit = int(opt.UDPSize())
+			}
+		}
+		if len(out) > limit {
+			t.Fatalf("answer of %d bytes, the query allowed %d", len(out), limit)
+		}
+		if !parsed {
+			if r.Rcode != dns.RcodeFormatError || len(r.Question)+len(r.Answer)+len(r.Ns)+len(r.Extra) != 0 || len(fn.calls) != 0 {
+				t.Fatalf("unparseable query: want a bare FORMERR, got %v (resolved %v)", &r, fn.calls)
+			}
+			return
+		}
+		if len(fn.calls) == 1 {
+			if len(q.Question) != 1 || q.Opcode != dns.OpcodeQuery || q.Question[0].Qclass != dns.ClassINET ||
+				q.Question[0].Qtype != dns.TypeA && q.Question[0].Qtype != dns.TypeAAAA {
+				t.Fatalf("resolved %v for %v", fn.calls, &q)
+			}
+			if !strings.EqualFold(fn.calls[0]+".", q.Question[0].Name) {
+				t.Fatalf("resolved %q for question %q", fn.calls[0], q.Question[0].Name)
+			}
+		}
+		switch {
+		case len(q.Question) == 1:
+			if len(r.Question) != 1 || q.Question[0] != r.Question[0] {
+				t.Fatalf("answer for another question: asked %v, answered %v", q.Question, r.Question)
+			}
+		case len(r.Answer) != 0 || r.Rcode != dns.RcodeFormatError && r.Rcode != dns.RcodeNotImplemented:
+			t.Fatalf("%d questions answered with rcode %d and %d records", len(q.Question), r.Rcode, len(r.Answer))
+		case len(q.Question) == 0 && len(r.Question) != 0,
+			len(r.Question) > 1, len(r.Question) == 1 && r.Question[0] != q.Question[0]:
+			t.Fatalf("asked %v, answered %v", q.Question, r.Question)
+		}
+		if len(r.Ns) != 0 {
+			t.Fatalf("authority records: %v", r.Ns)
+		}
+		for _, rr := range r.Answer {
+			h := rr.Header()
+			if h.Name != q.Question[0].Name || h.Rrtype != q.Question[0].Qtype || h.Class != dns.ClassINET {
+				t.Fatalf("record %v for question %v", rr, q.Question[0])
+			}
+			if r.Rcode != dns.RcodeSuccess {
+				t.Fatalf("records with rcode %d", r.Rcode)
+			}
 		}
 	})
 }
