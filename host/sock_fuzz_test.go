@@ -1,6 +1,7 @@
 package host
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"math/rand"
@@ -286,7 +287,9 @@ func mustRead(m api.Memory, off, n uint32) []byte {
 }
 
 // FuzzSockFuncs is the native fuzz target for the host-function boundary:
-// go test -fuzz FuzzSockFuncs ./host/
+// go test -fuzz FuzzSockFuncs ./host/. Beyond "no panic, a valid errno"
+// (call), a call that fails other than with EFAULT leaves guest memory as
+// it was, and the open sockets never pass the network's MaxSockets.
 func FuzzSockFuncs(f *testing.F) {
 	f.Add(uint8(0), uint32(1), uint32(2), uint32(40), uint32(0), uint32(0), uint32(0), uint32(0), uint32(0), []byte{})
 	f.Add(uint8(14), uint32(300), uint32(10), uint32(0), uint32(0), uint32(256), uint32(1020), uint32(4), uint32(40), []byte{})
@@ -299,7 +302,15 @@ func FuzzSockFuncs(f *testing.F) {
 			mem = mem[:4096]
 		}
 		h.mem.Write(4096, mem)
-		h.call(t, int(which), []uint64{uint64(p0), uint64(p1), uint64(p2), uint64(p3), uint64(p4), uint64(p5), uint64(p6), uint64(p7)})
+		before, _ := h.mem.Read(0, h.mem.Size())
+		before = bytes.Clone(before)
+		e := h.call(t, int(which), []uint64{uint64(p0), uint64(p1), uint64(p2), uint64(p3), uint64(p4), uint64(p5), uint64(p6), uint64(p7)})
+		if after, _ := h.mem.Read(0, h.mem.Size()); e != 0 && e != wasi.EFAULT && !bytes.Equal(before, after) {
+			t.Fatalf("%s failed with errno %d but wrote guest memory", h.funcs[int(which)%len(h.funcs)].name, e)
+		}
+		if n := h.s.net.(*network.Default).OpenSockets(); n > 16 {
+			t.Fatalf("%d sockets open, MaxSockets is 16", n)
+		}
 	})
 }
 
