@@ -84,3 +84,40 @@ func TestReadConfig(t *testing.T) {
 		t.Errorf("string rules: %v", err)
 	}
 }
+
+func TestDescribeIgnoresPort(t *testing.T) {
+	tests := []struct {
+		rules []string
+		want  []policy.Op
+	}{
+		{[]string{"accept tcp://192.0.2.0/24"}, []policy.Op{policy.OpTCPAccept}},
+		{[]string{"accept tcp://192.0.2.0/24:22"}, nil},
+		{[]string{"*://10.0.0.0/8:22", "dns://*.exfil.test"},
+			[]policy.Op{policy.OpDNSLookup, policy.OpDNSAnswer}},
+	}
+	for _, tt := range tests {
+		rules := tt.rules
+		d, err := newDenylist(config{Rules: &rules})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := d.describe().IgnoresPort; !slices.Equal(got, tt.want) {
+			t.Errorf("%q: ignores_port %v, want %v", tt.rules, got, tt.want)
+		}
+	}
+}
+
+func TestAbstainCacheable(t *testing.T) {
+	rules := []string{"accept tcp://192.0.2.0/24", "dns://*.exfil.test"}
+	d, err := newDenylist(config{Rules: &rules})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip := netip.MustParseAddr
+	if v := d.decide(&policy.Request{Op: policy.OpTCPAccept, Proto: "tcp", Addr: ip("127.0.0.1"), Port: 4000}); v.Verdict != policy.ActionAbstain || v.CacheTTLMs != 60000 {
+		t.Errorf("accept from another peer: %+v", v)
+	}
+	if v := d.decide(&policy.Request{Op: policy.OpDNSLookup, Name: "x.test"}); v.Verdict != policy.ActionAbstain || v.CacheTTLMs != 0 {
+		t.Errorf("lookup: %+v", v)
+	}
+}

@@ -310,3 +310,49 @@ func TestRuleSet(t *testing.T) {
 		t.Errorf("address-only rules: Ops() = %v", got)
 	}
 }
+
+func TestRuleSetPortFreeOps(t *testing.T) {
+	tests := []struct {
+		rules []string
+		want  []Op
+	}{
+		{nil, Ops},
+		{[]string{"accept tcp://127.0.0.1", "bind tcp://127.0.0.1:8080"},
+			[]Op{OpDNSLookup, OpDNSAnswer, OpTCPConnect, OpTCPAccept, OpUDPBind, OpUDPConnect, OpUDPSend, OpUDPRecv}},
+		{[]string{"accept tcp://127.0.0.1:1000-2000"},
+			[]Op{OpDNSLookup, OpDNSAnswer, OpTCPConnect, OpTCPBind, OpTCPListen, OpUDPBind, OpUDPConnect, OpUDPSend, OpUDPRecv}},
+		{[]string{"accept *://10.0.0.0/8:*", "accept udp://[::1]:53"},
+			[]Op{OpDNSLookup, OpDNSAnswer, OpTCPConnect, OpTCPBind, OpTCPListen, OpTCPAccept, OpUDPBind, OpUDPConnect, OpUDPSend}},
+		{[]string{"*://api.example.test:443", "dns://*.example.test"},
+			[]Op{OpDNSLookup, OpDNSAnswer, OpTCPBind, OpTCPListen, OpTCPAccept, OpUDPBind, OpUDPRecv}},
+	}
+	for _, tt := range tests {
+		rs, err := ParseRules(tt.rules)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := rs.PortFreeOps(Ops)
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("%q: got %v, want %v", tt.rules, got, tt.want)
+		}
+		// The declaration is true: on a port-free op, the first matching
+		// rule is the same for every port.
+		for _, op := range got {
+			for _, addr := range []string{"127.0.0.1", "10.1.2.3", "::1", "192.0.2.1"} {
+				req := Request{Op: op, Addr: netip.MustParseAddr(addr), Names: []string{"api.example.test"}, Name: "api.example.test"}
+				var first *Rule
+				for i, port := range []uint16{0, 53, 443, 1000, 1500, 2000, 8080, 40000, 65535} {
+					req.Port = port
+					if r := rs.First(&req); i == 0 {
+						first = r
+					} else if r != first {
+						t.Errorf("%q: %s from %s port %d matches %v, port 0 %v", tt.rules, op, addr, port, r, first)
+					}
+				}
+			}
+		}
+	}
+	if got := (RuleSet{}).PortFreeOps([]Op{"no.such.op"}); got != nil {
+		t.Errorf("unknown op declared port-free: %v", got)
+	}
+}
