@@ -356,3 +356,39 @@ func TestRuleSetPortFreeOps(t *testing.T) {
 		t.Errorf("unknown op declared port-free: %v", got)
 	}
 }
+
+// FuzzPortFreeOps checks that the declaration is true: on an op
+// PortFreeOps returns, the first matching rule of any rule list is the same
+// for every port, so a verdict cached without the port is the verdict the
+// plugin would have given.
+func FuzzPortFreeOps(f *testing.F) {
+	f.Add("accept tcp://127.0.0.1", "bind tcp://127.0.0.1:8080", uint8(5), []byte{127, 0, 0, 1}, uint16(40000), uint16(40001))
+	f.Add("accept *://10.0.0.0/8:1000-2000", "accept udp://[::1]", uint8(9), []byte{10, 1, 2, 3}, uint16(999), uint16(1000))
+	f.Add("*://api.example.test:443", "dns://*.example.test", uint8(0), []byte{192, 0, 2, 1}, uint16(443), uint16(80))
+	f.Add("udp://192.0.2.0/24", "connect tcp://*:25", uint8(8), []byte{192, 0, 2, 9}, uint16(53), uint16(5353))
+	f.Fuzz(func(t *testing.T, rule1, rule2 string, opIdx uint8, addr []byte, p1, p2 uint16) {
+		// Keep the rules that parse: the fuzzer seldom mutates one rule
+		// without breaking the other.
+		var rs RuleSet
+		for _, s := range []string{rule1, rule2} {
+			if r, err := ParseRule(s); err == nil {
+				rs = append(rs, r)
+			}
+		}
+		op := Ops[int(opIdx)%len(Ops)]
+		if !slices.Contains(rs.PortFreeOps(Ops), op) {
+			return
+		}
+		a, ok := netip.AddrFromSlice(addr)
+		if !ok {
+			return
+		}
+		req := Request{Op: op, Addr: a.Unmap(), Names: []string{"api.example.test", "x.svc.test"}, Name: "api.example.test"}
+		req.Port = p1
+		r1 := rs.First(&req)
+		req.Port = p2
+		if r2 := rs.First(&req); r1 != r2 {
+			t.Fatalf("%q %q: %s from %s matches %v on port %d, %v on port %d", rule1, rule2, op, a, r1, p1, r2, p2)
+		}
+	})
+}
