@@ -264,12 +264,13 @@ func (c *Chain) Plugins() []string {
 }
 
 // cacheKey identifies a plugin's verdict for an identical request
-// (docs/plugins.md, "Cache": same op, proto, addr, port, names, guest; also
-// the dns name and the accept listener, which plugins may decide on). The
-// port is 0 in the keys of a plugin that declared it ignores the port on
-// the op (describe's "ignores_port"): keys are per plugin and per op, so
-// such keys never meet keys made with the port. The op is kept as its bit
-// and the proto as a byte so that only names and guest need string hashing.
+// (docs/plugins.md §4, "The verdict cache": same op, proto, addr, port,
+// names, guest; also the dns name and the accept listener, which plugins
+// may decide on). The port is 0 in the keys of a plugin that declared it
+// ignores the port on the op (describe's "ignores_port"): keys are per
+// plugin and per op, so such keys never meet keys made with the port. The
+// op is kept as its bit and the proto as a byte so that only names and
+// guest need string hashing.
 type cacheKey struct {
 	plugin int
 	op     uint16

@@ -42,7 +42,7 @@ type description struct {
 	Stateful bool     `json:"stateful"`
 	Encoding string   `json:"encoding"`
 	// IgnoresPort lists the ops whose verdicts never depend on the port
-	// (docs/plugins.md, "Cache"). Absent: every verdict may.
+	// (docs/plugins.md §4, "The verdict cache"). Absent: every verdict may.
 	IgnoresPort []string `json:"ignores_port"`
 }
 

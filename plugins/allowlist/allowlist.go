@@ -54,7 +54,8 @@ func (a *allowlist) decide(r *policy.Request) policy.Verdict {
 	}
 	if r.Op != policy.OpDNSLookup && r.Op != policy.OpDNSAnswer {
 		// Allow or abstain, the verdict depends only on the request's
-		// key (docs/plugins.md, "Cache"), so the host may reuse it.
+		// key (docs/plugins.md §4, "The verdict cache"), so the host
+		// may reuse it.
 		// dns verdicts are never reused: a lookup is decided afresh.
 		v.CacheTTLMs = a.ttlMs
 	}

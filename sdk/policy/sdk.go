@@ -45,9 +45,10 @@ type Description struct {
 	// request's Port. The host then leaves the port out of the verdict
 	// cache key of this plugin for those operations, so that one cached
 	// verdict serves, for example, every tcp.accept from a peer address,
-	// whatever ephemeral port the peer connects from (docs/plugins.md,
-	// "Cache"). Declare an op only if no verdict for it ever reads Port:
-	// the host will then reuse a verdict made for one port for another.
+	// whatever ephemeral port the peer connects from (docs/plugins.md §4,
+	// "The verdict cache"). Declare an op only if no verdict for it ever
+	// reads Port: the host will then reuse a verdict made for one port for
+	// another.
 	// Empty (the default) means the port is part of every key.
 	IgnoresPort []Op
 }
