@@ -30,6 +30,10 @@ import (
 // load of a shared machine falls on all three alike. Per variant it reports
 // the connection's wall time (NAME-ns/conn) and the CPU time of the guest's
 // thread (NAME-server-cpu-ns/conn), and the ratios allowlist/allow-all.
+// Switching guests at every connection runs each on cold CPU caches, which
+// about doubles the absolute costs (compare BenchmarkSockConnectEcho), but
+// keeps the ratios within ±1% run to run; blocks of 100 connections per
+// guest, or separate runs, were tried and vary by ±10% on this machine.
 //
 //	go test -run XXX -bench BenchmarkSockAcceptPolicy -benchtime 2000x -count 5 ./host/
 func BenchmarkSockAcceptPolicy(b *testing.B) {
