@@ -190,7 +190,11 @@ rules = ["bind tcp://127.0.0.1:8080", "ACCEPT"]
 		runs := 0
 		for i := range 1000 {
 			port := 20000 + i
-			o := p.Chain.DecideOutcome(ctx, accept(fmt.Sprintf("127.0.0.1:%d", port), t0+int64(i)))
+			r := accept(fmt.Sprintf("127.0.0.1:%d", port), t0+int64(i))
+			if strings.HasPrefix(rule, "accept udp") {
+				r.Op, r.Proto, r.Local = policy.OpUDPRecv, "udp", netip.AddrPort{}
+			}
+			o := p.Chain.DecideOutcome(ctx, r)
 			if o.Allowed() != allowed(port) {
 				t.Fatalf("port %d: %+v", port, o)
 			}
@@ -207,5 +211,8 @@ rules = ["bind tcp://127.0.0.1:8080", "ACCEPT"]
 	})
 	t.Run("ports", func(t *testing.T) {
 		run(t, "accept tcp://127.0.0.1:20000-20499", 1000, func(port int) bool { return port < 20500 })
+	})
+	t.Run("udp recv", func(t *testing.T) {
+		run(t, "accept udp://127.0.0.0/8", 1, func(int) bool { return true })
 	})
 }
