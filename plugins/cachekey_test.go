@@ -52,10 +52,13 @@ func accept(peer string, ms int64) *network.Request {
 		Local: netip.MustParseAddrPort("127.0.0.1:8080"), Guest: "app", TimeMs: ms}
 }
 
+// countPlugin has a generous timeout: a call that times out on a busy
+// machine would restart the instance and its count.
 const countPlugin = `
 [[plugins]]
 name = "%s"
 path = "MULTI"
+timeout = "10s"
 [plugins.config]
 behave = "count"
 ttl = "1000"
