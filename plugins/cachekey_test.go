@@ -175,14 +175,17 @@ func TestCacheBuiltinAccepts(t *testing.T) {
 [[plugins]]
 name = "special"
 use = "special-ranges"
+timeout = "10s"
 [[plugins]]
 name = "deny"
 use = "denylist"
+timeout = "10s"
 [plugins.config]
 rules = ["accept tcp://192.0.2.0/24"]
 [[plugins]]
 name = "server"
 use = "allowlist"
+timeout = "10s"
 [plugins.config]
 rules = ["bind tcp://127.0.0.1:8080", "ACCEPT"]
 `
