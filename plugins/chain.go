@@ -157,6 +157,13 @@ func (c *Chain) DecideOutcome(ctx context.Context, req *network.Request) Outcome
 		hit := false
 		if c.cache != nil {
 			key.plugin = p.index
+			// A plugin that declared it never reads the port on this op
+			// gets one entry for every port (a peer's ephemeral ports on
+			// tcp.accept, udp.recv); any other plugin is keyed on it.
+			key.port = r.Port
+			if p.portFree&bit != 0 {
+				key.port = 0
+			}
 			v, hit = c.cache.get(&key, r.TimeMs)
 		}
 		if !hit {
@@ -275,10 +282,13 @@ func (c *Chain) Plugins() []string {
 }
 
 // cacheKey identifies a plugin's verdict for an identical request
-// (POLICY.md §2: same op, proto, addr, port, names, guest; also the dns
-// name and the accept listener, which plugins may decide on). The op is kept
-// as its bit and the proto as a byte so that only names and guest need
-// string hashing.
+// (docs/plugins.md §4, "The verdict cache": same op, proto, addr, port,
+// names, guest; also the dns name and the accept listener, which plugins
+// may decide on). The port is 0 in the keys of a plugin that declared it
+// ignores the port on the op (describe's "ignores_port"): keys are per
+// plugin and per op, so such keys never meet keys made with the port. The
+// op is kept as its bit and the proto as a byte so that only names and
+// guest need string hashing.
 type cacheKey struct {
 	plugin int
 	op     uint16

@@ -288,7 +288,7 @@ invalid = "rule 3 is bad"
 name = "confused"
 path = "MULTI"
 [plugins.config]
-describe = '{"ops":["tcp.connect","tcp.teleport"]}'
+describe = '{"ops":["tcp.connect","tcp.teleport"],"ignores_port":["tcp.accept","udp.beam"]}'
 
 [[plugins]]
 name = "fake"
@@ -300,6 +300,7 @@ path = "FAKE"
 	for _, want := range []string{
 		`plugins[1] (picky): config rejected by the plugin: rule 3 is bad`,
 		`plugins[2] (confused): describe lists unknown op "tcp.teleport"`,
+		`plugins[2] (confused): describe lists unknown op "udp.beam" in ignores_port`,
 		`plugins[3] (fake): not a valid wasm module`,
 	} {
 		if !strings.Contains(err.Error(), want) {

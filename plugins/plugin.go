@@ -19,10 +19,14 @@ import (
 // a dead instance (trap, timeout, bad output) is dropped and replaced by a
 // fresh one on the next call.
 type plugin struct {
-	name     string
-	index    int
-	report   bool
-	ops      uint16 // bit i set: policy.Ops[i] is sent to this plugin
+	name   string
+	index  int
+	report bool
+	ops    uint16 // bit i set: policy.Ops[i] is sent to this plugin
+	// portFree bit i set: the plugin declared (describe's
+	// "ignores_port") that its verdicts on policy.Ops[i] never depend on
+	// the port, so the verdict cache keys them without it.
+	portFree uint16
 	stateful bool
 	desc     description
 	mod      *kernel.Module
@@ -37,6 +41,9 @@ type description struct {
 	Ops      []string `json:"ops"`
 	Stateful bool     `json:"stateful"`
 	Encoding string   `json:"encoding"`
+	// IgnoresPort lists the ops whose verdicts never depend on the port
+	// (docs/plugins.md §4, "The verdict cache"). Absent: every verdict may.
+	IgnoresPort []string `json:"ignores_port"`
 }
 
 func opBit(op policy.Op) uint16 {
@@ -151,6 +158,13 @@ func (p *plugin) describeAndValidate(ctx context.Context) []string {
 				}
 			}
 			p.stateful = p.desc.Stateful
+			for _, o := range p.desc.IgnoresPort {
+				b := opBit(policy.Op(o))
+				if b == 0 {
+					problems = append(problems, fmt.Sprintf("describe lists unknown op %q in ignores_port", o))
+				}
+				p.portFree |= b
+			}
 		}
 		if inst.Dead() {
 			return nil

@@ -48,13 +48,15 @@ func (a *allowlist) decide(r *policy.Request) policy.Verdict {
 	for i < len(a.rules) && !a.rules[i].Match(r) {
 		i++
 	}
-	if i == len(a.rules) {
-		return policy.Abstain()
+	v := policy.Abstain()
+	if i < len(a.rules) {
+		v = policy.Allow(a.reasons[i])
 	}
-	v := policy.Allow(a.reasons[i])
 	if r.Op != policy.OpDNSLookup && r.Op != policy.OpDNSAnswer {
-		// dns verdicts depend on the name, which POLICY.md's cache key
-		// leaves out: never let the host reuse them.
+		// Allow or abstain, the verdict depends only on the request's
+		// key (docs/plugins.md §4, "The verdict cache"), so the host
+		// may reuse it.
+		// dns verdicts are never reused: a lookup is decided afresh.
 		v.CacheTTLMs = a.ttlMs
 	}
 	return v
@@ -75,12 +77,22 @@ var readConfig = policy.LoadRuleListConfig
 
 // Describe is the plugin's describe output (POLICY.md §2).
 func Describe() policy.Description {
-	d := policy.Description{Name: "allowlist", Version: "1"}
-	if a, err := load(); err == nil {
-		// Only the ops some rule can match; with no rules this is
-		// empty, which means all ops (the plugin then abstains).
-		d.Ops = a.rules.Ops()
+	a, err := load()
+	if err != nil {
+		return policy.Description{Name: "allowlist", Version: "1"}
 	}
+	return a.describe()
+}
+
+func (a *allowlist) describe() policy.Description {
+	d := policy.Description{Name: "allowlist", Version: "1"}
+	// Only the ops some rule can match; with no rules this is empty,
+	// which means all ops (the plugin then abstains).
+	d.Ops = a.rules.Ops()
+	// The ops on which no rule looks at the port: the host may then
+	// reuse a verdict for every port of the peer (an accept rule without
+	// ports serves each new ephemeral port from the cache).
+	d.IgnoresPort = a.rules.PortFreeOps(d.Ops)
 	return d
 }
 

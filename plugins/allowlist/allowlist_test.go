@@ -100,13 +100,15 @@ func TestExports(t *testing.T) {
 		t.Errorf("validate: %s", got)
 	}
 	var d struct {
-		Name string
-		Ops  []policy.Op
+		Name        string
+		Ops         []policy.Op
+		IgnoresPort []policy.Op `json:"ignores_port"`
 	}
 	if err := json.Unmarshal(policy.DescribeJSON(), &d); err != nil {
 		t.Fatal(err)
 	}
-	if d.Name != "allowlist" || !slices.Equal(d.Ops, []policy.Op{policy.OpDNSLookup, policy.OpDNSAnswer, policy.OpTCPConnect}) {
+	if d.Name != "allowlist" || !slices.Equal(d.Ops, []policy.Op{policy.OpDNSLookup, policy.OpDNSAnswer, policy.OpTCPConnect}) ||
+		!slices.Equal(d.IgnoresPort, []policy.Op{policy.OpDNSLookup, policy.OpDNSAnswer}) {
 		t.Errorf("describe: %+v", d)
 	}
 	out, err := policy.InvokeJSON([]byte(`{"op":"tcp.connect","proto":"tcp","addr":"192.0.2.1","port":443,"names":["API.Example.Test"]}`), nil)
@@ -133,6 +135,44 @@ func TestReadConfig(t *testing.T) {
 	policy.SetConfig(nil)
 	if c, err := readConfig(); err != nil || c.Rules != nil {
 		t.Errorf("no config: %+v %v", c, err)
+	}
+}
+
+// The allowlist declares it ignores the port exactly for the ops no rule
+// reads the port of: an accept rule without ports lets the host cache one
+// verdict per peer address, an accept rule with ports does not.
+func TestDescribeIgnoresPort(t *testing.T) {
+	tests := []struct {
+		rules []string
+		want  []policy.Op
+	}{
+		{[]string{"bind tcp://127.0.0.1:8080", "accept tcp://127.0.0.1"},
+			[]policy.Op{policy.OpTCPAccept}},
+		{[]string{"bind tcp://127.0.0.1:8080", "accept tcp://127.0.0.1:1000-2000"}, nil},
+		{[]string{"accept tcp://127.0.0.1", "accept tcp://10.0.0.0/8:22"}, nil},
+		{[]string{"accept *://127.0.0.1", "udp://192.0.2.1:53"},
+			[]policy.Op{policy.OpTCPAccept, policy.OpUDPRecv}},
+		{[]string{"udp://192.0.2.1"},
+			[]policy.Op{policy.OpUDPConnect, policy.OpUDPSend}},
+	}
+	for _, tt := range tests {
+		a := mustAllowlist(t, tt.rules...)
+		if got := a.describe().IgnoresPort; !slices.Equal(got, tt.want) {
+			t.Errorf("%q: ignores_port %v, want %v", tt.rules, got, tt.want)
+		}
+	}
+}
+
+// An abstain depends only on the request as much as an allow does, so it
+// is cacheable too (except on dns ops, whose verdicts are never cached).
+func TestAbstainCacheable(t *testing.T) {
+	a := mustAllowlist(t, "accept tcp://127.0.0.1")
+	ip := netip.MustParseAddr
+	if v := a.decide(&policy.Request{Op: policy.OpTCPAccept, Proto: "tcp", Addr: ip("127.0.0.2"), Port: 4000}); v.Verdict != policy.ActionAbstain || v.CacheTTLMs != 60000 {
+		t.Errorf("accept from another peer: %+v", v)
+	}
+	if v := a.decide(&policy.Request{Op: policy.OpDNSLookup, Name: "x.test"}); v.Verdict != policy.ActionAbstain || v.CacheTTLMs != 0 {
+		t.Errorf("lookup: %+v", v)
 	}
 }
 

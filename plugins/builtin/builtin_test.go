@@ -119,28 +119,28 @@ func TestThroughExtism(t *testing.T) {
 		steps    []step
 	}{
 		{"allowlist", `{"rules":["tcp://*.example.test:443","bind tcp://127.0.0.1:8080"]}`,
-			`{"name":"allowlist","version":"1","ops":["dns.lookup","dns.answer","tcp.connect","tcp.bind","tcp.listen"]}`,
+			`{"name":"allowlist","version":"1","ops":["dns.lookup","dns.answer","tcp.connect","tcp.bind","tcp.listen"],"ignores_port":["dns.lookup","dns.answer"]}`,
 			[]step{
 				{`{"op":"tcp.connect","proto":"tcp","addr":"198.51.100.10","port":443,"names":["api.example.test"],"guest":"app","time_ms":1795780800000}`,
 					`{"verdict":"allow","reason":"allowed by rule \"tcp://*.example.test:443\"","cache_ttl_ms":60000}`},
-				{`{"op":"tcp.connect","proto":"tcp","addr":"198.51.100.10","port":80,"names":["api.example.test"]}`, `{"verdict":"abstain"}`},
+				{`{"op":"tcp.connect","proto":"tcp","addr":"198.51.100.10","port":80,"names":["api.example.test"]}`, `{"verdict":"abstain","cache_ttl_ms":60000}`},
 				{` { "name" : "x.example.test", "op" : "dns.lookup" } `, `{"verdict":"allow","reason":"allowed by rule \"tcp://*.example.test:443\""}`},
 			}},
 		{"denylist", `{"rules":["*://10.0.0.0/8"],"cache_ttl":"0s"}`,
-			`{"name":"denylist","version":"1","ops":["tcp.connect","udp.connect","udp.send"]}`,
+			`{"name":"denylist","version":"1","ops":["tcp.connect","udp.connect","udp.send"],"ignores_port":["tcp.connect","udp.connect","udp.send"]}`,
 			[]step{
 				{`{"op":"udp.send","proto":"udp","addr":"10.1.1.1","port":53}`, `{"verdict":"deny","reason":"denied by rule \"*://10.0.0.0/8\""}`},
 				{`{"op":"udp.send","proto":"udp","addr":"11.1.1.1","port":53}`, `{"verdict":"abstain"}`},
 			}},
 		{"special-ranges", `{"except":["198.51.100.0/24"]}`,
-			`{"name":"special-ranges","version":"1","ops":["dns.answer","tcp.connect","udp.connect","udp.send"]}`,
+			`{"name":"special-ranges","version":"1","ops":["dns.answer","tcp.connect","udp.connect","udp.send"],"ignores_port":["dns.answer","tcp.connect","udp.connect","udp.send"]}`,
 			[]step{
 				{`{"op":"tcp.connect","proto":"tcp","addr":"169.254.169.254","port":80}`,
 					`{"verdict":"deny","reason":"special-ranges: 169.254.169.254 is link-local|metadata (*`},
 				{`{"op":"tcp.connect","proto":"tcp","addr":"198.51.100.10","port":443}`, `{"verdict":"abstain","cache_ttl_ms":60000}`},
 			}},
 		{"ratelimit", `{"limits":{"tcp.connect":"1/1s"}}`,
-			`{"name":"ratelimit","version":"1","ops":["tcp.connect"],"stateful":true}`,
+			`{"name":"ratelimit","version":"1","ops":["tcp.connect"],"stateful":true,"ignores_port":["tcp.connect"]}`,
 			[]step{
 				{`{"op":"tcp.connect","guest":"app","time_ms":1795780800000}`, `{"verdict":"abstain"}`},
 				{`{"op":"tcp.connect","guest":"app","time_ms":1795780800500}`, `{"verdict":"deny","reason":"ratelimit: guest \"app\" exceeded tcp.connect limit 1/1s"}`},

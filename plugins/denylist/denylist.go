@@ -71,7 +71,12 @@ func (d *denylist) decide(r *policy.Request) policy.Verdict {
 			return v
 		}
 	}
-	return policy.Abstain()
+	v := policy.Abstain()
+	if !dns {
+		// No rule matched: that too depends only on the request's key.
+		v.CacheTTLMs = d.ttlMs
+	}
+	return v
 }
 
 func embedded(as []netip.Addr) string {
@@ -116,10 +121,18 @@ var readConfig = policy.LoadRuleListConfig
 
 // Describe is the plugin's describe output (POLICY.md §2).
 func Describe() policy.Description {
-	d := policy.Description{Name: "denylist", Version: "1"}
-	if dl, err := load(); err == nil {
-		d.Ops = dl.ops() // empty (no rules) means all ops
+	dl, err := load()
+	if err != nil {
+		return policy.Description{Name: "denylist", Version: "1"}
 	}
+	return dl.describe()
+}
+
+func (dl *denylist) describe() policy.Description {
+	d := policy.Description{Name: "denylist", Version: "1"}
+	d.Ops = dl.ops() // empty (no rules) means all ops
+	// As the allowlist: the ops on which no rule looks at the port.
+	d.IgnoresPort = dl.rules.PortFreeOps(d.Ops)
 	return d
 }
 

@@ -85,10 +85,42 @@ func TestReadConfig(t *testing.T) {
 	}
 }
 
-// The IPv6 forms that embed 127.0.0.3 (issue 18, item 3): NAT64 (both
-// prefixes), IPv4-compatible, 6to4, Teredo client and Teredo server.
-var forms127 = []string{"64:ff9b::7f00:3", "64:ff9b:1:7f00:0:300::", "::127.0.0.3", "2002:7f00:3::1",
-	"2001:0:4136:e378:8000:63bf:80ff:fffc", "2001:0:7f00:3::1"}
+func TestDescribeIgnoresPort(t *testing.T) {
+	tests := []struct {
+		rules []string
+		want  []policy.Op
+	}{
+		{[]string{"accept tcp://192.0.2.0/24"}, []policy.Op{policy.OpTCPAccept}},
+		{[]string{"accept tcp://192.0.2.0/24:22"}, nil},
+		{[]string{"*://10.0.0.0/8:22", "dns://*.exfil.test"},
+			[]policy.Op{policy.OpDNSLookup, policy.OpDNSAnswer}},
+	}
+	for _, tt := range tests {
+		rules := tt.rules
+		d, err := newDenylist(config{Rules: &rules})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := d.describe().IgnoresPort; !slices.Equal(got, tt.want) {
+			t.Errorf("%q: ignores_port %v, want %v", tt.rules, got, tt.want)
+		}
+	}
+}
+
+func TestAbstainCacheable(t *testing.T) {
+	rules := []string{"accept tcp://192.0.2.0/24", "dns://*.exfil.test"}
+	d, err := newDenylist(config{Rules: &rules})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip := netip.MustParseAddr
+	if v := d.decide(&policy.Request{Op: policy.OpTCPAccept, Proto: "tcp", Addr: ip("127.0.0.1"), Port: 4000}); v.Verdict != policy.ActionAbstain || v.CacheTTLMs != 60000 {
+		t.Errorf("accept from another peer: %+v", v)
+	}
+	if v := d.decide(&policy.Request{Op: policy.OpDNSLookup, Name: "x.test"}); v.Verdict != policy.ActionAbstain || v.CacheTTLMs != 0 {
+		t.Errorf("lookup: %+v", v)
+	}
+}
 
 // A deny rule for an IPv4 range denies every IPv6 form that embeds it.
 func TestDecideEmbeddedIPv4(t *testing.T) {
@@ -115,3 +147,5 @@ func TestDecideEmbeddedIPv4(t *testing.T) {
 		t.Errorf("64:ff9b::808:808: %+v", v)
 	}
 }
+var forms127 = []string{"64:ff9b::7f00:3", "64:ff9b:1:7f00:0:300::", "::127.0.0.3", "2002:7f00:3::1",
+	"2001:0:4136:e378:8000:63bf:80ff:fffc", "2001:0:7f00:3::1"}

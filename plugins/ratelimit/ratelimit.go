@@ -249,6 +249,12 @@ func Describe() policy.Description {
 	d := policy.Description{Name: "ratelimit", Version: "1", Stateful: true}
 	if r, err := load(); err == nil {
 		d.Ops = r.ops
+		// Counting never looks at the port (no verdict is cacheable
+		// anyway: they depend on time and state).
+		d.IgnoresPort = r.ops
+		if len(r.ops) == 0 {
+			d.IgnoresPort = policy.Ops
+		}
 	}
 	return d
 }

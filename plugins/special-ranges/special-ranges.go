@@ -211,7 +211,8 @@ func readConfig() (config, error) {
 
 // Describe is the plugin's describe output (POLICY.md §2).
 func Describe() policy.Description {
-	return policy.Description{Name: "special-ranges", Version: "1", Ops: ops}
+	// Verdicts depend on the address alone, never on the port.
+	return policy.Description{Name: "special-ranges", Version: "1", Ops: ops, IgnoresPort: ops}
 }
 
 // Validate checks the config (the validate export).

@@ -545,3 +545,34 @@ func (rs RuleSet) Ops() []Op {
 	}
 	return out
 }
+
+// PortFreeOps returns the operations of ops for which no rule of rs looks at
+// the request's port: dns ops (Match reads only Name there), and ops of a
+// direction and protocol whose matching rules all have every port (no
+// ":PORTS" or ":*"). A rule-list plugin declares them as
+// Description.IgnoresPort, so that the host keys its cached verdicts for
+// those ops without the port: the verdict on a request is then the same for
+// every port, which is what makes that safe.
+func (rs RuleSet) PortFreeOps(ops []Op) []Op {
+	var out []Op
+	for _, op := range ops {
+		dir, proto, ok := OpDirection(op)
+		if !ok {
+			continue
+		}
+		free := true
+		if dir != DirDNS {
+			for i := range rs {
+				r := &rs[i]
+				if r.Dir == dir && (r.Proto == "*" || r.Proto == proto) && r.Ports != nil {
+					free = false
+					break
+				}
+			}
+		}
+		if free {
+			out = append(out, op)
+		}
+	}
+	return out
+}

@@ -310,3 +310,85 @@ func TestRuleSet(t *testing.T) {
 		t.Errorf("address-only rules: Ops() = %v", got)
 	}
 }
+
+func TestRuleSetPortFreeOps(t *testing.T) {
+	tests := []struct {
+		rules []string
+		want  []Op
+	}{
+		{nil, Ops},
+		{[]string{"accept tcp://127.0.0.1", "bind tcp://127.0.0.1:8080"},
+			[]Op{OpDNSLookup, OpDNSAnswer, OpTCPConnect, OpTCPAccept, OpUDPBind, OpUDPConnect, OpUDPSend, OpUDPRecv}},
+		{[]string{"accept tcp://127.0.0.1:1000-2000"},
+			[]Op{OpDNSLookup, OpDNSAnswer, OpTCPConnect, OpTCPBind, OpTCPListen, OpUDPBind, OpUDPConnect, OpUDPSend, OpUDPRecv}},
+		{[]string{"accept *://10.0.0.0/8:*", "accept udp://[::1]:53"},
+			[]Op{OpDNSLookup, OpDNSAnswer, OpTCPConnect, OpTCPBind, OpTCPListen, OpTCPAccept, OpUDPBind, OpUDPConnect, OpUDPSend}},
+		{[]string{"*://api.example.test:443", "dns://*.example.test"},
+			[]Op{OpDNSLookup, OpDNSAnswer, OpTCPBind, OpTCPListen, OpTCPAccept, OpUDPBind, OpUDPRecv}},
+	}
+	for _, tt := range tests {
+		rs, err := ParseRules(tt.rules)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := rs.PortFreeOps(Ops)
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("%q: got %v, want %v", tt.rules, got, tt.want)
+		}
+		// The declaration is true: on a port-free op, the first matching
+		// rule is the same for every port.
+		for _, op := range got {
+			for _, addr := range []string{"127.0.0.1", "10.1.2.3", "::1", "192.0.2.1"} {
+				req := Request{Op: op, Addr: netip.MustParseAddr(addr), Names: []string{"api.example.test"}, Name: "api.example.test"}
+				var first *Rule
+				for i, port := range []uint16{0, 53, 443, 1000, 1500, 2000, 8080, 40000, 65535} {
+					req.Port = port
+					if r := rs.First(&req); i == 0 {
+						first = r
+					} else if r != first {
+						t.Errorf("%q: %s from %s port %d matches %v, port 0 %v", tt.rules, op, addr, port, r, first)
+					}
+				}
+			}
+		}
+	}
+	if got := (RuleSet{}).PortFreeOps([]Op{"no.such.op"}); got != nil {
+		t.Errorf("unknown op declared port-free: %v", got)
+	}
+}
+
+// FuzzPortFreeOps checks that the declaration is true: on an op
+// PortFreeOps returns, the first matching rule of any rule list is the same
+// for every port, so a verdict cached without the port is the verdict the
+// plugin would have given.
+func FuzzPortFreeOps(f *testing.F) {
+	f.Add("accept tcp://127.0.0.1", "bind tcp://127.0.0.1:8080", uint8(5), []byte{127, 0, 0, 1}, uint16(40000), uint16(40001))
+	f.Add("accept *://10.0.0.0/8:1000-2000", "accept udp://[::1]", uint8(9), []byte{10, 1, 2, 3}, uint16(999), uint16(1000))
+	f.Add("*://api.example.test:443", "dns://*.example.test", uint8(0), []byte{192, 0, 2, 1}, uint16(443), uint16(80))
+	f.Add("udp://192.0.2.0/24", "connect tcp://*:25", uint8(8), []byte{192, 0, 2, 9}, uint16(53), uint16(5353))
+	f.Fuzz(func(t *testing.T, rule1, rule2 string, opIdx uint8, addr []byte, p1, p2 uint16) {
+		// Keep the rules that parse: the fuzzer seldom mutates one rule
+		// without breaking the other.
+		var rs RuleSet
+		for _, s := range []string{rule1, rule2} {
+			if r, err := ParseRule(s); err == nil {
+				rs = append(rs, r)
+			}
+		}
+		op := Ops[int(opIdx)%len(Ops)]
+		if !slices.Contains(rs.PortFreeOps(Ops), op) {
+			return
+		}
+		a, ok := netip.AddrFromSlice(addr)
+		if !ok {
+			return
+		}
+		req := Request{Op: op, Addr: a.Unmap(), Names: []string{"api.example.test", "x.svc.test"}, Name: "api.example.test"}
+		req.Port = p1
+		r1 := rs.First(&req)
+		req.Port = p2
+		if r2 := rs.First(&req); r1 != r2 {
+			t.Fatalf("%q %q: %s from %s matches %v on port %d, %v on port %d", rule1, rule2, op, a, r1, p1, r2, p2)
+		}
+	})
+}

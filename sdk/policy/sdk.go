@@ -42,6 +42,16 @@ type Description struct {
 	// chain (no pool), because the plugin keeps state across calls (for
 	// example a rate limiter). Without it, state is per pooled instance.
 	Stateful bool
+	// IgnoresPort lists the operations whose verdicts never depend on the
+	// request's Port. The host then leaves the port out of the verdict
+	// cache key of this plugin for those operations, so that one cached
+	// verdict serves, for example, every tcp.accept from a peer address,
+	// whatever ephemeral port the peer connects from (docs/plugins.md §4,
+	// "The verdict cache"). Declare an op only if no verdict for it ever
+	// reads Port: the host will then reuse a verdict made for one port for
+	// another.
+	// Empty (the default) means the port is part of every key.
+	IgnoresPort []Op
 }
 
 // Describe registers a static description, returned by the describe export.
@@ -249,8 +259,9 @@ func invokeJSON(input, out []byte, in *interner) ([]byte, error) {
 }
 
 // DescribeJSON returns the output of the describe export:
-// {"name":...,"version":...,"ops":[...],"stateful":true}. Members are
-// omitted when empty; no "ops" means all operations.
+// {"name":...,"version":...,"ops":[...],"stateful":true,"ignores_port":[...]}.
+// Members are omitted when empty; no "ops" means all operations, no
+// "ignores_port" means every verdict may depend on the port.
 func DescribeJSON() []byte {
 	var d Description
 	if description != nil {
@@ -267,20 +278,28 @@ func DescribeJSON() []byte {
 		sep = ","
 	}
 	if len(d.Ops) > 0 {
-		b = append(append(b, sep...), `"ops":[`...)
-		for i, op := range d.Ops {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendString(b, string(op))
-		}
-		b = append(b, ']')
+		b = appendOps(append(append(b, sep...), `"ops":`...), d.Ops)
 		sep = ","
 	}
 	if d.Stateful {
 		b = append(append(b, sep...), `"stateful":true`...)
+		sep = ","
+	}
+	if len(d.IgnoresPort) > 0 {
+		b = appendOps(append(append(b, sep...), `"ignores_port":`...), d.IgnoresPort)
 	}
 	return append(b, '}')
+}
+
+func appendOps(b []byte, ops []Op) []byte {
+	b = append(b, '[')
+	for i, op := range ops {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, string(op))
+	}
+	return append(b, ']')
 }
 
 // ValidateJSON returns the output of the validate export: {} when the

@@ -102,6 +102,14 @@ func TestDescribeJSON(t *testing.T) {
 	if got := string(DescribeJSON()); got != `{"ops":["udp.send"]}` {
 		t.Errorf("got %s", got)
 	}
+	Describe(Description{Name: "x", Stateful: true, IgnoresPort: []Op{OpTCPAccept, OpUDPRecv}})
+	if got := string(DescribeJSON()); got != `{"name":"x","stateful":true,"ignores_port":["tcp.accept","udp.recv"]}` {
+		t.Errorf("got %s", got)
+	}
+	Describe(Description{IgnoresPort: []Op{OpTCPAccept}})
+	if got := string(DescribeJSON()); got != `{"ignores_port":["tcp.accept"]}` {
+		t.Errorf("got %s", got)
+	}
 }
 
 func TestValidateJSON(t *testing.T) {

@@ -165,6 +165,12 @@ func decide() int32 {
 	case "allowall":
 		output([]byte(`{"verdict":"allow","reason":"allow all"}`))
 		return 0
+	case "count":
+		// Allows, cacheable for config "ttl" ms, saying how many calls
+		// this instance has had and which port it was shown.
+		output([]byte(`{"verdict":"allow","reason":"call #` + strconv.Itoa(calls) + ` port ` + field(string(in), "port") +
+			`","cache_ttl_ms":` + config("ttl") + `}`))
+		return 0
 	}
 	js := string(in)
 	if !strings.HasPrefix(js, `{"op":"`) {
