@@ -147,5 +147,6 @@ func TestDecideEmbeddedIPv4(t *testing.T) {
 		t.Errorf("64:ff9b::808:808: %+v", v)
 	}
 }
+
 var forms127 = []string{"64:ff9b::7f00:3", "64:ff9b:1:7f00:0:300::", "::127.0.0.3", "2002:7f00:3::1",
 	"2001:0:4136:e378:8000:63bf:80ff:fffc", "2001:0:7f00:3::1"}
