@@ -25,7 +25,8 @@ import (
 // decisions.
 //
 // Every address is canonicalised before the decision (CanonicalAddr: IPv4-
-// mapped becomes IPv4, zones fail with EINVAL before the policy is asked;
+// mapped becomes IPv4, zones, and port 0 as a connect or send destination,
+// fail with EINVAL before the policy is asked;
 // the IPv4 addresses other IPv6 forms embed go into Request.EmbeddedIPv4),
 // and the operation then uses exactly the canonical address (as IPv4-mapped
 // on an IPv6 socket, which the kernel needs and which is the same
@@ -432,6 +433,17 @@ func (g *guardedSocket) canon(op string, ap netip.AddrPort) (canon, kernel netip
 	return c, k, nil
 }
 
+// canonRemote is canon for a destination (connect, send): port 0 is
+// EINVAL too, before any policy is asked. No service listens on port 0, and
+// a rule without ports must not allow it (docs/sockets.md).
+func (g *guardedSocket) canonRemote(op string, ap netip.AddrPort) (canon, kernel netip.AddrPort, err error) {
+	c, k, err := g.canon(op, ap)
+	if err == nil && c.Port() == 0 {
+		err = &OpError{Op: op, Net: g.proto.String(), Addr: c.String(), Err: syscall.EINVAL}
+	}
+	return c, k, err
+}
+
 func (g *guardedSocket) decideAddr(ctx context.Context, op policy.Op, ap netip.AddrPort, names bool) error {
 	if de := g.judgeAddr(ctx, op, ap, names); de != nil {
 		g.d.notify(de)
@@ -473,7 +485,7 @@ func (g *guardedSocket) Bind(ctx context.Context, local netip.AddrPort) error {
 // Connect decides tcp.connect or udp.connect, with the names bound to the
 // remote address. The kernel's implicit bind is part of the connect.
 func (g *guardedSocket) Connect(ctx context.Context, remote netip.AddrPort) error {
-	c, k, err := g.canon("connect", remote)
+	c, k, err := g.canonRemote("connect", remote)
 	if err != nil {
 		return err
 	}
@@ -714,7 +726,7 @@ func (g *guardedSocket) Send(ctx context.Context, bufs [][]byte, to netip.AddrPo
 	if g.proto != UDP {
 		return 0, &OpError{Op: "send", Net: g.proto.String(), Addr: to.String(), Err: syscall.EISCONN}
 	}
-	c, k, err := g.canon("send", to)
+	c, k, err := g.canonRemote("send", to)
 	if err != nil {
 		return 0, err
 	}

@@ -384,6 +384,19 @@ func TestDefaultDeniedNeverReachesPeer(t *testing.T) {
 			t.Errorf("zero bind = %v", err)
 		}
 		s4 := mustSocket(t, d, UDP, IPv4)
+		// Port 0 is no destination: EINVAL, the policy is not asked (an
+		// allow-all policy, or a rule without ports, would allow it).
+		for _, to := range []string{"127.0.0.1:0", "[::1]:0", "[::ffff:127.0.0.1]:0"} {
+			if err := s.Connect(ctx, netip.MustParseAddrPort(to)); !errors.Is(err, syscall.EINVAL) {
+				t.Errorf("TCP connect to %s = %v", to, err)
+			}
+		}
+		if err := s4.Connect(ctx, netip.MustParseAddrPort("127.0.0.1:0")); !errors.Is(err, syscall.EINVAL) {
+			t.Errorf("UDP connect to port 0 = %v", err)
+		}
+		if _, err := s4.Send(ctx, [][]byte{nil}, netip.MustParseAddrPort("127.0.0.1:0"), 0); !errors.Is(err, syscall.EINVAL) {
+			t.Errorf("UDP send to port 0 = %v", err)
+		}
 		if _, err := s4.Send(ctx, [][]byte{nil}, netip.MustParseAddrPort("[::1]:53"), 0); !errors.Is(err, syscall.EAFNOSUPPORT) {
 			t.Errorf("IPv6 to IPv4 socket = %v", err)
 		}

@@ -23,7 +23,7 @@ import (
 //   - nothing panics;
 //   - every request the policy sees is canonical (no zones, no
 //     IPv4-mapped addresses, canonical names, Names bound by an earlier
-//     resolve);
+//     resolve, no connect or send to port 0);
 //   - every operation that reaches the base network (bind, connect,
 //     listen, send with a destination, delivering a datagram into the
 //     guest's buffers, a resolver lookup) was allowed by the policy
@@ -272,6 +272,12 @@ func (h *fuzzHarness) decide(ctx context.Context, r *Request) (Verdict, error) {
 	}
 	if r.Local.IsValid() && (r.Local.Addr().Zone() != "" || r.Local.Addr().Is4In6()) {
 		t.Fatalf("%s: non-canonical local %v", r.Op, r.Local)
+	}
+	switch r.Op {
+	case policy.OpTCPConnect, policy.OpUDPConnect, policy.OpUDPSend:
+		if r.Port == 0 {
+			t.Fatalf("%s to port 0 reached the policy", r.Op)
+		}
 	}
 	if r.Name != "" {
 		if c, err := CanonicalName(r.Name); err != nil || c != r.Name {

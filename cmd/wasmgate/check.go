@@ -25,19 +25,26 @@ import (
 // manifest, compile and instantiate every plugin, run describe and
 // validate. Exit 0 when all is well, else print every problem and exit 1.
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs := flag.NewFlagSet("wasmgate check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintln(stderr, "usage: wasmgate check FILE") }
-	if err := fs.Parse(args); err != nil {
-		return 2
+	logLevel := logLevelFlag(fs)
+	setUsage(fs, "wasmgate check [--log-level LEVEL] FILE", `Parse and validate the policy manifest FILE, then compile and instantiate each of its
+plugins and run their describe and validate exports with their config (docs/manifest.md).
+Prints "FILE: ok (N plugins: ...)" and exits 0, or prints every problem found on stderr,
+one per line, and exits 1. Exit 2: bad command line.
+`)
+	if err := parseFlags(fs, args, stdout); err != nil {
+		return flagExit(err)
 	}
 	if fs.NArg() != 1 {
-		fs.Usage()
+		fmt.Fprintf(stderr, "wasmgate check: want one manifest FILE, got %d arguments\nRun 'wasmgate check --help' for usage.\n", fs.NArg())
 		return 2
 	}
 	path := fs.Arg(0)
+	logs := newPluginLogs(stderr, *logLevel)
+	defer logs.Close()
 	ctx := context.Background()
-	p, err := plugins.Load(ctx, path, plugins.Options{})
+	p, err := plugins.Load(ctx, path, plugins.Options{Logger: logs.Logger()})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -79,17 +86,24 @@ func openAudit(spec string, stderr io.Writer) (*slog.Logger, func(), error) {
 // resolver and name binding as `wasmgate run`, over network.Simulated
 // instead of real sockets.
 func cmdDecide(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("decide", flag.ContinueOnError)
+	fs := flag.NewFlagSet("wasmgate decide", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	policyPath := fs.String("policy", "", "policy manifest `FILE` (required)")
 	auditSpec := fs.String("audit", "", "write audit records to `FILE`, or - for stderr")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	logLevel := logLevelFlag(fs)
+	setUsage(fs, "wasmgate decide --policy FILE [--audit FILE|-] [--log-level LEVEL] < requests.jsonl", `Read JSON Lines requests on stdin and write one verdict line per request on stdout,
+deciding each through the manifest's plugins on a simulated network (docs/manifest.md,
+"wasmgate decide"). A bad input line gives {"error": "line N: ..."} and exit status 2.
+`)
+	if err := parseFlags(fs, args, stdout); err != nil {
+		return flagExit(err)
 	}
 	if *policyPath == "" || fs.NArg() != 0 {
-		fmt.Fprintln(stderr, "usage: wasmgate decide --policy FILE [--audit FILE|-] < requests.jsonl")
+		fmt.Fprintln(stderr, "wasmgate decide: want --policy FILE and no arguments\nRun 'wasmgate decide --help' for usage.")
 		return 2
 	}
+	logs := newPluginLogs(stderr, *logLevel)
+	defer logs.Close()
 	audit, closeAudit, err := openAudit(*auditSpec, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "wasmgate decide:", err)
@@ -97,7 +111,7 @@ func cmdDecide(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	defer closeAudit()
 	ctx := context.Background()
-	p, err := plugins.Load(ctx, *policyPath, plugins.Options{Audit: audit})
+	p, err := plugins.Load(ctx, *policyPath, plugins.Options{Audit: audit, Logger: logs.Logger()})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -112,7 +126,9 @@ func cmdDecide(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	sc := bufio.NewScanner(stdin)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	status := 0
+	n := 0
 	for sc.Scan() {
+		n++
 		line := bytes.TrimSpace(sc.Bytes())
 		if len(line) == 0 {
 			continue
@@ -120,13 +136,13 @@ func cmdDecide(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		res, err := s.line(ctx, line)
 		if err != nil {
 			status = 2
-			enc.Encode(map[string]string{"error": err.Error()})
+			enc.Encode(map[string]string{"error": fmt.Sprintf("line %d: %v", n, err)})
 			continue
 		}
 		enc.Encode(res)
 	}
 	if err := sc.Err(); err != nil {
-		enc.Encode(map[string]string{"error": "reading input: " + err.Error()})
+		enc.Encode(map[string]string{"error": fmt.Sprintf("line %d: reading input: %v", n+1, err)})
 		status = 2
 	}
 	return status

@@ -22,7 +22,12 @@ const usage = `usage:
                                       run a WASI program; no --policy = no network
   wasmgate check FILE                 validate a manifest and its plugins
   wasmgate decide --policy FILE       JSON Lines requests on stdin, one verdict line out per line
+  wasmgate test --policy FILE CASES.jsonl...
+                                      check a policy's verdicts against expected ones
   wasmgate version
+
+Every command but version takes --log-level debug|info|warn|error (default warn): plugin log
+lines at that level and above are written on stderr. "wasmgate COMMAND --help" for details.
 `
 
 // run is main without the process: it returns the exit code, so tests can
@@ -39,6 +44,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdCheck(args[1:], stdout, stderr)
 	case "decide":
 		return cmdDecide(args[1:], stdin, stdout, stderr)
+	case "test":
+		return cmdTest(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "wasmgate", version)
 		return 0

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 
 	"github.com/wasmgate/wasmgate/network"
 	"github.com/wasmgate/wasmgate/plugins"
@@ -38,7 +39,7 @@ var errNoPolicyAudit = usageError{errors.New("--audit needs --policy: without a 
 // after the guest has finished. A command-line problem is a usageError; a
 // manifest problem is the plugins.Load error (a *plugins.ManifestError
 // listing every problem).
-func guestNetwork(ctx context.Context, policyPath, auditSpec, guest string, noCache bool, stderr io.Writer) (*network.Default, func(), error) {
+func guestNetwork(ctx context.Context, policyPath, auditSpec, guest string, noCache bool, logger *slog.Logger, stderr io.Writer) (*network.Default, func(), error) {
 	onDeny := network.DenyNotifier(stderr)
 	if policyPath == "" {
 		if auditSpec != "" {
@@ -50,7 +51,7 @@ func guestNetwork(ctx context.Context, policyPath, auditSpec, guest string, noCa
 	if err != nil {
 		return nil, nil, usageError{err}
 	}
-	opts := plugins.Options{Audit: audit}
+	opts := plugins.Options{Audit: audit, Logger: logger}
 	if noCache {
 		opts.CacheDir = "-"
 	}

@@ -42,11 +42,17 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	policyPath := fs.String("policy", "", "policy manifest `FILE`; without it all network access is denied")
 	audit := fs.String("audit", "", "append the audit log (JSON Lines, one record per decision) to `FILE` (- = stderr); needs --policy")
 	noCache := fs.Bool("no-cache", false, "do not use the on-disk compilation cache (guest and plugins)")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	logLevel := logLevelFlag(fs)
+	setUsage(fs, "wasmgate run [FLAGS] WASM [ARGS...]", `Run the WASI (preview 1) program WASM with arguments ARGS. Flags come before WASM; what
+follows WASM is the guest's. Without --policy the guest has no network access.
+Exit status: the guest's; 2 bad command line or configuration; 1 bad --policy or host
+failure (unreadable or invalid WASM); 124 --timeout expired; 130 interrupted; 134 trap.
+`)
+	if err := parseFlags(fs, args, stdout); err != nil {
+		return flagExit(err)
 	}
 	if fs.NArg() < 1 {
-		fmt.Fprintln(stderr, "wasmgate run: missing WASM file")
+		fmt.Fprintln(stderr, "wasmgate run: missing WASM file\nRun 'wasmgate run --help' for usage.")
 		return exitUsage
 	}
 	wasmPath := fs.Arg(0)
@@ -87,16 +93,19 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 	wasm, err := plugins.ReadRegularFile(wasmPath, plugins.MaxGuestFile)
 	if err != nil {
+		// *fs.PathError names the file already.
 		fmt.Fprintf(stderr, "wasmgate run: %v\n", err)
 		return exitHost
 	}
+	logs := newPluginLogs(stderr, *logLevel)
+	defer logs.Close()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	// The manifest is loaded (plugins compiled and validated) before the
 	// guest starts: a bad policy must never let the guest run, not even
 	// briefly.
-	nw, release, err := guestNetwork(ctx, *policyPath, *audit, wasmPath, *noCache, stderr)
+	nw, release, err := guestNetwork(ctx, *policyPath, *audit, wasmPath, *noCache, logs.Logger(), stderr)
 	if err != nil {
 		var ue usageError
 		if errors.As(err, &ue) {
@@ -124,7 +133,9 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err == nil {
 		return code
 	}
-	fmt.Fprintf(stderr, "wasmgate run: %v\n", err)
+	// host.Run's errors start with "wasmgate: "; the command prefixes
+	// its own name once, and the file's.
+	fmt.Fprintf(stderr, "wasmgate run: %s: %s\n", wasmPath, strings.TrimPrefix(err.Error(), "wasmgate: "))
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		return exitTimeout

@@ -65,6 +65,9 @@ func TestMain(m *testing.M) {
 	if buildDir != "" {
 		os.RemoveAll(buildDir)
 	}
+	if multiPath != "" {
+		os.RemoveAll(filepath.Dir(multiPath))
+	}
 	os.Exit(code)
 }
 

@@ -338,8 +338,8 @@ func parseRequest(data []byte, r *Request, in *interner) error {
 // ParseVerdictJSON decodes a plugin's output strictly: it must be exactly one
 // JSON object (surrounding whitespace allowed) with a "verdict" member that is
 // "allow", "deny" or "abstain". "reason" must be a string, "cache_ttl_ms" a
-// non-negative integer; other members are ignored, duplicates of known
-// members are an error. The reason is truncated to MaxReasonLen bytes and
+// non-negative integer, either may be null, which means absent; other
+// members are ignored, duplicates of known members are an error. The reason is truncated to MaxReasonLen bytes and
 // control characters in it are replaced with U+FFFD so that a plugin cannot
 // forge log lines or drive a terminal.
 func ParseVerdictJSON(data []byte) (Verdict, error) {
@@ -1441,6 +1441,13 @@ func (p *parser) verdict() (Verdict, error) {
 			return Verdict{}, wireErr(at, "duplicate member "+strconv.Quote(string(key)))
 		}
 		seen |= bit
+		// null means absent for reason and cache_ttl_ms (many JSON
+		// encoders write empty optional fields so); never for verdict.
+		if bit != 1 {
+			if p.peek() == 'n' && p.literal("null") {
+				continue
+			}
+		}
 		switch bit {
 		case 1:
 			b, err := p.strBytes()

@@ -191,6 +191,12 @@ func TestParseVerdictJSON(t *testing.T) {
 		{"allow", `{"verdict":"allow"}`, Allow(""), ""},
 		{"full", ` {"reason":"r","cache_ttl_ms":5,"verdict":"deny","extra":[1,{"x":null}]}` + "\n", Verdict{ActionDeny, "r", 5}, ""},
 		{"abstain", `{"verdict":"abstain","reason":""}`, Abstain(), ""},
+		{"null reason", `{"verdict":"deny","reason":null}`, Deny(""), ""},
+		{"null ttl", `{"verdict":"allow","reason":"r","cache_ttl_ms":null}`, Allow("r"), ""},
+		{"both null, spaced, first", `{ "reason" : null , "cache_ttl_ms" :null,"verdict":"allow"}`, Allow(""), ""},
+		{"null then duplicate", `{"verdict":"deny","reason":null,"reason":"x"}`, Verdict{}, "duplicate"},
+		{"nul literal", `{"verdict":"deny","reason":nul}`, Verdict{}, "want string"},
+		{"null prefix", `{"verdict":"deny","cache_ttl_ms":nullx}`, Verdict{}, "unexpected"},
 		{"empty object", `{}`, Verdict{}, `missing member "verdict"`},
 		{"unknown verdict", `{"verdict":"Allow"}`, Verdict{}, "verdict must be"},
 		{"empty verdict", `{"verdict":""}`, Verdict{}, "verdict must be"},
@@ -352,6 +358,7 @@ func FuzzVerdictJSON(f *testing.F) {
 	f.Add([]byte(`{"verdict":"deny","x":[{}],"reason":"\u001b"}`))
 	f.Add([]byte(`{}`))
 	f.Add([]byte(`{"verdict":"abstain"} `))
+	f.Add([]byte(`{"verdict":"deny","reason":null,"cache_ttl_ms":null}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		v, err := ParseVerdictJSON(data)
 		if err != nil {
@@ -371,11 +378,19 @@ func FuzzVerdictJSON(f *testing.F) {
 		if v.CacheTTLMs < 0 || len(v.Reason) > MaxReasonLen+2*utf8.UTFMax || !utf8.ValidString(v.Reason) {
 			t.Fatalf("bad verdict accepted: %+v", v)
 		}
-		var jv struct {
-			Verdict    string `json:"verdict"`
-			CacheTTLMs int64  `json:"cache_ttl_ms"`
-		}
-		if err := json.Unmarshal(data, &jv); err == nil {
+		// encoding/json matches struct fields case-insensitively; a map
+		// keeps member names exact, as the wire format does. null leaves
+		// a member absent in both.
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(data, &m); err == nil {
+			var jv struct {
+				Verdict    string
+				CacheTTLMs int64
+			}
+			json.Unmarshal(m["verdict"], &jv.Verdict)
+			if raw, ok := m["cache_ttl_ms"]; ok {
+				json.Unmarshal(raw, &jv.CacheTTLMs)
+			}
 			if string(v.Verdict) != jv.Verdict || v.CacheTTLMs != jv.CacheTTLMs {
 				t.Fatalf("disagrees with encoding/json: %+v vs %+v for %q", v, jv, data)
 			}

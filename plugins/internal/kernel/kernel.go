@@ -426,11 +426,11 @@ func (m *Module) Instantiate(ctx context.Context) (*Instance, error) {
 	cctx, cancel := context.WithCancel(context.Background())
 	inst.ctx = &instCtx{Context: cctx, inst: inst}
 	inst.cancel = cancel
-	out := &logWriter{l: m.logger, plugin: m.cfg.Name}
 	mc := wazero.NewModuleConfig().
 		WithName(fmt.Sprintf("%s#%d", m.cfg.Name, m.c.seq.Add(1))).
 		WithStartFunctions().
-		WithStdout(out).WithStderr(out)
+		WithStdout(&logWriter{l: m.logger, plugin: m.cfg.Name, level: slog.LevelInfo}).
+		WithStderr(&logWriter{l: m.logger, plugin: m.cfg.Name, level: slog.LevelWarn})
 	mod, err := m.c.rt.InstantiateModule(inst.ctx, m.c.compiled, mc)
 	if err != nil {
 		cancel()
@@ -676,19 +676,21 @@ func firstLine(s string) string {
 	return s
 }
 
-// logWriter routes WASI stdout/stderr of a plugin to the debug log.
+// logWriter routes WASI stdout (info) or stderr (warn) of a plugin to the
+// log, one record per write (docs/plugins.md, "Logs").
 type logWriter struct {
 	l      *slog.Logger
 	plugin string
+	level  slog.Level
 }
 
 func (w *logWriter) Write(p []byte) (int, error) {
-	if w.l.Enabled(context.Background(), slog.LevelDebug) {
+	if w.l.Enabled(context.Background(), w.level) {
 		s := string(p)
 		if len(s) > 4096 {
 			s = s[:4096]
 		}
-		w.l.Debug("plugin output", "plugin", w.plugin, "text", strings.TrimRight(s, "\n"))
+		w.l.Log(context.Background(), w.level, "plugin output", "plugin", w.plugin, "text", strings.ToValidUTF8(strings.TrimRight(s, "\n"), "?"))
 	}
 	return len(p), nil
 }

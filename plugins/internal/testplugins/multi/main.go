@@ -2,7 +2,8 @@
 // the raw Extism kernel imports (no SDK) and behaves as its Extism config key
 // "behave" says: "ok" (a small port rule), "count" (allow, cacheable for
 // "ttl" ms, reason "call #N port P"), or one of the misbehaviours the host
-// must survive: trap, loop, alloc, garbage, huge, empty, rc, errset, http.
+// must survive: trap, loop, alloc, garbage, huge, empty, rc, errset, http;
+// "log" logs at every level, on stdout and stderr, and config "lines" more times.
 package main
 
 func main() {}

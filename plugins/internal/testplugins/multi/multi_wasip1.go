@@ -3,6 +3,7 @@
 package main
 
 import (
+	"os"
 	"strconv"
 	"strings"
 	"unsafe"
@@ -43,6 +44,18 @@ func configGet(uint64) uint64
 
 //go:wasmimport extism:host/env http_request
 func httpRequest(uint64, uint64) uint64
+
+//go:wasmimport extism:host/env log_debug
+func logDebug(uint64)
+
+//go:wasmimport extism:host/env log_info
+func logInfo(uint64)
+
+//go:wasmimport extism:host/env log_warn
+func logWarn(uint64)
+
+//go:wasmimport extism:host/env log_error
+func logError(uint64)
 
 func input() []byte {
 	n := inputLength()
@@ -171,6 +184,21 @@ func decide() int32 {
 		output([]byte(`{"verdict":"allow","reason":"call #` + strconv.Itoa(calls) + ` port ` + field(string(in), "port") +
 			`","cache_ttl_ms":` + config("ttl") + `}`))
 		return 0
+	case "log":
+		// One line at each level and on stdout and stderr, then
+		// config "lines" more warnings (a plugin logging in a loop).
+		logDebug(put([]byte("debug line")))
+		logInfo(put([]byte("info line")))
+		logWarn(put([]byte("warn line")))
+		logError(put([]byte("error line\x1b[31m")))
+		os.Stdout.WriteString("stdout line\n")
+		os.Stderr.WriteString("stderr line\n")
+		n, _ := strconv.Atoi(config("lines"))
+		for i := 0; i < n; i++ {
+			logWarn(put([]byte("loop " + strconv.Itoa(i))))
+		}
+		output([]byte(`{"verdict":"allow","reason":"logged"}`))
+		return 0
 	}
 	js := string(in)
 	if !strings.HasPrefix(js, `{"op":"`) {
@@ -199,6 +227,9 @@ func describe() int32 {
 
 //go:wasmexport validate
 func validate() int32 {
+	if config("behave") == "log" {
+		logWarn(put([]byte("validate called")))
+	}
 	if e := config("invalid"); e != "" {
 		output([]byte(`{"error":` + strconv.Quote(e) + `}`))
 	} else {
