@@ -423,3 +423,335 @@ func TestEngineWithCacheKeepsCache(t *testing.T) {
 		}
 	}
 }
+
+// kernelImports declares every kernel function the ABI tests below use.
+const kernelImports = `
+  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+  (import "extism:host/env" "length" (func $length (param i64) (result i64)))
+  (import "extism:host/env" "load_u8" (func $load_u8 (param i64) (result i32)))
+  (import "extism:host/env" "load_u64" (func $load_u64 (param i64) (result i64)))
+  (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
+  (import "extism:host/env" "store_u64" (func $store_u64 (param i64 i64)))
+  (import "extism:host/env" "input_length" (func $input_length (result i64)))
+  (import "extism:host/env" "input_offset" (func $input_offset (result i64)))
+  (import "extism:host/env" "input_load_u8" (func $input_load_u8 (param i64) (result i32)))
+  (import "extism:host/env" "input_load_u64" (func $input_load_u64 (param i64) (result i64)))
+  (import "extism:host/env" "input_set" (func $input_set (param i64 i64)))
+  (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
+  (import "extism:host/env" "output_length" (func $output_length (result i64)))
+  (import "extism:host/env" "output_offset" (func $output_offset (result i64)))
+  (import "extism:host/env" "error_set" (func $error_set (param i64)))
+  (import "extism:host/env" "error_get" (func $error_get (result i64)))
+  (import "extism:host/env" "memory_bytes" (func $memory_bytes (result i64)))
+  (import "extism:host/env" "reset" (func $reset))
+  (import "extism:host/env" "var_get" (func $var_get (param i64) (result i64)))
+  (import "extism:host/env" "var_set" (func $var_set (param i64 i64)))
+  (import "extism:host/env" "http_status_code" (func $http_status_code (result i32)))
+  (import "extism:host/env" "http_headers" (func $http_headers (result i64)))
+  (import "extism:host/env" "log_warn" (func $log_warn (param i64)))
+  ;; $byte: a one-byte kernel block holding c
+  (func $byte (param $c i32) (result i64) (local $p i64)
+    (local.set $p (call $alloc (i64.const 1)))
+    (call $store_u8 (local.get $p) (local.get $c))
+    (local.get $p))
+  ;; $out64: output one little-endian u64
+  (func $out64 (param $v i64) (local $p i64)
+    (local.set $p (call $alloc (i64.const 8)))
+    (call $store_u64 (local.get $p) (local.get $v))
+    (call $output_set (local.get $p) (i64.const 8)))
+`
+
+// abiPlugin is a module with the kernel imports and the given exports.
+func abiPlugin(t *testing.T, body string) *Module {
+	t.Helper()
+	e := NewEngineWithCache(nil)
+	m, err := e.Compile(context.Background(), Config{Name: "abi", Wasm: watModule(t, "(module "+kernelImports+body+")"),
+		MaxInput: 1000, MaxOutput: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close(context.Background()) })
+	return m
+}
+
+func instantiate(t *testing.T, m *Module) *Instance {
+	t.Helper()
+	inst, err := m.Instantiate(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(inst.Close)
+	return inst
+}
+
+func u64(t *testing.T, inst *Instance, fn string, in []byte) uint64 {
+	t.Helper()
+	out, err := inst.Call(fn, in)
+	if err != nil || len(out) != 8 {
+		t.Fatalf("got %q, %v; want 8 bytes", out, err)
+	}
+	return binary.LittleEndian.Uint64(out)
+}
+
+// TestKernelVars: Extism variables outlive the call that set them (kernel
+// memory does not), var_set with NULL deletes, and their total size is
+// capped (docs/plugins.md).
+func TestKernelVars(t *testing.T) {
+	m := abiPlugin(t, `
+  (func (export "get") (result i32) (local $p i64)
+    (local.set $p (call $var_get (call $byte (i32.const 107))))
+    (if (i64.ne (local.get $p) (i64.const 0))
+      (then (call $output_set (local.get $p) (call $length (local.get $p)))))
+    (i32.const 0))
+  (func (export "set") (result i32)
+    (call $var_set (call $byte (i32.const 107)) (call $byte (i32.const 97)))
+    (i32.const 0))
+  (func (export "forget") (result i32)
+    (call $var_set (call $byte (i32.const 107)) (i64.const 0))
+    (i32.const 0))
+  (func (export "hog") (result i32)
+    (call $var_set (call $byte (i32.const 104)) (call $alloc (i64.const 70000)))
+    (i32.const 0))`)
+	inst := instantiate(t, m)
+	call := func(fn, want string) {
+		t.Helper()
+		out, err := inst.Call(fn, nil)
+		if err != nil || string(out) != want {
+			t.Fatalf("%s: %q %v, want %q", fn, out, err, want)
+		}
+	}
+	call("get", "")
+	call("set", "")
+	call("get", "a")
+	call("get", "a")
+	call("forget", "")
+	call("get", "")
+	call("set", "")
+	call("set", "") // replacing a value does not count it twice
+	call("get", "a")
+	_, err := inst.Call("hog", nil)
+	if ce, ok := err.(*CallError); !ok || ce.Kind != KindTrap || !strings.Contains(ce.Msg, "plugin variables exceed 65536 bytes") {
+		t.Fatalf("hog: %v", err)
+	}
+}
+
+// TestKernelState: what the kernel reports about the call in progress.
+func TestKernelState(t *testing.T) {
+	m := abiPlugin(t, `
+  (func (export "membytes") (result i32) (call $out64 (call $memory_bytes)) (i32.const 0))
+  ;; the input block is where input_offset says, with input_length bytes
+  (func (export "inputblock") (result i32)
+    (call $out64 (i64.extend_i32_u (i64.eq (call $length (call $input_offset)) (call $input_length))))
+    (i32.const 0))
+  ;; output_length/offset describe the block just set
+  (func (export "outputblock") (result i32) (local $p i64)
+    (local.set $p (call $byte (i32.const 120)))
+    (call $output_set (local.get $p) (i64.const 1))
+    (call $out64 (i64.add (i64.mul (call $output_length) (i64.const 1000))
+      (i64.extend_i32_u (i64.eq (call $output_offset) (local.get $p)))))
+    (i32.const 0))
+  ;; input_set replaces what input_load_* read; out of memory it is ignored
+  (func (export "inputset") (result i32) (local $p i64)
+    (local.set $p (call $alloc (i64.const 8)))
+    (call $store_u64 (local.get $p) (i64.const 0x0807060504030201))
+    (call $input_set (local.get $p) (i64.const 8))
+    (call $input_set (i64.const 999999) (i64.const 8))
+    (call $out64 (i64.add (call $input_load_u64 (i64.const 0)) (i64.extend_i32_u (call $input_load_u8 (i64.const 7)))))
+    (i32.const 0))
+  ;; reset forgets the input and every block
+  (func (export "reset") (result i32)
+    (call $reset)
+    (call $out64 (i64.add (call $input_length) (call $length (call $input_offset))))
+    (i32.const 0))
+  ;; error_get returns what error_set set; the call is a plugin error
+  (func (export "errorget") (result i32) (local $p i64)
+    (local.set $p (call $byte (i32.const 69)))
+    (call $error_set (local.get $p))
+    (if (i64.ne (call $error_get) (local.get $p))
+      (then (call $error_set (call $byte (i32.const 88)))))
+    (i32.const 1))
+  (func (export "errorbad") (result i32) (call $error_set (i64.const 424242)) (i32.const 1))
+  (func (export "errorzero") (result i32) (call $error_set (i64.const 0)) (i32.const 0))
+  (func (export "http") (result i32)
+    (call $out64 (i64.add (i64.extend_i32_u (call $http_status_code)) (call $http_headers)))
+    (i32.const 0))
+  (func (export "loadback") (result i32) (local $p i64)
+    (local.set $p (call $alloc (i64.const 9)))
+    (call $store_u64 (local.get $p) (i64.const 0x1122334455667788))
+    (call $store_u8 (i64.add (local.get $p) (i64.const 8)) (i32.const 0x99))
+    (call $out64 (i64.add (call $load_u64 (local.get $p)) (i64.extend_i32_u (call $load_u8 (i64.add (local.get $p) (i64.const 8))))))
+    (i32.const 0))`)
+	inst := instantiate(t, m)
+	if got := u64(t, inst, "membytes", nil); got != 1000+1000+1<<20 {
+		t.Errorf("memory_bytes = %d, want MaxInput+MaxOutput+1 MiB", got)
+	}
+	if got := u64(t, inst, "inputblock", []byte("hello")); got != 1 {
+		t.Errorf("input_offset does not point at an input_length block")
+	}
+	if got := u64(t, inst, "outputblock", nil); got != 1001 {
+		t.Errorf("output_length*1000 + (output_offset is the block) = %d, want 1001", got)
+	}
+	if got := u64(t, inst, "inputset", []byte("xy")); got != 0x0807060504030201+8 {
+		t.Errorf("after input_set: %#x", got)
+	}
+	if got := u64(t, inst, "reset", []byte("some input")); got != 0 {
+		t.Errorf("after reset input_length + length(input_offset) = %d", got)
+	}
+	if got := u64(t, inst, "http", nil); got != 0 {
+		t.Errorf("http_status_code + http_headers = %d, want 0 (no HTTP)", got)
+	}
+	if got := u64(t, inst, "loadback", nil); got != 0x1122334455667788+0x99 {
+		t.Errorf("load after store: %#x", got)
+	}
+	if _, err := inst.Call("errorget", nil); err == nil || err.Error() != "plugin error: E" {
+		t.Errorf("errorget: %v", err)
+	}
+	if _, err := inst.Call("errorbad", nil); err == nil || err.Error() != "plugin error: invalid error_set pointer" {
+		t.Errorf("error_set to no block: %v", err)
+	}
+	if out, err := inst.Call("errorzero", nil); err != nil || out != nil {
+		t.Errorf("error_set(0) then 0: %q %v", out, err)
+	}
+	if inst.Dead() {
+		t.Error("plugin errors (error_set) killed the instance")
+	}
+}
+
+// TestKernelRefusals: accesses outside kernel memory or the input trap and
+// name the kernel function; a bad output is an output error. Each kills the
+// instance.
+func TestKernelRefusals(t *testing.T) {
+	for _, c := range []struct {
+		body string
+		kind ErrorKind
+		msg  string
+	}{
+		{`(drop (call $input_load_u8 (i64.const 2)))`, KindTrap, "input_load_u8: offset out of range"},
+		{`(drop (call $input_load_u64 (i64.const 0)))`, KindTrap, "input_load_u64: offset out of range"},
+		{`(drop (call $load_u64 (i64.const 4)))`, KindTrap, "load_u64: offset out of range"},
+		{`(call $store_u8 (i64.const 99999) (i32.const 1))`, KindTrap, "store_u8: offset out of range"},
+		{`(call $store_u64 (i64.sub (call $alloc (i64.const 4)) (i64.const 0)) (i64.const 1))`, KindTrap, "store_u64: offset out of range"},
+		{`(call $output_set (i64.const 8) (i64.const 1001))`, KindOutput, "output of 1001 bytes exceeds the 1000-byte limit"},
+		{`(call $output_set (i64.const 99999) (i64.const 10))`, KindOutput, "output_set outside kernel memory"},
+	} {
+		t.Run(c.msg, func(t *testing.T) {
+			m := abiPlugin(t, `(func (export "decide") (result i32) `+c.body+` (i32.const 0))`)
+			inst := instantiate(t, m)
+			_, err := inst.Call("decide", []byte("ab"))
+			ce, ok := err.(*CallError)
+			if !ok || ce.Kind != c.kind || !strings.Contains(ce.Msg, c.msg) {
+				t.Fatalf("got %v, want kind %d with %q", err, c.kind, c.msg)
+			}
+			if !inst.Dead() {
+				t.Fatal("instance survived")
+			}
+		})
+	}
+}
+
+// TestCompileRefusals: what Compile refuses, with the message a plugin
+// author sees.
+func TestCompileRefusals(t *testing.T) {
+	for _, c := range []struct{ wasm, msg string }{
+		{"", "not a valid wasm module"},
+		{`(module (import "extism:host/env" "alloc" (func (param i32) (result i64))))`, "imports extism:host/env.alloc with the wrong signature"},
+		{`(module (import "extism:host/env" "alloc" (func (param i64))))`, "imports extism:host/env.alloc with the wrong signature"},
+		{`(module (import "env" "memory" (memory 1)))`, "imports memory env.memory"},
+	} {
+		wasm := []byte("not wasm")
+		if c.wasm != "" {
+			wasm = watModule(t, c.wasm)
+		}
+		e := NewEngineWithCache(nil)
+		_, err := e.Compile(context.Background(), Config{Name: "bad", Wasm: wasm})
+		if err == nil || !strings.Contains(err.Error(), c.msg) {
+			t.Errorf("%s: got %v, want %q", c.wasm, err, c.msg)
+		}
+	}
+}
+
+// TestInstantiateRefusals: an _initialize that traps, a module that cannot
+// be instantiated and a fast-path buffer export that traps are refused with
+// their cause.
+func TestInstantiateRefusals(t *testing.T) {
+	for _, c := range []struct{ wat, msg string }{
+		{`(module (func (export "_initialize") unreachable))`, "_initialize: "},
+		{`(module (memory 1) (data (i32.const 70000) "x"))`, "instantiate: "},
+		{`(module (memory (export "memory") 1)
+  (func (export "wasmgate_buffer") (result i64) unreachable)
+  (func (export "wasmgate_decide") (param i32) (result i64) (i64.const 0)))`, "wasmgate_buffer: "},
+	} {
+		e := NewEngineWithCache(nil)
+		m, err := e.Compile(context.Background(), Config{Name: "bad", Wasm: watModule(t, c.wat)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		inst, err := m.Instantiate(context.Background())
+		if err == nil {
+			inst.Close()
+		}
+		if err == nil || !strings.HasPrefix(err.Error(), c.msg) {
+			t.Errorf("%s: got %v, want %q...", c.wat, err, c.msg)
+		}
+		m.Close(context.Background())
+	}
+}
+
+// TestBrokenDiskCache: a corrupted on-disk cache does not stop a valid
+// plugin (it is compiled again without the cache).
+func TestBrokenDiskCache(t *testing.T) {
+	wasm := watModule(t, `(module (func (export "decide") (result i32) (i32.const 0)))`)
+	dir := t.TempDir()
+	for round := range 2 {
+		e, err := NewEngine(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := e.Compile(context.Background(), Config{Name: "c", Wasm: wasm})
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		inst := instantiate(t, m)
+		if _, err := inst.Call("decide", nil); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		inst.Close()
+		m.Close(context.Background())
+		e.Close(context.Background())
+		n := 0
+		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				n++
+				os.WriteFile(p, []byte("garbage"), 0o644)
+			}
+			return nil
+		})
+		if n == 0 {
+			t.Fatal("nothing cached")
+		}
+	}
+}
+
+// TestPluginLogLineCap: a plugin's log line is cut at 4 KiB
+// (docs/plugins.md) so a plugin cannot flood the host's log.
+func TestPluginLogLineCap(t *testing.T) {
+	m := abiPlugin(t, `
+  (func (export "decide") (result i32) (local $p i64) (local $i i64)
+    (local.set $p (call $alloc (i64.const 5000)))
+    (loop $l
+      (call $store_u8 (i64.add (local.get $p) (local.get $i)) (i32.const 120))
+      (local.set $i (i64.add (local.get $i) (i64.const 1)))
+      (br_if $l (i64.lt_u (local.get $i) (i64.const 5000))))
+    (call $log_warn (local.get $p))
+    (i32.const 0))`)
+	rec := &recorder{level: slog.LevelDebug}
+	m.logger, m.logLevel = slog.New(rec), levelFor(context.Background(), slog.New(rec))
+	inst := instantiate(t, m)
+	if _, err := inst.Call("decide", nil); err != nil {
+		t.Fatal(err)
+	}
+	want := "WARN plugin log plugin=abi msg=" + strings.Repeat("x", 4096)
+	if got := rec.lines(); len(got) != 1 || got[0] != want {
+		t.Fatalf("logged %d lines, first %.80q...", len(got), got)
+	}
+}
