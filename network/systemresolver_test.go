@@ -26,7 +26,9 @@ func withLoopbackDefaultResolver(t *testing.T) {
 		m := new(dns.Msg)
 		m.SetReply(q)
 		name, qt := q.Question[0].Name, q.Question[0].Qtype
-		hdr := func(t uint16) dns.RR_Header { return dns.RR_Header{Name: name, Rrtype: t, Class: dns.ClassINET, Ttl: 60} }
+		hdr := func(t uint16) dns.RR_Header {
+			return dns.RR_Header{Name: name, Rrtype: t, Class: dns.ClassINET, Ttl: 60}
+		}
 		switch {
 		case name == "app.test." && qt == dns.TypeA:
 			m.Answer = append(m.Answer, &dns.A{Hdr: hdr(dns.TypeA), A: net.ParseIP("127.0.0.9").To4()})
