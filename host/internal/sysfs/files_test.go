@@ -180,6 +180,26 @@ func TestFileOps(t *testing.T) {
 				t.Error("closing twice succeeded")
 			}
 
+			// Append mode: writes and pwrites go to the end (as pwrite(2)
+			// on Linux), whatever the offset.
+			ap, err := d.OpenAt("log", OpenArgs{Write: true, Create: true, Append: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ap.Write([][]byte{[]byte("abc")}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ap.Pwrite([][]byte{[]byte("X"), []byte("Y")}, 0); err != nil {
+				t.Fatal(err)
+			}
+			if err := ap.SetAppend(true); err != nil {
+				t.Errorf("keeping append on: %v", err)
+			}
+			ap.Close()
+			if b, _ := os.ReadFile(filepath.Join(s.root, "log")); string(b) != "abcXY" {
+				t.Errorf("append file holds %q, want abcXY", b)
+			}
+
 			// Read-only mount: the file opens for reading, nothing changes it.
 			ro, err := im.open(s.root, true)
 			if err != nil {
@@ -320,9 +340,29 @@ func TestSpecialFiles(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer d.Close()
-			r, err := d.OpenAt("fifo", rd) // no writer yet: must not block
-			if err != nil {
-				t.Fatal(err)
+			// No writer yet: opening must not block.
+			type opened struct {
+				f   File
+				err error
+			}
+			ch := make(chan opened, 1)
+			go func() {
+				f, err := d.OpenAt("fifo", rd)
+				ch <- opened{f, err}
+			}()
+			var r File
+			select {
+			case o := <-ch:
+				if o.err != nil {
+					t.Fatal(o.err)
+				}
+				r = o.f
+			case <-time.After(5 * time.Second):
+				// Unblock the open before failing.
+				if w, err := os.OpenFile(fifo, os.O_RDWR, 0); err == nil {
+					defer w.Close()
+				}
+				t.Fatal("opening a FIFO without a writer blocked")
 			}
 			defer r.Close()
 			if fd, ok := r.PollFd(); !ok || fd < 0 {

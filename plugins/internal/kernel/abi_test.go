@@ -509,6 +509,9 @@ func TestKernelVars(t *testing.T) {
   (func (export "forget") (result i32)
     (call $var_set (call $byte (i32.const 107)) (i64.const 0))
     (i32.const 0))
+  (func (export "big") (result i32)
+    (call $var_set (call $byte (i32.const 98)) (call $alloc (i64.const 40000)))
+    (i32.const 0))
   (func (export "hog") (result i32)
     (call $var_set (call $byte (i32.const 104)) (call $alloc (i64.const 70000)))
     (i32.const 0))`)
@@ -529,6 +532,8 @@ func TestKernelVars(t *testing.T) {
 	call("set", "")
 	call("set", "") // replacing a value does not count it twice
 	call("get", "a")
+	call("big", "")
+	call("big", "") // 40000 bytes replaced by 40000: within the 64 KiB cap
 	_, err := inst.Call("hog", nil)
 	if ce, ok := err.(*CallError); !ok || ce.Kind != KindTrap || !strings.Contains(ce.Msg, "plugin variables exceed 65536 bytes") {
 		t.Fatalf("hog: %v", err)
