@@ -68,6 +68,9 @@ func (s SystemResolver) Lookup(ctx context.Context, name string) ([]Answer, erro
 	// The canonical name: a failure to get it fails the lookup (fail
 	// closed: the addresses may belong to a name no policy has seen).
 	var chain []string
+	if _, err := netip.ParseAddr(name); err == nil {
+		return literalAnswers(addrs), nil // an IP literal has no canonical name
+	}
 	cname, err := r.LookupCNAME(ctx, name)
 	if err != nil {
 		return nil, &OpError{Op: "resolve", Net: "dns", Addr: name, Err: fmt.Errorf("canonical name: %w", err)}
@@ -80,6 +83,14 @@ func (s SystemResolver) Lookup(ctx context.Context, name string) ([]Answer, erro
 		out = append(out, Answer{Addr: a.Unmap(), CNAMEs: chain})
 	}
 	return out, nil
+}
+
+func literalAnswers(addrs []netip.Addr) []Answer {
+	out := make([]Answer, 0, len(addrs))
+	for _, a := range addrs {
+		out = append(out, Answer{Addr: a.Unmap()})
+	}
+	return out
 }
 
 // DNSResolver resolves against configured DNS servers, with static host

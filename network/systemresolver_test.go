@@ -62,7 +62,7 @@ func withLoopbackDefaultResolver(t *testing.T) {
 // IP literals as themselves, ErrNotFound for a name that does not exist
 // and another error (never "not found") when the server fails, each an
 // *OpError naming the lookup.
-func TestSystemResolverLookup(t *testing.T) {
+func TestSystemResolverAnswers(t *testing.T) {
 	withLoopbackDefaultResolver(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -127,8 +128,9 @@ func TestPluginLogs(t *testing.T) {
 		level     int32
 		want      []string
 	}{
-		{slog.LevelDebug, 1, append(all, "DEBUG plugin output plugin=logger text=hello")},
-		{slog.LevelInfo, 2, all[1:]},
+		// A plugin's stdout is an info line.
+		{slog.LevelDebug, 1, append(slices.Clone(all), "INFO plugin output plugin=logger text=hello")},
+		{slog.LevelInfo, 2, append(slices.Clone(all[1:]), "INFO plugin output plugin=logger text=hello")},
 		{slog.LevelWarn, 3, all[2:]},
 		{slog.LevelError, 4, all[3:]},
 		{slog.LevelError + 1, math.MaxInt32, nil},
