@@ -46,6 +46,9 @@ func startTestDNS(t testing.TB) *testDNS {
 		// Chain answered in full by the server.
 		"cname.test.": {rr(t, "cname.test. 30 IN CNAME mid.test."), rr(t, "mid.test. 600 IN CNAME a.test."),
 			rr(t, "a.test. 300 IN A 192.0.2.1")},
+		// One link, answered in full for A and AAAA.
+		"one.test.": {rr(t, "one.test. 30 IN CNAME a.test."), rr(t, "a.test. 300 IN A 192.0.2.1"),
+			rr(t, "a.test. 60 IN AAAA 2001:db8::1")},
 		// Chain the server does not complete: the client re-queries a.test.
 		"split.test.":  {rr(t, "split.test. 40 IN CNAME a.test.")},
 		"loop1.test.":  {rr(t, "loop1.test. 60 IN CNAME loop2.test.")},
@@ -551,9 +554,11 @@ func TestSystemResolverLookup(t *testing.T) {
 	srv := startTestDNS(t)
 	r := systemResolverAt(srv.addr)
 	ctx := context.Background()
-	got, err := r.Lookup(ctx, "cname.test.")
-	if err != nil || len(got) != 1 || got[0].Addr != netip.MustParseAddr("192.0.2.1") || !slices.Equal(got[0].CNAMEs, []string{"a.test"}) {
-		t.Fatalf("cname.test: %+v, %v", got, err)
+	// One link (one.test CNAME a.test): with several, which name Go's
+	// resolver reports depends on which of its A and AAAA answers wins.
+	got, err := r.Lookup(ctx, "one.test.")
+	if err != nil || len(got) != 2 || !slices.Equal(got[0].CNAMEs, []string{"a.test"}) || !slices.Equal(got[1].CNAMEs, []string{"a.test"}) {
+		t.Fatalf("one.test: %+v, %v", got, err)
 	}
 	got, err = r.Lookup(ctx, "a.test.")
 	if err != nil || len(got) != 3 {
@@ -583,10 +588,10 @@ func TestSystemResolverChainDecided(t *testing.T) {
 		}
 		return policy.Allow(""), nil
 	})}
-	if _, err := d.ResolveAddresses(context.Background(), "cname.test"); err == nil {
-		t.Fatal("the canonical name's deny did not fail the lookup")
+	if _, err := d.ResolveAddresses(context.Background(), "one.test"); err == nil {
+		t.Fatalf("the canonical name's deny did not fail the lookup (decided %q)", looked)
 	}
-	if !slices.Equal(looked, []string{"cname.test", "a.test"}) {
+	if !slices.Equal(looked, []string{"one.test", "a.test"}) {
 		t.Errorf("decided %q, want the alias and the canonical name", looked)
 	}
 }

@@ -88,24 +88,25 @@ func (r *report) add(w io.Writer, e *event) {
 		}
 		b.WriteString(e.Output)
 	case "pass", "fail", "skip":
-		out := ""
-		if b := r.out[key]; b != nil {
-			out = b.String()
+		// test2json reports a test's result when it sees the "--- FAIL"
+		// line, before the messages printed under it: keep collecting,
+		// and read the output at the end.
+		if e.Action == "pass" {
 			delete(r.out, key)
 		}
 		if e.Test == "" {
 			r.finished[e.Package] = true
 			fmt.Fprintf(w, "%-4s %s %.1fs\n", map[string]string{"pass": "ok", "fail": "FAIL", "skip": "--"}[e.Action], e.Package, e.Elapsed)
 			if e.Action == "fail" {
-				r.pkgFails = append(r.pkgFails, result{e.Package, "", out})
+				r.pkgFails = append(r.pkgFails, result{e.Package, "", ""})
 			}
 			return
 		}
 		switch e.Action {
 		case "fail":
-			r.fails = append(r.fails, result{e.Package, e.Test, out})
+			r.fails = append(r.fails, result{e.Package, e.Test, ""})
 		case "skip":
-			r.skips = append(r.skips, result{e.Package, e.Test, skipReason(out)})
+			r.skips = append(r.skips, result{e.Package, e.Test, ""})
 		}
 	}
 }
@@ -132,17 +133,29 @@ func skipReason(out string) string {
 	return strings.Join(why, " / ")
 }
 
+// output is everything printed for a test (or, with test "", for its
+// package outside any test).
+func (r *report) output(pkg, test string) string {
+	if b := r.out[pkg+"\x00"+test]; b != nil {
+		return b.String()
+	}
+	return ""
+}
+
 func (r *report) finish(w io.Writer, ci bool) int {
 	code := 0
 	for _, f := range r.fails {
-		fmt.Fprintf(w, "\n=== FAIL %s %s\n%s", f.pkg, f.test, f.why)
+		fmt.Fprintf(w, "\n=== FAIL %s %s\n%s", f.pkg, f.test, r.output(f.pkg, f.test))
 		code = 1
 	}
 	for _, f := range r.pkgFails {
 		if !hasTestFail(r.fails, f.pkg) {
-			fmt.Fprintf(w, "\n=== FAIL %s (package)\n%s", f.pkg, f.why)
+			fmt.Fprintf(w, "\n=== FAIL %s (package)\n%s", f.pkg, r.output(f.pkg, ""))
 		}
 		code = 1
+	}
+	for i := range r.skips {
+		r.skips[i].why = skipReason(r.output(r.skips[i].pkg, r.skips[i].test))
 	}
 	var unfinished []string
 	for p := range r.started {

@@ -13,9 +13,9 @@ const (
 {"Action":"pass","Package":"p","Elapsed":0.2}
 `
 	unsupported = `{"Action":"start","Package":"q"}
-{"Action":"output","Package":"q","Test":"TestU","Output":"    x_test.go:9: unsupported platform: no splice on darwin\n"}
 {"Action":"output","Package":"q","Test":"TestU","Output":"--- SKIP: TestU (0.00s)\n"}
 {"Action":"skip","Package":"q","Test":"TestU"}
+{"Action":"output","Package":"q","Test":"TestU","Output":"    x_test.go:9: unsupported platform: no splice on darwin\n"}
 {"Action":"pass","Package":"q","Elapsed":0.2}
 `
 	missing = `{"Action":"start","Package":"r"}
@@ -24,8 +24,9 @@ const (
 {"Action":"pass","Package":"r","Elapsed":0.2}
 `
 	failed = `{"Action":"start","Package":"s"}
-{"Action":"output","Package":"s","Test":"TestF","Output":"    z_test.go:7: got 1, want 2\n"}
+{"Action":"output","Package":"s","Test":"TestF","Output":"--- FAIL: TestF (0.00s)\n"}
 {"Action":"fail","Package":"s","Test":"TestF"}
+{"Action":"output","Package":"s","Test":"TestF","Output":"    z_test.go:7: got 1, want 2\n"}
 {"Action":"output","Package":"s","Output":"FAIL\n"}
 {"Action":"fail","Package":"s","Elapsed":0.2}
 `
