@@ -64,6 +64,11 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// generous is the call timeout (ms) of the plugins that must not time out:
+// these tests check what a plugin does, not how fast, and run under -race
+// on a busy machine (the huge plugin allocates and returns 64 MiB).
+const generous = 120_000
+
 // TestTestdataPlugins checks that each test plugin of testdata/plugins
 // misbehaves (or behaves) as its README says, in go-sdk, so that the host's
 // tests built on them test what they claim.
@@ -98,7 +103,7 @@ func TestTestdataPlugins(t *testing.T) {
 
 	t.Run("trap", func(t *testing.T) {
 		t.Parallel()
-		rc, _, err := load(t, "trap", 5000, 0, "").Call("decide", req)
+		rc, _, err := load(t, "trap", generous, 0, "").Call("decide", req)
 		if err == nil || rc == 0 {
 			t.Errorf("rc=%d err=%v", rc, err)
 		}
@@ -112,14 +117,14 @@ func TestTestdataPlugins(t *testing.T) {
 	})
 	t.Run("alloc", func(t *testing.T) {
 		t.Parallel()
-		rc, _, err := load(t, "alloc", 10000, 512, "").Call("decide", req) // 32 MiB cap
+		rc, _, err := load(t, "alloc", generous, 512, "").Call("decide", req) // 32 MiB cap
 		if err == nil || rc == 0 {
 			t.Errorf("rc=%d err=%v", rc, err)
 		}
 	})
 	t.Run("garbage", func(t *testing.T) {
 		t.Parallel()
-		rc, out, err := load(t, "garbage", 5000, 0, "").Call("decide", req)
+		rc, out, err := load(t, "garbage", generous, 0, "").Call("decide", req)
 		if rc != 0 || err != nil || string(out) != "this is not JSON" {
 			t.Fatalf("rc=%d err=%v out=%q", rc, err, out)
 		}
@@ -129,7 +134,7 @@ func TestTestdataPlugins(t *testing.T) {
 	})
 	t.Run("huge", func(t *testing.T) {
 		t.Parallel()
-		rc, out, err := load(t, "huge", 5000, 0, "").Call("decide", req)
+		rc, out, err := load(t, "huge", generous, 0, "").Call("decide", req)
 		if rc != 0 || err != nil || len(out) != 64<<20 || !bytes.HasPrefix(out, []byte(`{"verdict":"allow"}`)) {
 			t.Fatalf("rc=%d err=%v len=%d", rc, err, len(out))
 		}
@@ -139,7 +144,7 @@ func TestTestdataPlugins(t *testing.T) {
 	})
 	t.Run("emptyobj", func(t *testing.T) {
 		t.Parallel()
-		rc, out, err := load(t, "emptyobj", 5000, 0, "").Call("decide", req)
+		rc, out, err := load(t, "emptyobj", generous, 0, "").Call("decide", req)
 		if rc != 0 || err != nil || string(out) != "{}" {
 			t.Fatalf("rc=%d err=%v out=%q", rc, err, out)
 		}
@@ -149,14 +154,14 @@ func TestTestdataPlugins(t *testing.T) {
 	})
 	t.Run("rcnoerror", func(t *testing.T) {
 		t.Parallel()
-		rc, out, err := load(t, "rcnoerror", 5000, 0, "").Call("decide", req)
+		rc, out, err := load(t, "rcnoerror", generous, 0, "").Call("decide", req)
 		if rc != 7 || err != nil || !strings.Contains(string(out), `"allow"`) {
 			t.Errorf("rc=%d err=%v out=%q", rc, err, out)
 		}
 	})
 	t.Run("jsononly", func(t *testing.T) {
 		t.Parallel()
-		p := load(t, "jsononly", 5000, 0, "")
+		p := load(t, "jsononly", generous, 0, "")
 		for _, tt := range []struct{ req, want string }{
 			{string(req), `{"verdict":"allow","reason":"jsononly: https"}`},
 			{`{"op":"tcp.connect","proto":"tcp","addr":"192.0.2.1","port":25}`, `{"verdict":"deny","reason":"jsononly: no smtp"}`},
@@ -173,7 +178,7 @@ func TestTestdataPlugins(t *testing.T) {
 	})
 	t.Run("example", func(t *testing.T) {
 		t.Parallel()
-		p := load(t, "example", 5000, 0, `{"hosts":["*.example.test"]}`)
+		p := load(t, "example", generous, 0, `{"hosts":["*.example.test"]}`)
 		var logs []string
 		p.SetLogger(func(l extism.LogLevel, msg string) { logs = append(logs, msg) })
 		extism.SetLogLevel(extism.LogLevelWarn)
