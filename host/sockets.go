@@ -17,7 +17,7 @@ import (
 	"github.com/wasmgate/wasmgate/network"
 )
 
-// The WasmEdge socket extension (SOCKETS-ABI.md). Every function takes i32
+// The WasmEdge socket extension (docs/socket-abi.md). Every function takes i32
 // parameters and returns a WASI errno. Errors flow as Go errors and are
 // mapped once, by wasi.ToErrno, when the function returns: a policy denial
 // (network.ErrDenied) is EACCES, a bad guest pointer EFAULT, a malformed
@@ -351,7 +351,7 @@ func recvFlags(ri uint32) (network.RecvFlags, error) {
 }
 
 // sock_recv(fd, ri_data, ri_data_len, ri_flags, ret_nread, ret_roflags).
-// roflags is written as a u16 (SOCKETS-ABI.md §3.6).
+// roflags is written as a u16 (docs/socket-abi.md#sock_recv).
 func (s *state) sockRecv(ctx context.Context, m api.Memory, p []uint64) error {
 	e, f, err := s.socketAt(u32(p[0]))
 	if err != nil {
@@ -422,7 +422,7 @@ func (s *state) sockSend(ctx context.Context, m api.Memory, p []uint64) error {
 // sock_recv_from: v1 (fd, ri_data, ri_data_len, addr, ri_flags,
 // ret_nread, ret_roflags) writes the sender's raw address only; v2 adds
 // ret_port before ret_nread and writes the 128-byte storage form. The port
-// is a host-order u32 (SOCKETS-ABI.md §3.8). Datagrams from peers the policy
+// is a host-order u32 (docs/socket-abi.md#sock_recv_from). Datagrams from peers the policy
 // denies (udp.recv) are dropped by the network and never seen here.
 func (s *state) sockRecvFrom(ctx context.Context, m api.Memory, fd, data, dataLen, addr, ri, retPort uint32, v2 bool, retN, retFl uint32) error {
 	e, f, err := s.socketAt(fd)
@@ -566,7 +566,7 @@ func sockOption(level, name uint32) (network.SockOption, error) {
 }
 
 // sock_getsockopt(fd, level, name, value, X): X == 4 is a by-value length,
-// anything else a pointer to the length (SOCKETS-ABI.md §3.11). Values are
+// anything else a pointer to the length (docs/socket-abi.md#getsockopt-fifth). Values are
 // i32. SO_ERROR is a WASI errno and clears the pending error. The private
 // level solWasmgate is the splice extension (sock_splice.go).
 func (s *state) sockGetOpt(ctx context.Context, m api.Memory, p []uint64) error {

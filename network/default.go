@@ -15,7 +15,7 @@ import (
 )
 
 // Default is the Network a guest gets: another Network (System unless told
-// otherwise) with a Policy decision before every operation of POLICY.md §1.
+// otherwise) with a Policy decision before every operation (docs/policy.md#ops).
 // A denied operation never reaches the underlying Network; it fails with an
 // *OpError whose Err is a *DeniedError (errors.Is(err, ErrDenied)).
 //
@@ -32,7 +32,7 @@ import (
 // on an IPv6 socket, which the kernel needs and which is the same
 // destination).
 //
-// What is decided, and when (POLICY.md §1):
+// What is decided, and when (docs/policy.md#ops):
 //
 //   - ResolveAddresses: dns.lookup, then dns.answer per address (see there);
 //   - Connect: tcp.connect or udp.connect, with Names;

@@ -118,7 +118,7 @@ func expectReqs(t *testing.T, rec *recorder, want ...Request) {
 	}
 }
 
-// TestDefaultRequests runs every op of POLICY.md §1 through Default and
+// TestDefaultRequests runs every op (docs/policy.md#ops) through Default and
 // checks that each produces exactly one request with the right fields.
 func TestDefaultRequests(t *testing.T) {
 	ctx := context.Background()

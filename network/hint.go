@@ -22,7 +22,7 @@ const MaxDenyNotices = 1024
 // name) goes into a notice line, in runes.
 const maxNoticeText = 200
 
-// SuggestRule returns the allowlist rule (POLICY.md §5 grammar,
+// SuggestRule returns the allowlist rule (the rule grammar of docs/plugins.md#allowlist,
 // `[DIRECTION ]PROTO://HOST[:PORTS]`) that matches exactly the denied
 // request, or "" when there is none (an unknown op, an invalid address or
 // name):
@@ -106,7 +106,7 @@ func ruleHost(a netip.Addr) string {
 }
 
 // DenyNotifier returns a function for Default.OnDeny that tells the user,
-// on w (normally stderr), about denials (POLICY.md §7):
+// on w (normally stderr), about denials (docs/policy.md#hint):
 //
 //   - when the Default has no Policy, one line for the first denial, that
 //     no --policy was given, and nothing after it;
@@ -241,7 +241,7 @@ func denyLine(de *DeniedError) string {
 		b.WriteString(rule)
 		b.WriteString(`"]`)
 	default:
-		// Any deny wins (POLICY.md §3): an allowlist rule alone would
+		// Any deny wins (docs/policy.md#chain): an allowlist rule alone would
 		// not help, the denying plugin's configuration must change.
 		b.WriteString(`; plugin `)
 		b.WriteString(plugin)

@@ -166,10 +166,10 @@ type PolicyFunc func(ctx context.Context, req *Request) (Verdict, error)
 // Decide calls f.
 func (f PolicyFunc) Decide(ctx context.Context, req *Request) (Verdict, error) { return f(ctx, req) }
 
-// Request is the wire request (POLICY.md §2), shared with plugins.
+// Request is the wire request (docs/plugins.md#4-the-wire-format), shared with plugins.
 type Request = policy.Request
 
-// Verdict is the wire verdict (POLICY.md §2), shared with plugins.
+// Verdict is the wire verdict (docs/plugins.md#4-the-wire-format), shared with plugins.
 type Verdict = policy.Verdict
 
 // Op is a policy operation.

@@ -14,7 +14,7 @@ import (
 	"github.com/wasmgate/wasmgate/sdk/policy"
 )
 
-// Chain is the manifest's plugins as one network.Policy (POLICY.md §3):
+// Chain is the manifest's plugins as one network.Policy (docs/policy.md#chain):
 // plugins run in manifest order, any deny wins and stops the chain,
 // otherwise any allow allows, otherwise the manifest default decides. A
 // plugin that fails in any way denies, with a reason naming it. Plugins and

@@ -35,7 +35,7 @@ type Options struct {
 	PoolSize int
 	// CacheEntries bounds the verdict cache (0: 4096; <0: no cache).
 	CacheEntries int
-	// Audit receives one record per decision (POLICY.md §8); nil: none.
+	// Audit receives one record per decision (docs/manifest.md#audit-records); nil: none.
 	Audit *slog.Logger
 	// Logger receives plugin log_* output and WASI stdout/stderr at debug
 	// level; nil: discarded.

@@ -1,7 +1,7 @@
 // Package plugins is the host side of wasmgate's policy plugins: the TOML
-// manifest (POLICY.md §4), loading Extism plugins on wasmgate's own kernel
+// manifest (docs/manifest.md), loading Extism plugins on wasmgate's own kernel
 // call path, the instance pool, and the Chain that implements
-// network.Policy with a verdict cache and an audit log (POLICY.md §3, §8).
+// network.Policy with a verdict cache and an audit log (docs/policy.md#chain, docs/manifest.md#audit-records).
 package plugins
 
 import (

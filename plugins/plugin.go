@@ -34,7 +34,7 @@ type plugin struct {
 	timeout  time.Duration
 }
 
-// description is the output of a plugin's describe export (POLICY.md §2).
+// description is the output of a plugin's describe export (docs/plugins.md#4-the-wire-format).
 type description struct {
 	Name     string   `json:"name"`
 	Version  string   `json:"version"`

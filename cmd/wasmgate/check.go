@@ -80,7 +80,7 @@ func openAudit(spec string, stderr io.Writer) (*slog.Logger, func(), error) {
 	return slog.New(slog.NewJSONHandler(f, nil)), func() { f.Close() }, nil
 }
 
-// cmdDecide implements `wasmgate decide --policy FILE` (POLICY.md §6): JSON
+// cmdDecide implements `wasmgate decide --policy FILE` (docs/manifest.md#wasmgate-decide): JSON
 // Lines requests on stdin, one verdict line per input line on stdout. It
 // runs one simulated guest through the same network.Default, chain,
 // resolver and name binding as `wasmgate run`, over network.Simulated
@@ -216,7 +216,7 @@ func newDecider(p *plugins.Policy) *decider {
 	return &decider{sim: sim, rec: rec, net: p.Manifest.NewDefault(sim, rec)}
 }
 
-// input is one request line (POLICY.md §6).
+// input is one request line (docs/manifest.md#wasmgate-decide).
 type input struct {
 	Op    string  `json:"op"`
 	Host  *string `json:"host"`
@@ -226,7 +226,7 @@ type input struct {
 	Local *string `json:"local"`
 }
 
-// output is one result line; members in the order of POLICY.md §6.
+// output is one result line; members in the documented order (docs/manifest.md#wasmgate-decide).
 type output struct {
 	Op      string    `json:"op"`
 	Host    *string   `json:"host,omitempty"`

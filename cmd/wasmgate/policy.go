@@ -29,7 +29,7 @@ var errNoPolicyAudit = usageError{errors.New("--audit needs --policy: without a 
 // guestNetwork builds the network of one `wasmgate run` guest: the
 // manifest at policyPath (its chain, resolver, guest identity, labels, name
 // TTL and socket limit), audit records to auditSpec ("" none, "-" stderr,
-// else a file appended to), and the POLICY.md §7 hint on stderr for every
+// else a file appended to), and the hint (docs/policy.md#hint) on stderr for every
 // new denied destination. guest names the guest when the manifest does not.
 //
 // policyPath == "" means no policy: Default denies everything (Policy nil)

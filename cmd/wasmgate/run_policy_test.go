@@ -89,7 +89,7 @@ rules = ["tcp://api.e2e.test:%d"]
 
 // auditRecords parses the JSON lines of out (other lines, such as the
 // deny hints sharing stderr with `--audit -`, are skipped) and checks that
-// each has every POLICY.md §8 field.
+// each has every field of an audit record (docs/manifest.md#audit-records).
 func auditRecords(t *testing.T, out string) []map[string]any {
 	t.Helper()
 	var recs []map[string]any

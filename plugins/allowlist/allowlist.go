@@ -1,5 +1,5 @@
 // Package allowlist is the built-in wasmgate policy plugin that allows what
-// its rules match and abstains on everything else (POLICY.md §5).
+// its rules match and abstains on everything else (docs/plugins.md#6-the-built-in-plugins).
 //
 // Config ([plugins.config] in the manifest):
 //
@@ -75,7 +75,7 @@ var load = sync.OnceValues(func() (*allowlist, error) {
 // readConfig reads the plugin's config (policy.LoadRuleListConfig).
 var readConfig = policy.LoadRuleListConfig
 
-// Describe is the plugin's describe output (POLICY.md §2).
+// Describe is the plugin's describe output (docs/plugins.md#4-the-wire-format).
 func Describe() policy.Description {
 	a, err := load()
 	if err != nil {

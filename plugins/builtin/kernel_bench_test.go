@@ -87,7 +87,7 @@ func (k *fakeKernel) module(r wazero.Runtime) wazero.HostModuleBuilder {
 // kernel ABI served directly (cached function handle, one top-level wasm
 // call per decision) on a runtime with close-on-context-done, as under a
 // manifest timeout. What remains is the plugin: input copy, parse, rule
-// match, output. The request is the 135-byte one of EXTISM-NOTES.md §6.
+// match, output. The request is a 135-byte tcp.connect.
 func BenchmarkDecideKernel(b *testing.B) { benchDecideKernel(b, true) }
 
 // BenchmarkDecideKernelNoTimeout is BenchmarkDecideKernel without

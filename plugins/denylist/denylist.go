@@ -1,5 +1,5 @@
 // Package denylist is the built-in wasmgate policy plugin that denies what
-// its rules match and abstains on everything else (POLICY.md §5). Put it
+// its rules match and abstains on everything else (docs/plugins.md#6-the-built-in-plugins). Put it
 // first in the chain: any deny wins.
 //
 // Config ([plugins.config] in the manifest):
@@ -119,7 +119,7 @@ var load = sync.OnceValues(func() (*denylist, error) {
 // readConfig reads the plugin's config (policy.LoadRuleListConfig).
 var readConfig = policy.LoadRuleListConfig
 
-// Describe is the plugin's describe output (POLICY.md §2).
+// Describe is the plugin's describe output (docs/plugins.md#4-the-wire-format).
 func Describe() policy.Description {
 	dl, err := load()
 	if err != nil {

@@ -1,12 +1,12 @@
 // Package ratelimit is the built-in wasmgate policy plugin that denies an
-// operation when the guest has exceeded a limit on it (POLICY.md §5), and
+// operation when the guest has exceeded a limit on it (docs/plugins.md#6-the-built-in-plugins), and
 // abstains otherwise.
 //
 // Config ([plugins.config] in the manifest):
 //
 //	limits = { "tcp.connect" = "10/1s", "dns.lookup" = "100/1m", "*" = "1000/1h" }
 //
-// Each key is an op (POLICY.md §1) or "*" (all ops together, one shared
+// Each key is an op (docs/policy.md#ops) or "*" (all ops together, one shared
 // budget); each value is "N/INTERVAL": at most N operations in any window of
 // INTERVAL (a Go duration like "1s", "1m30s", or just a unit: "10/s"). The
 // window slides: the plugin remembers the times of the last N allowed
@@ -244,7 +244,7 @@ func readConfig() (config, error) {
 	return c, errors.Join(err1, m.Unused())
 }
 
-// Describe is the plugin's describe output (POLICY.md §2).
+// Describe is the plugin's describe output (docs/plugins.md#4-the-wire-format).
 func Describe() policy.Description {
 	d := policy.Description{Name: "ratelimit", Version: "1", Stateful: true}
 	if r, err := load(); err == nil {

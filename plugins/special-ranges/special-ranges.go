@@ -1,6 +1,6 @@
 // Package specialranges is the built-in wasmgate policy plugin that denies
-// outbound traffic and DNS answers to special-purpose addresses (POLICY.md
-// §5): loopback, private, link-local and cloud metadata, CGNAT, unspecified,
+// outbound traffic and DNS answers to special-purpose addresses (docs/plugins.md#6-the-built-in-plugins
+// ): loopback, private, link-local and cloud metadata, CGNAT, unspecified,
 // multicast, broadcast, documentation, benchmarking, reserved, and IPv6
 // outside 2000::/3, per package sdk/policy/special. It abstains otherwise.
 //
@@ -209,7 +209,7 @@ func readConfig() (config, error) {
 	return c, errors.Join(err1, err2, m.Unused())
 }
 
-// Describe is the plugin's describe output (POLICY.md §2).
+// Describe is the plugin's describe output (docs/plugins.md#4-the-wire-format).
 func Describe() policy.Description {
 	// Verdicts depend on the address alone, never on the port.
 	return policy.Description{Name: "special-ranges", Version: "1", Ops: ops, IgnoresPort: ops}

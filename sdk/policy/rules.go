@@ -8,7 +8,7 @@ import (
 )
 
 // This file holds the matching helpers the built-in plugins share: host
-// patterns, CIDRs, port sets and the rule grammar of POLICY.md §5:
+// patterns, CIDRs, port sets and the rule grammar of docs/plugins.md#allowlist:
 //
 //	[DIRECTION ]PROTO://HOST[:PORTS]     connect, bind or accept rules
 //	dns://PATTERN                        allows dns.lookup/dns.answer of names
@@ -330,7 +330,7 @@ func (e *RuleError) Error() string { return "rule " + strconv.Quote(e.Rule) + ":
 func (e *RuleError) Unwrap() error { return e.Err }
 
 // ParseRule parses one rule, `[DIRECTION ]PROTO://HOST[:PORTS]` or
-// `dns://PATTERN` (see POLICY.md §5). Names only make sense for connect
+// `dns://PATTERN` (see docs/plugins.md#6-the-built-in-plugins). Names only make sense for connect
 // rules (only outbound requests carry bound names), so bind and accept
 // rules need an address, a CIDR or "*".
 func ParseRule(s string) (Rule, error) {

@@ -30,7 +30,7 @@ var (
 func Handle(h func(Request) Verdict) { handler = h }
 
 // Description is what a plugin tells the host about itself through its
-// describe export (POLICY.md §2).
+// describe export (docs/plugins.md#4-the-wire-format).
 type Description struct {
 	// Name and Version identify the plugin in logs.
 	Name    string
@@ -135,8 +135,8 @@ const (
 	LogError
 )
 
-// Canonical returns r in the canonical form the host promises (POLICY.md
-// §1): addresses unmapped and without zone, names lower-case without a
+// Canonical returns r in the canonical form the host promises (docs/policy.md#ops
+// ): addresses unmapped and without zone, names lower-case without a
 // trailing dot. Invoke applies it before the handler runs, so a plugin fed by
 // a sloppier host still matches rules the way it was tested.
 func Canonical(r Request) Request {

@@ -5,7 +5,7 @@
 // imports them to encode requests and decode verdicts) and for plugins
 // (GOOS=wasip1), so that both sides share exactly one definition and plugin
 // handlers can be unit-tested natively. The wire format is JSON; see
-// POLICY.md §2 and docs/plugins.md. Plugins built with this package also
+// docs/plugins.md#4-the-wire-format and docs/plugins.md. Plugins built with this package also
 // export wasmgate's fast path (wasmgate_buffer, wasmgate_decide), which
 // wasmgate uses instead of the Extism decide export: a binary request and
 // verdict in the plugin's own memory (binary.go, docs/plugins.md). The
@@ -19,7 +19,7 @@ import "net/netip"
 // does not know.
 type Op string
 
-// The operations of POLICY.md §1.
+// The operations of docs/policy.md#ops.
 const (
 	OpDNSLookup  Op = "dns.lookup"  // guest asks to resolve Name
 	OpDNSAnswer  Op = "dns.answer"  // one resolved address (Name, Addr)
@@ -33,7 +33,7 @@ const (
 	OpUDPRecv    Op = "udp.recv"    // Addr:Port peer of an arrived datagram
 )
 
-// Ops lists every operation, in the order of POLICY.md §1. The binary
+// Ops lists every operation, in the order of docs/policy.md#ops. The binary
 // encoding numbers ops by their position here: append, never reorder.
 var Ops = []Op{
 	OpDNSLookup, OpDNSAnswer,

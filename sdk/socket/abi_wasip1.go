@@ -10,7 +10,7 @@ import (
 	"unsafe"
 )
 
-// WasmEdge socket extension constants (SOCKETS-ABI.md §2). They differ
+// WasmEdge socket extension constants (docs/socket-abi.md#enums). They differ
 // from Linux's values.
 const (
 	afInet4 = 1
@@ -190,7 +190,7 @@ func listenSocket(fd, backlog int) error { return errnoErr(sock_listen(int32(fd)
 func getsockoptInt(fd int, level, name int32) (int32, error) {
 	s := newScratch()
 	// The 5th parameter is the by-value length 4 (the dnet convention that
-	// hosts recognise; SOCKETS-ABI.md §3.11).
+	// hosts recognise; docs/socket-abi.md#getsockopt-fifth).
 	e := sock_getsockopt(int32(fd), level, name, unsafe.Pointer(&s.fd), 4)
 	return s.fd, errnoErr(e)
 }

@@ -46,7 +46,7 @@
 // The import shapes used are the WasmEdge "v2" ones (3-parameter
 // sock_accept, 8-parameter sock_recv_from, 3-parameter
 // sock_getlocaladdr/sock_getpeeraddr, by-value getsockopt length 4); see
-// SOCKETS-ABI.md in the wasmgate documentation.
+// docs/socket-abi.md in the wasmgate repository.
 package socket
 
 import "errors"

@@ -106,8 +106,8 @@ func (r *Resolver) resolveAddrPorts(ctx context.Context, network string, fam int
 	return out, nil
 }
 
-// Layout of the result buffers handed to sock_getaddrinfo (SOCKETS-ABI.md
-// §3.14): maxResults linked addrinfo nodes, each with its own sockaddr,
+// Layout of the result buffers handed to sock_getaddrinfo (docs/socket-abi.md#getaddrinfo-layout
+//): maxResults linked addrinfo nodes, each with its own sockaddr,
 // sa_data and canonname buffers.
 const (
 	maxResults    = 16

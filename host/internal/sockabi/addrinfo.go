@@ -7,7 +7,7 @@ import (
 	"github.com/wasmgate/wasmgate/host/internal/wasi"
 )
 
-// Sizes and offsets of the getaddrinfo structures (SOCKETS-ABI.md §3.14).
+// Sizes and offsets of the getaddrinfo structures (docs/socket-abi.md#getaddrinfo-layout).
 const (
 	AddrinfoSize = 28
 	SockaddrSize = 12 // WasmEdge layout: family u8 @0, data_len u32 @4, data ptr @8

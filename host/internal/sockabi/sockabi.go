@@ -1,5 +1,5 @@
 // Package sockabi decodes and encodes the guest-memory structures of the
-// WasmEdge socket extension to wasi_snapshot_preview1 (SOCKETS-ABI.md):
+// WasmEdge socket extension to wasi_snapshot_preview1 (docs/socket-abi.md):
 // the `address` struct in its 4/16/128-byte forms, iovec arrays, the
 // addrinfo chain of sock_getaddrinfo and the getsockopt length parameter.
 //
@@ -197,7 +197,7 @@ func EncodeStorage(buf []byte, a netip.Addr) error {
 
 // EncodeRaw writes the raw address bytes at the start of buf (the v1
 // output form) and returns the v1 "address type" value: 4 for IPv4, 6 for
-// IPv6 (not the enum values; SOCKETS-ABI.md §3.13). A buffer too small for
+// IPv6 (not the enum values; docs/socket-abi.md#sock_getlocaladdr). A buffer too small for
 // the family is ENOMEM, as in WasmEdge.
 func EncodeRaw(buf []byte, a netip.Addr) (uint32, error) {
 	switch {
@@ -312,7 +312,7 @@ func ReadString(m Memory, ptr, n uint32) (string, error) {
 }
 
 // GetsockoptLen resolves the incompatible 5th parameter of sock_getsockopt
-// (SOCKETS-ABI.md §3.11): 4 is a by-value length (dnet, wasi-go); anything
+// (docs/socket-abi.md#getsockopt-fifth): 4 is a by-value length (dnet, wasi-go); anything
 // else is a pointer to a u32 length (WasmEdge, Rust), whose value is
 // returned with lenPtr set so the caller can write back the length used.
 func GetsockoptLen(m Memory, x uint32) (valueLen uint32, lenPtr uint32, byPointer bool, err error) {

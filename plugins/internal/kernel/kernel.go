@@ -1,7 +1,7 @@
 // Package kernel runs Extism plugins on wazero without go-sdk: the host
 // implements the `extism:host/env` kernel imports itself in Go over a
 // per-instance buffer, caches every function handle, and makes exactly one
-// top-level wasm call per plugin call (EXTISM-NOTES.md §6). A plugin binary
+// top-level wasm call per plugin call (docs/kernel.md). A plugin binary
 // that works here is an ordinary Extism plugin and runs unchanged in any
 // Extism host.
 //
