@@ -1,6 +1,7 @@
 // Package specialranges is the built-in wasmgate policy plugin that denies
-// outbound traffic and DNS answers to special-purpose addresses (docs/plugins.md#6-the-built-in-plugins
-// ): loopback, private, link-local and cloud metadata, CGNAT, unspecified,
+// outbound traffic and DNS answers to special-purpose addresses
+// (docs/plugins.md#special-ranges): loopback, private, link-local and cloud
+// metadata, CGNAT, unspecified,
 // multicast, broadcast, documentation, benchmarking, reserved, and IPv6
 // outside 2000::/3, per package sdk/policy/special. It abstains otherwise.
 //

@@ -135,8 +135,9 @@ const (
 	LogError
 )
 
-// Canonical returns r in the canonical form the host promises (docs/policy.md#ops
-// ): addresses unmapped and without zone, names lower-case without a
+// Canonical returns r in the canonical form the host promises
+// (docs/policy.md#canonical): addresses unmapped and without zone, names
+// lower-case without a
 // trailing dot. Invoke applies it before the handler runs, so a plugin fed by
 // a sloppier host still matches rules the way it was tested.
 func Canonical(r Request) Request {

@@ -106,9 +106,9 @@ func (r *Resolver) resolveAddrPorts(ctx context.Context, network string, fam int
 	return out, nil
 }
 
-// Layout of the result buffers handed to sock_getaddrinfo (docs/socket-abi.md#getaddrinfo-layout
-//): maxResults linked addrinfo nodes, each with its own sockaddr,
-// sa_data and canonname buffers.
+// Layout of the result buffers handed to sock_getaddrinfo
+// (docs/socket-abi.md#getaddrinfo-layout): maxResults linked addrinfo
+// nodes, each with its own sockaddr, sa_data and canonname buffers.
 const (
 	maxResults    = 16
 	addrinfoSize  = 28
