@@ -197,10 +197,6 @@ func (s *state) result(ctx context.Context, err error) (int, error) {
 	return 1, fmt.Errorf("%w: %v", ErrTrap, err)
 }
 
-// maxFds caps a guest's open fds (EMFILE beyond), so that a guest cannot
-// exhaust the host process's descriptors.
-const maxFds = 4096
-
 // newState builds the instance state: stdio as fds 0-2, then the mounts in
 // configuration order (fds 3...; the virtual /etc and --listen sockets come
 // after them, see openPreopenedSockets). Every mount that cannot be opened
@@ -211,7 +207,7 @@ func newState(cfg *Config) (*state, error) {
 		return nil, err
 	}
 	s := &state{cfg: cfg, net: cfg.network, wake: w, start: time.Now()}
-	s.fds.max = maxFds
+	s.fds.max = cfg.MaxFds() // EMFILE beyond: a guest cannot exhaust the host's descriptors
 	if s.net == nil {
 		// No network configured: a Default with no Policy denies every
 		// operation, so sockets fail closed with EACCES.

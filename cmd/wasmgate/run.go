@@ -95,7 +95,7 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// The manifest is loaded (plugins compiled and validated) before the
 	// guest starts: a bad policy must never let the guest run, not even
 	// briefly.
-	nw, release, err := guestNetwork(ctx, *policyPath, *audit, wasmPath, *noCache, stderr)
+	nw, maxFds, release, err := guestNetwork(ctx, *policyPath, *audit, wasmPath, *noCache, stderr)
 	if err != nil {
 		var ue usageError
 		if errors.As(err, &ue) {
@@ -112,7 +112,8 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitManifest
 	}
 	defer release()
-	cfg = cfg.WithNetwork(nw)
+	cfg = cfg.WithNetwork(nw).WithMaxFds(maxFds)
+	raiseFdLimit(cfg.MaxFds(), stderr)
 
 	if *timeout > 0 {
 		var cancel context.CancelFunc
