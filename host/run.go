@@ -45,6 +45,7 @@ import (
 	"time"
 
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/wasmgate/wasmgate/host/internal/sysfs"
@@ -132,7 +133,9 @@ func Run(ctx context.Context, wasm []byte, cfg *Config) (exitCode int, err error
 	// Instantiate without running anything, so that link errors (a missing
 	// import) are told apart from what _start does (exit, trap).
 	mc := wazero.NewModuleConfig().WithName(name).WithStartFunctions()
-	mod, err := r.InstantiateModule(ctx, compiled, mc)
+	// The guest's memory is reserved up front and grows in place
+	// (memory.go); wazero takes the allocator from the context.
+	mod, err := r.InstantiateModule(experimental.WithMemoryAllocator(ctx, guestMemoryAllocator()), compiled, mc)
 	if err != nil {
 		var ee *sys.ExitError
 		if errors.As(err, &ee) || ctx.Err() != nil {
