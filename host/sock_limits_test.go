@@ -1,6 +1,7 @@
 package host
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -13,8 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tetratelabs/wazero"
 	"golang.org/x/sys/unix"
 
+	"github.com/wasmgate/wasmgate/host/internal/wasi"
 	"github.com/wasmgate/wasmgate/internal/testenv"
 	"github.com/wasmgate/wasmgate/network"
 )
@@ -193,4 +196,40 @@ func TestSDKListenBacklog(t *testing.T) {
 		return
 	}
 	t.Fatalf("no listening fd on port %d", port)
+}
+
+// TestPollManySubscriptions: one poll_oneoff may wait on every fd a
+// server can hold (Go's runtime polls all its blocked connections in one
+// call; 4096 made a Go server holding more connections die with "fatal
+// error: poll_oneoff failed"); past 2 × the fd limit + 64 it is ENOTSUP.
+func TestPollManySubscriptions(t *testing.T) {
+	ctx := context.Background()
+	r := wazero.NewRuntime(ctx)
+	defer r.Close(ctx)
+	// A memory of 128 pages (8 MiB), exported.
+	mod, err := r.Instantiate(ctx, []byte{
+		0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+		0x05, 0x04, 0x01, 0x00, 0x80, 0x01,
+		0x07, 0x0a, 0x01, 0x06, 'm', 'e', 'm', 'o', 'r', 'y', 0x02, 0x00,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, nil)
+	h.m = mod
+	const n = 10000
+	const evOff, nOff = n * subSize, 8<<20 - 8
+	for i := range uint32(n) {
+		putSub(h, i*subSize, uint64(i), wasi.EventtypeFdWrite, 1, 0, 0) // stdout: writable
+	}
+	if e := h.call("poll_oneoff", 0, evOff, n, nOff); e != 0 {
+		t.Fatalf("poll_oneoff with %d subscriptions: %v", n, e)
+	}
+	if got := h.u32(nOff); got != n {
+		t.Fatalf("%d events, want %d", got, n)
+	}
+	limit := uint64(2*DefaultMaxFds + 64)
+	if e := h.call("poll_oneoff", 0, evOff, limit+1, nOff); e != wasi.ENOTSUP {
+		t.Fatalf("poll_oneoff with %d subscriptions: %v, want ENOTSUP", limit+1, e)
+	}
 }

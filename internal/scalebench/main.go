@@ -39,8 +39,8 @@ import (
 )
 
 func main() {
-	if len(os.Args) < 3 {
-		fmt.Fprintln(os.Stderr, "usage: scalebench rss MIB...")
+	if len(os.Args) < 3 && (len(os.Args) < 2 || os.Args[1] != "native-echo") {
+		fmt.Fprintln(os.Stderr, "usage: scalebench rss MIB... | conns N...")
 		os.Exit(2)
 	}
 	var err error
