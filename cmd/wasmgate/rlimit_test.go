@@ -63,3 +63,24 @@ func TestGuestNetworkMaxFds(t *testing.T) {
 		}
 	}
 }
+
+// TestRunFdLimitNotice: `wasmgate run --policy` raises the soft limit and
+// tells a user whose hard limit is too low for the manifest's max_fds.
+func TestRunFdLimitNotice(t *testing.T) {
+	saved := nofile
+	t.Cleanup(func() { nofile = saved })
+	var set []uint64
+	nofile.get = func() (uint64, uint64, bool) { return 256, 1024, true }
+	nofile.set = func(soft, hard uint64) error { set = []uint64{soft, hard}; return nil }
+	p := filepath.Join(t.TempDir(), "m.toml")
+	if err := os.WriteFile(p, []byte("default = \"deny\"\n[limits]\nmax_fds = 5000\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runCLI(t, "", "run", "--policy", p, guestWasm(t, "hello"))
+	if code != 0 || !strings.Contains(errOut, "open-file limit is 1024") || !strings.Contains(errOut, "(5000, [limits] max_fds)") {
+		t.Fatalf("code %d, stderr %q", code, errOut)
+	}
+	if len(set) != 2 || set[0] != 1024 {
+		t.Fatalf("set %v, want the soft limit raised to 1024", set)
+	}
+}

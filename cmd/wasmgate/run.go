@@ -113,7 +113,13 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	defer release()
 	cfg = cfg.WithNetwork(nw).WithMaxFds(maxFds)
-	raiseFdLimit(cfg.MaxFds(), stderr)
+	// The notice only matters to guests with a network (servers hold
+	// thousands of fds); without one it would only be noise on every run.
+	notice := stderr
+	if *policyPath == "" {
+		notice = io.Discard
+	}
+	raiseFdLimit(cfg.MaxFds(), notice)
 
 	if *timeout > 0 {
 		var cancel context.CancelFunc
