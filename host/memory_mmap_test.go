@@ -109,3 +109,61 @@ func TestRunMapsGuestMemory(t *testing.T) {
 		t.Error("the memory was not unmapped after the run")
 	}
 }
+
+// FuzzMappedMemory: any sequence of sizes (within and past a reservation of
+// a few pages) keeps the address and the contents written so far, zero
+// beyond them, and refuses sizes past the reservation, as wazero needs.
+func FuzzMappedMemory(f *testing.F) {
+	f.Add([]byte{1, 2, 2, 0, 5, 9, 3})
+	f.Add([]byte{0, 0, 8, 8, 1})
+	f.Fuzz(func(t *testing.T, steps []byte) {
+		const page, maxPages = 65536, 8
+		m, ok := allocateMapped(page, maxPages*page).(*mappedMemory)
+		if !ok {
+			t.Skip("no address space to reserve")
+		}
+		defer m.Free()
+		var model []byte
+		var base *byte
+		for i, st := range steps {
+			size := uint64(st%12) * page / 2 // half pages too, and past the maximum
+			b := m.Reallocate(size)
+			if size > maxPages*page {
+				if b != nil {
+					t.Fatalf("step %d: grew to %d past the reservation", i, size)
+				}
+				continue
+			}
+			if b == nil || uint64(len(b)) != size {
+				t.Fatalf("step %d: Reallocate(%d) gave %d bytes", i, size, len(b))
+			}
+			if size > 0 {
+				if base == nil {
+					base = &b[0]
+				} else if &b[0] != base {
+					t.Fatalf("step %d: the memory moved", i)
+				}
+			}
+			for j := range min(len(model), len(b)) {
+				if b[j] != model[j] {
+					t.Fatalf("step %d: byte %d is %d, want %d", i, j, b[j], model[j])
+				}
+			}
+			for j := len(model); j < len(b); j += 4093 {
+				if b[j] != 0 {
+					t.Fatalf("step %d: new byte %d is %d", i, j, b[j])
+				}
+			}
+			// Write a marker in every page we now have.
+			for j := 0; j < len(b); j += 4096 {
+				b[j] = byte(i + 1)
+			}
+			if len(b) > len(model) {
+				model = append(model, make([]byte, len(b)-len(model))...)
+			}
+			for j := 0; j < len(b); j += 4096 {
+				model[j] = byte(i + 1)
+			}
+		}
+	})
+}
