@@ -27,6 +27,7 @@ type Config struct {
 	network network.Network
 	listen  []string
 	name    string
+	maxFds  int // 0 = DefaultMaxFds
 
 	cacheDir      string // "" = default under os.UserCacheDir()
 	cacheDisabled bool
@@ -199,6 +200,40 @@ func (c *Config) WithListen(addr string) *Config {
 	return n
 }
 
+// DefaultMaxFds is the default cap on a guest's open fds (stdio,
+// directories, files and sockets together; WithMaxFds): enough for a
+// server holding 10,000 connections with room to spare.
+const DefaultMaxFds = 16384
+
+// MaxMaxFds is the largest value WithMaxFds accepts.
+const MaxMaxFds = 1 << 20
+
+// WithMaxFds caps the guest's open fds at n (docs/sockets.md, "Limits"):
+// past it every call that would create an fd fails with EMFILE, and a
+// listener's pending connections are refused (reset) while the guest
+// cannot accept them. 0 restores DefaultMaxFds; n must be at most
+// MaxMaxFds, and at least 3 plus the directories (stdio and preopens need
+// their fds), or Run reports the configuration invalid. Each open fd may
+// hold a host descriptor, so the process's RLIMIT_NOFILE must allow for
+// them (`wasmgate run` raises its soft limit and warns when it cannot).
+func (c *Config) WithMaxFds(n int) *Config {
+	nc := c.clone()
+	nc.maxFds = n
+	if n < 0 || n > MaxMaxFds {
+		nc.errs = append(nc.errs, fmt.Errorf("max fds %d: must be between 0 (the default, %d) and %d", n, DefaultMaxFds, MaxMaxFds))
+	}
+	return nc
+}
+
+// MaxFds is the fd cap Run applies: the value of WithMaxFds, or
+// DefaultMaxFds.
+func (c *Config) MaxFds() int {
+	if c.maxFds <= 0 {
+		return DefaultMaxFds
+	}
+	return c.maxFds
+}
+
 // WithName sets the wazero module name of the guest (default "guest"); it
 // shows in stack traces.
 func (c *Config) WithName(name string) *Config {
@@ -260,6 +295,9 @@ func cleanGuestPath(p string) (string, error) {
 // validate returns every configuration error at once.
 func (c *Config) validate() error {
 	errs := append([]error(nil), c.errs...)
+	if need := 3 + len(c.mounts) + len(c.listen); c.maxFds > 0 && c.maxFds < need {
+		errs = append(errs, fmt.Errorf("max fds %d: stdio, the directories and the listen sockets need %d", c.maxFds, need))
+	}
 	seen := map[string]bool{}
 	for _, m := range c.mounts {
 		if seen[m.guest] {

@@ -57,7 +57,8 @@ package host
 // without a pollable fd (regular files, in-memory stdio, virtual files) is
 // always ready. An unknown fd produces an event with error EBADF; the call
 // itself then still succeeds, as Go's runtime requires. A guest may have at
-// most maxFds (4096) fds open; beyond that inserts fail with EMFILE.
+// most Config.MaxFds() fds open (DefaultMaxFds unless set); beyond that
+// inserts fail with EMFILE.
 
 import (
 	"context"
@@ -160,6 +161,13 @@ func (t *fdTable) get(fd int32) (*fdEntry, error) {
 		return nil, wasi.EBADF
 	}
 	return t.entries[fd], nil
+}
+
+// full reports whether insert would fail with EMFILE.
+func (t *fdTable) full() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.max > 0 && t.n >= t.max
 }
 
 // insert places e in the lowest free slot and returns its fd.

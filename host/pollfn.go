@@ -12,8 +12,13 @@ import (
 )
 
 // maxSubscriptions bounds poll_oneoff's input so a guest cannot make the
-// host allocate without limit.
-const maxSubscriptions = 4096
+// host allocate without limit: at least 4096, and enough for every fd the
+// guest may hold to be waited on for reading and writing at once, plus
+// clocks (Go's runtime polls every blocked connection in one call, so a
+// server holding 10,000 connections subscribes to 10,000 fds).
+func (s *state) maxSubscriptions() uint32 {
+	return uint32(max(4096, 2*s.cfg.MaxFds()+64))
+}
 
 const (
 	subSize   = 48
@@ -40,7 +45,7 @@ func (s *state) pollOneoff(ctx context.Context, m api.Module, st []uint64) wasi.
 	if nsubs == 0 {
 		return wasi.EINVAL
 	}
-	if nsubs > maxSubscriptions {
+	if nsubs > s.maxSubscriptions() {
 		return wasi.ENOTSUP
 	}
 	mem := m.Memory()

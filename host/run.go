@@ -45,6 +45,7 @@ import (
 	"time"
 
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/wasmgate/wasmgate/host/internal/sysfs"
@@ -132,7 +133,9 @@ func Run(ctx context.Context, wasm []byte, cfg *Config) (exitCode int, err error
 	// Instantiate without running anything, so that link errors (a missing
 	// import) are told apart from what _start does (exit, trap).
 	mc := wazero.NewModuleConfig().WithName(name).WithStartFunctions()
-	mod, err := r.InstantiateModule(ctx, compiled, mc)
+	// The guest's memory is reserved up front and grows in place
+	// (memory.go); wazero takes the allocator from the context.
+	mod, err := r.InstantiateModule(experimental.WithMemoryAllocator(ctx, guestMemoryAllocator()), compiled, mc)
 	if err != nil {
 		var ee *sys.ExitError
 		if errors.As(err, &ee) || ctx.Err() != nil {
@@ -197,10 +200,6 @@ func (s *state) result(ctx context.Context, err error) (int, error) {
 	return 1, fmt.Errorf("%w: %v", ErrTrap, err)
 }
 
-// maxFds caps a guest's open fds (EMFILE beyond), so that a guest cannot
-// exhaust the host process's descriptors.
-const maxFds = 4096
-
 // newState builds the instance state: stdio as fds 0-2, then the mounts in
 // configuration order (fds 3...; the virtual /etc and --listen sockets come
 // after them, see openPreopenedSockets). Every mount that cannot be opened
@@ -211,7 +210,7 @@ func newState(cfg *Config) (*state, error) {
 		return nil, err
 	}
 	s := &state{cfg: cfg, net: cfg.network, wake: w, start: time.Now()}
-	s.fds.max = maxFds
+	s.fds.max = cfg.MaxFds() // EMFILE beyond: a guest cannot exhaust the host's descriptors
 	if s.net == nil {
 		// No network configured: a Default with no Policy denies every
 		// operation, so sockets fail closed with EACCES.

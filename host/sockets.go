@@ -311,12 +311,22 @@ func (s *state) sockAccept(ctx context.Context, m api.Memory, fd, flags, ret uin
 	if _, err := sockabi.Span(m, ret, 4); err != nil {
 		return err
 	}
+	if s.fds.full() {
+		// Checked before accepting: a connection the guest cannot take
+		// is never accepted for it, and never waits (blocking accept
+		// gets EMFILE at once too).
+		return refusePending(f.sock)
+	}
 	var conn network.Socket
 	_, err = s.blockingIO(ctx, e, pollIn, func() (int, error) {
 		c, err := f.sock.Accept(ctx)
 		conn = c
 		return 0, err
 	})
+	if errors.Is(err, syscall.EMFILE) {
+		// The network's socket limit (max_sockets).
+		return refusePending(f.sock)
+	}
 	if err != nil {
 		return err
 	}
@@ -324,10 +334,28 @@ func (s *state) sockAccept(ctx context.Context, m api.Memory, fd, flags, ret uin
 	// sockets do), so it gets none: one allocation less per accept.
 	nfd, err := s.fds.insert(newSocketEntry(&socketFile{sock: conn}, flags&uint32(wasi.FdflagNonblock) != 0))
 	if err != nil {
+		// Only if another fd appeared since the check above: reset,
+		// like the refused ones.
+		conn.SetOption(network.SockOptLinger, 0)
 		conn.Close()
 		return err
 	}
 	return sockabi.WriteU32(m, ret, uint32(nfd))
+}
+
+// maxRefuse bounds the pending connections one failed sock_accept refuses.
+const maxRefuse = 4096
+
+// refusePending is sock_accept's answer when the guest is at its fd or
+// socket limit: EMFILE for the guest, and every connection waiting on the
+// listener (up to maxRefuse) reset at once, so that clients are refused
+// instead of hanging in the kernel's accept queue while the guest cannot
+// take them (docs/sockets.md, "Limits").
+func refusePending(l network.Socket) error {
+	if r, ok := l.(network.Refuser); ok {
+		r.RefusePending(maxRefuse)
+	}
+	return wasi.EMFILE
 }
 
 // riflags of sock_recv / sock_recv_from.

@@ -4,9 +4,12 @@ package network
 
 import (
 	"context"
+	"math"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -19,6 +22,21 @@ import (
 // (even on a non-blocking socket) for up to that long, and a guest must not
 // be able to pin a host thread for hours.
 const maxLingerSeconds = 10
+
+// maxListenBacklog is net.core.somaxconn, read once as native Go does
+// (net.maxListenerBacklog), or 4096, Linux's default since 5.4, when it
+// cannot be read.
+var maxListenBacklog = sync.OnceValue(func() int {
+	b, err := os.ReadFile("/proc/sys/net/core/somaxconn")
+	if err != nil {
+		return 4096
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || n <= 0 {
+		return 4096
+	}
+	return min(n, math.MaxInt32)
+})
 
 type systemSocket struct {
 	proto  Proto
@@ -143,9 +161,12 @@ func (s *systemSocket) Connect(ctx context.Context, remote netip.AddrPort) error
 	}))
 }
 
+// Listen listens with backlog clamped to the system's maximum,
+// net.core.somaxconn (a negative backlog means that maximum too), so that a
+// guest asking for a huge backlog gets what native Go's net.Listen gets.
 func (s *systemSocket) Listen(ctx context.Context, backlog int) error {
-	if backlog < 0 || backlog > 65535 {
-		backlog = 4096 // the kernel clamps to net.core.somaxconn anyway
+	if m := maxListenBacklog(); backlog < 0 || backlog > m {
+		backlog = m
 	}
 	return opErr("listen", s.proto, netip.AddrPort{}, s.with(func(fd int) error {
 		if s.proto != TCP {
@@ -153,6 +174,30 @@ func (s *systemSocket) Listen(ctx context.Context, backlog int) error {
 		}
 		return unix.Listen(fd, backlog)
 	}))
+}
+
+// RefusePending implements Refuser: it accepts up to max pending
+// connections and closes each with SO_LINGER 0 (a reset), until the queue
+// is empty (EAGAIN). The fds live only for the three syscalls this takes.
+func (s *systemSocket) RefusePending(max int) int {
+	n := 0
+	_ = s.with(func(fd int) error {
+		for n < max {
+			nfd, _, err := accept4(fd)
+			switch err {
+			case nil:
+			case syscall.EINTR, syscall.ECONNABORTED:
+				continue
+			default:
+				return err
+			}
+			_ = unix.SetsockoptLinger(nfd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+			_ = unix.Close(nfd)
+			n++
+		}
+		return nil
+	})
+	return n
 }
 
 func (s *systemSocket) Accept(ctx context.Context) (Socket, error) {

@@ -58,6 +58,7 @@ type Manifest struct {
 	DNSHosts   map[string][]netip.Addr // [dns] hosts, canonical names and unmapped addresses
 	NameTTL    time.Duration           // [dns] ttl, DefaultNameTTL when unset
 	MaxSockets int                     // [limits] max_sockets, 0 = unlimited
+	MaxFds     int                     // [limits] max_fds, 0 = unset (host.DefaultMaxFds)
 	Plugins    []PluginSpec            // in manifest order
 }
 
@@ -313,7 +314,7 @@ func (v *validator) manifest(raw map[string]any) *Manifest {
 	}
 	if x, ok := raw["limits"]; ok {
 		if t, ok := v.table("limits", x); ok {
-			v.unknown("limits", t, "max_sockets")
+			v.unknown("limits", t, "max_sockets", "max_fds")
 			if x, ok := t["max_sockets"]; ok {
 				n, ok := x.(int64)
 				switch {
@@ -323,6 +324,20 @@ func (v *validator) manifest(raw map[string]any) *Manifest {
 					v.add("limits.max_sockets", "must be between 0 (unlimited) and 1048576, not %d", n)
 				default:
 					m.MaxSockets = int(n)
+				}
+			}
+			if x, ok := t["max_fds"]; ok {
+				// The bounds are host.Config.WithMaxFds's (this package
+				// does not import host): the floor leaves room for stdio,
+				// directories and listen sockets.
+				n, ok := x.(int64)
+				switch {
+				case !ok:
+					v.add("limits.max_fds", "must be an integer, not %s", tomlType(x))
+				case n < 64 || n > 1<<20:
+					v.add("limits.max_fds", "must be between 64 and 1048576, not %d", n)
+				default:
+					m.MaxFds = int(n)
 				}
 			}
 		}

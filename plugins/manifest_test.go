@@ -43,8 +43,9 @@ func manifestSummary(m *Manifest) string {
 		DNSServers       []string
 		DNSHosts         any
 		MaxSockets       int
+		MaxFds           int `json:",omitempty"`
 		Plugins          []plug
-	}{string(m.Default), m.NameTTL.String(), m.Report, m.Guest, m.Labels, m.DNSServers, m.DNSHosts, m.MaxSockets, nil}
+	}{string(m.Default), m.NameTTL.String(), m.Report, m.Guest, m.Labels, m.DNSServers, m.DNSHosts, m.MaxSockets, m.MaxFds, nil}
 	for _, p := range m.Plugins {
 		path := ""
 		if p.Path != "" {

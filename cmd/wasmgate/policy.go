@@ -28,8 +28,10 @@ var errNoPolicyAudit = usageError{errors.New("--audit needs --policy: without a 
 
 // guestNetwork builds the network of one `wasmgate run` guest: the
 // manifest at policyPath (its chain, resolver, guest identity, labels, name
-// TTL and socket limit), audit records to auditSpec ("" none, "-" stderr,
-// else a file appended to), and the hint (docs/policy.md#hint) on stderr for every
+// TTL and socket limit; its fd limit, max_fds, is the returned maxFds, 0 when
+// unset), audit records to auditSpec ("" none, "-" stderr, else a file
+// appended to), plugin logs to logger, and the hint (docs/policy.md#hint) on
+// stderr for every
 // new denied destination. guest names the guest when the manifest does not.
 //
 // policyPath == "" means no policy: Default denies everything (Policy nil)
@@ -39,17 +41,17 @@ var errNoPolicyAudit = usageError{errors.New("--audit needs --policy: without a 
 // after the guest has finished. A command-line problem is a usageError; a
 // manifest problem is the plugins.Load error (a *plugins.ManifestError
 // listing every problem).
-func guestNetwork(ctx context.Context, policyPath, auditSpec, guest string, noCache bool, logger *slog.Logger, stderr io.Writer) (*network.Default, func(), error) {
+func guestNetwork(ctx context.Context, policyPath, auditSpec, guest string, noCache bool, logger *slog.Logger, stderr io.Writer) (d *network.Default, maxFds int, release func(), err error) {
 	onDeny := network.DenyNotifier(stderr)
 	if policyPath == "" {
 		if auditSpec != "" {
-			return nil, nil, errNoPolicyAudit
+			return nil, 0, nil, errNoPolicyAudit
 		}
-		return &network.Default{Policy: nil, Guest: guest, OnDeny: onDeny}, func() {}, nil
+		return &network.Default{Policy: nil, Guest: guest, OnDeny: onDeny}, 0, func() {}, nil
 	}
 	audit, closeAudit, err := openAudit(auditSpec, stderr)
 	if err != nil {
-		return nil, nil, usageError{err}
+		return nil, 0, nil, usageError{err}
 	}
 	opts := plugins.Options{Audit: audit, Logger: logger}
 	if noCache {
@@ -58,18 +60,18 @@ func guestNetwork(ctx context.Context, policyPath, auditSpec, guest string, noCa
 	p, err := plugins.Load(ctx, policyPath, opts)
 	if err != nil {
 		closeAudit()
-		return nil, nil, err
+		return nil, 0, nil, err
 	}
-	d := p.NewDefault(nil)
+	d = p.NewDefault(nil)
 	if d.Guest == "" {
 		d.Guest = guest
 	}
 	d.OnDeny = onDeny
-	release := func() {
+	release = func() {
 		// Background: the run's context may be cancelled (timeout,
 		// SIGINT) and closing must still happen.
 		p.Close(context.Background())
 		closeAudit()
 	}
-	return d, release, nil
+	return d, p.Manifest.MaxFds, release, nil
 }

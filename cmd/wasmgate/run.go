@@ -105,7 +105,7 @@ failure (unreadable or invalid WASM); 124 --timeout expired; 130 interrupted; 13
 	// The manifest is loaded (plugins compiled and validated) before the
 	// guest starts: a bad policy must never let the guest run, not even
 	// briefly.
-	nw, release, err := guestNetwork(ctx, *policyPath, *audit, wasmPath, *noCache, logs.Logger(), stderr)
+	nw, maxFds, release, err := guestNetwork(ctx, *policyPath, *audit, wasmPath, *noCache, logs.Logger(), stderr)
 	if err != nil {
 		var ue usageError
 		if errors.As(err, &ue) {
@@ -122,7 +122,14 @@ failure (unreadable or invalid WASM); 124 --timeout expired; 130 interrupted; 13
 		return exitManifest
 	}
 	defer release()
-	cfg = cfg.WithNetwork(nw)
+	cfg = cfg.WithNetwork(nw).WithMaxFds(maxFds)
+	// The notice only matters to guests with a network (servers hold
+	// thousands of fds); without one it would only be noise on every run.
+	notice := stderr
+	if *policyPath == "" {
+		notice = io.Discard
+	}
+	raiseFdLimit(cfg.MaxFds(), notice)
 
 	if *timeout > 0 {
 		var cancel context.CancelFunc

@@ -5,6 +5,7 @@ package socket
 import (
 	"context"
 	"errors"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -325,7 +326,11 @@ func Listen(network, address string) (net.Listener, error) {
 		syscall.Close(fd)
 		return fail(sysError("bind", err))
 	}
-	if err := listenSocket(fd, 128); err != nil {
+	// The largest backlog: the host clamps it to the system's maximum
+	// (net.core.somaxconn on Linux), as native Go's net.Listen asks for
+	// that maximum; 128 made the kernel drop SYNs under a burst of
+	// connections (docs/sockets.md, "Limits").
+	if err := listenSocket(fd, math.MaxInt32); err != nil {
 		syscall.Close(fd)
 		return fail(sysError("listen", err))
 	}

@@ -11,6 +11,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/wasmgate/wasmgate/sdk/socket"
@@ -194,8 +196,19 @@ func echoServe(addr string, n, bufSize int) error {
 	defer ln.Close()
 	say("listening %s", ln.Addr())
 	var wg sync.WaitGroup
+	emfile := 0
 	for i := 0; n < 0 || i < n; i++ {
 		c, err := ln.Accept()
+		if errors.Is(err, syscall.EMFILE) {
+			// At the fd or socket limit: back off and retry, as
+			// net/http does; the first one is reported.
+			if emfile++; emfile == 1 {
+				say("accept: %v", err)
+			}
+			i--
+			time.Sleep(5 * time.Millisecond)
+			continue
+		}
 		if err != nil {
 			return err
 		}
