@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/wasmgate/wasmgate/internal/testenv"
 )
 
 // withLoopbackDefaultResolver points net.DefaultResolver, which
@@ -18,14 +20,8 @@ import (
 // with SERVFAIL and everything else with NXDOMAIN.
 func withLoopbackDefaultResolver(t *testing.T) {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(q)
-		name, qt := q.Question[0].Name, q.Question[0].Qtype
+	addr := testenv.ServeDNS(t, func(q dns.Question, m *dns.Msg) {
+		name, qt := q.Name, q.Qtype
 		hdr := func(t uint16) dns.RR_Header {
 			return dns.RR_Header{Name: name, Rrtype: t, Class: dns.ClassINET, Ttl: 60}
 		}
@@ -42,14 +38,7 @@ func withLoopbackDefaultResolver(t *testing.T) {
 		default:
 			m.Rcode = dns.RcodeNameError
 		}
-		w.WriteMsg(m)
-	})}
-	started := make(chan struct{})
-	srv.NotifyStartedFunc = func() { close(started) }
-	go srv.ActivateAndServe()
-	<-started
-	t.Cleanup(func() { srv.Shutdown() })
-	addr := pc.LocalAddr().String()
+	})
 	old := net.DefaultResolver
 	net.DefaultResolver = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "udp", addr)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -29,32 +28,22 @@ var dnsZone = map[string][]string{
 // startDNS serves dnsZone on 127.0.0.1 (UDP) and returns "ip:port".
 func startDNS(t *testing.T) string {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(q)
-		name := strings.ToLower(q.Question[0].Name)
+	return testenv.ServeDNS(t, func(q dns.Question, m *dns.Msg) {
+		name := strings.ToLower(q.Name)
 		recs, ok := dnsZone[name]
 		if !ok {
 			m.Rcode = dns.RcodeNameError
 		}
 		for _, r := range recs {
 			typ, addr, _ := strings.Cut(r, " ")
-			if (typ == "A" && q.Question[0].Qtype == dns.TypeA) || (typ == "AAAA" && q.Question[0].Qtype == dns.TypeAAAA) {
+			if (typ == "A" && q.Qtype == dns.TypeA) || (typ == "AAAA" && q.Qtype == dns.TypeAAAA) {
 				rr, err := dns.NewRR(name + " 300 IN " + typ + " " + addr)
 				if err == nil {
 					m.Answer = append(m.Answer, rr)
 				}
 			}
 		}
-		w.WriteMsg(m)
-	})}
-	go srv.ActivateAndServe()
-	t.Cleanup(func() { srv.Shutdown() })
-	return pc.LocalAddr().String()
+	})
 }
 
 var volatile = regexp.MustCompile(`"time":"[^"]*",|,"duration_us":[0-9]+`)

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/miekg/dns"
+
+	"github.com/wasmgate/wasmgate/internal/testenv"
 )
 
 // startCNAMEDNS serves, on 127.0.0.1 (UDP), "alias.allowed.test CNAME
@@ -17,36 +19,26 @@ import (
 // public name rebound to loopback), and returns "ip:port".
 func startCNAMEDNS(t *testing.T) string {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(q)
+	return testenv.ServeDNS(t, func(q dns.Question, m *dns.Msg) {
 		add := func(s string) {
 			if rr, err := dns.NewRR(s); err == nil {
 				m.Answer = append(m.Answer, rr)
 			}
 		}
-		switch name := strings.ToLower(q.Question[0].Name); name {
+		switch name := strings.ToLower(q.Name); name {
 		case "alias.allowed.test.":
 			add("alias.allowed.test. 300 IN CNAME denied.test.")
-			if q.Question[0].Qtype == dns.TypeA {
+			if q.Qtype == dns.TypeA {
 				add("denied.test. 300 IN A 127.0.0.1")
 			}
 		case "denied.test.", "rebind.test.":
-			if q.Question[0].Qtype == dns.TypeA {
+			if q.Qtype == dns.TypeA {
 				add(name + " 300 IN A 127.0.0.1")
 			}
 		default:
 			m.Rcode = dns.RcodeNameError
 		}
-		w.WriteMsg(m)
-	})}
-	go srv.ActivateAndServe()
-	t.Cleanup(func() { srv.Shutdown() })
-	return pc.LocalAddr().String()
+	})
 }
 
 // A CNAME does not launder a name: with "alias.allowed.test CNAME

@@ -3,14 +3,10 @@ package kernel
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/wasmgate/wasmgate/internal/testenv"
 	"github.com/wasmgate/wasmgate/plugins/builtin"
 	"github.com/wasmgate/wasmgate/plugins/internal/testbuild"
 	"github.com/wasmgate/wasmgate/sdk/policy"
@@ -94,24 +90,7 @@ func fastPlugin(t *testing.T, buffer, result string) []byte {
   (func (export "wasmgate_decide") (param i32) (result i64)
     (i32.store (i32.const 1024) (i32.const 0x7b7d7b7d)) ;; "}{}{"
     (i64.const RESULT)))`
-	src = strings.NewReplacer("BUFFER", buffer, "RESULT", result).Replace(src)
-	wat2wasm, err := exec.LookPath("wat2wasm")
-	if err != nil {
-		testenv.Missing(t, "wat2wasm", err)
-	}
-	dir := t.TempDir()
-	in, out := filepath.Join(dir, "p.wat"), filepath.Join(dir, "p.wasm")
-	if err := os.WriteFile(in, []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if msg, err := exec.Command(wat2wasm, "-o", out, in).CombinedOutput(); err != nil {
-		t.Fatalf("%v\n%s", err, msg)
-	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return watModule(t, strings.NewReplacer("BUFFER", buffer, "RESULT", result).Replace(src))
 }
 
 func TestFastPathMisbehaving(t *testing.T) {
