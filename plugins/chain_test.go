@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/wasmgate/wasmgate/internal/testenv"
 	"github.com/wasmgate/wasmgate/network"
@@ -382,5 +383,32 @@ describe = '{"ops":["tcp.connect"]}'
 	pl.mu.Unlock()
 	if out != 0 || idle != 0 {
 		t.Fatalf("pool: %d instances still out, %d idle (all died)", out, idle)
+	}
+}
+
+// TestInitTimeout: a plugin's init_timeout bounds its load-time calls (here
+// a validate that never returns) in wall-clock time, and the load fails
+// naming the plugin and the timeout.
+func TestInitTimeout(t *testing.T) {
+	start := time.Now()
+	_, err := loadTOMLErr(t, `
+[[plugins]]
+name = "stuck"
+path = "MULTI"
+init_timeout = "300ms"
+[plugins.config]
+behave = "validateloop"
+`, Options{})
+	d := time.Since(start)
+	if err == nil {
+		t.Fatal("loaded")
+	}
+	if want := `plugins[1] (stuck): validate failed: timeout after 300ms`; !strings.Contains(err.Error(), want) {
+		t.Errorf("error lacks %q:\n%v", want, err)
+	}
+	// Compiling the plugin comes first (cached, but not free); the default
+	// of 5s would take far longer than this.
+	if d > 3*time.Second {
+		t.Errorf("load took %v with an init_timeout of 300ms", d)
 	}
 }

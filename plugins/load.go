@@ -134,6 +134,7 @@ func LoadManifest(ctx context.Context, m *Manifest, opts Options) (*Policy, erro
 				Wasm:        spec.Wasm,
 				MemoryPages: uint32(spec.Memory / wasmPage),
 				Timeout:     spec.Timeout,
+				InitTimeout: spec.Init,
 				Config:      config,
 				Logger:      logger,
 			})

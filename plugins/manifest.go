@@ -28,6 +28,8 @@ import (
 const (
 	DefaultTimeout = 100 * time.Millisecond // per plugin call
 	MaxTimeout     = 10 * time.Second       // a larger per-call timeout is surely a mistake
+	DefaultInit    = 5 * time.Second        // each load-time call: _initialize, describe, validate
+	MaxInit        = time.Minute            // a longer start-up is surely a mistake
 	DefaultMemory  = 64 << 20               // bytes per plugin instance
 	MinMemory      = 4 << 20                // Go-built plugins need ~3.3 MiB to start
 	MaxMemory      = 4 << 30                // wasm32 address space
@@ -69,6 +71,7 @@ type PluginSpec struct {
 	Path    string        // absolute path of the .wasm file, or ""
 	SHA256  string        // lower-case hex pin as written, or ""
 	Timeout time.Duration // per call
+	Init    time.Duration // each load-time call (init_timeout)
 	Memory  uint64        // bytes per instance, a multiple of 64 KiB
 	Report  bool          // mode = "report" for this plugin
 	Config  []byte        // JSON of [plugins.config]; "{}" when absent
@@ -465,8 +468,8 @@ func canonicalName(s string) (string, error) {
 }
 
 func (v *validator) plugin(key string, t map[string]any) PluginSpec {
-	p := PluginSpec{Timeout: DefaultTimeout, Memory: DefaultMemory, Config: []byte("{}"), Line: v.line(key)}
-	v.unknown(key, t, "name", "use", "path", "sha256", "timeout", "memory", "mode", "config")
+	p := PluginSpec{Timeout: DefaultTimeout, Init: DefaultInit, Memory: DefaultMemory, Config: []byte("{}"), Line: v.line(key)}
+	v.unknown(key, t, "name", "use", "path", "sha256", "timeout", "init_timeout", "memory", "mode", "config")
 	if x, ok := t["name"]; ok {
 		if s, ok := v.str(key+".name", x); ok {
 			if s == "" {
@@ -540,6 +543,19 @@ func (v *validator) plugin(key string, t map[string]any) PluginSpec {
 				v.add(key+".timeout", "must be more than 0 and at most %v, not %v", MaxTimeout, d)
 			default:
 				p.Timeout = d
+			}
+		}
+	}
+	if x, ok := t["init_timeout"]; ok {
+		if s, ok := v.str(key+".init_timeout", x); ok {
+			d, err := time.ParseDuration(s)
+			switch {
+			case err != nil:
+				v.add(key+".init_timeout", "%q is not a duration; %s", s, durationHint)
+			case d <= 0 || d > MaxInit:
+				v.add(key+".init_timeout", "must be more than 0 and at most %v, not %v", MaxInit, d)
+			default:
+				p.Init = d
 			}
 		}
 	}
