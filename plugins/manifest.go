@@ -62,6 +62,7 @@ type Manifest struct {
 	MaxSockets int                     // [limits] max_sockets, 0 = unlimited
 	MaxFds     int                     // [limits] max_fds, 0 = unset (host.DefaultMaxFds)
 	Plugins    []PluginSpec            // in manifest order
+	text       []string                // the file's lines, to find a config value's own line
 }
 
 // PluginSpec is one [[plugins]] entry.
@@ -77,6 +78,13 @@ type PluginSpec struct {
 	Config  []byte        // JSON of [plugins.config]; "{}" when absent
 	Wasm    []byte        // the module bytes
 	Line    int           // line of the [[plugins]] header, for later errors
+	// ConfigLines maps each top-level key of [plugins.config] to its line,
+	// and "" to the line of the table itself, so that a problem the plugin
+	// finds in its config points at the key (configline.go).
+	ConfigLines map[string]int
+	// ConfigValues holds the string values under each config key, for
+	// finding the key a problem quotes a value of.
+	ConfigValues map[string][]string
 }
 
 // Problem is one thing wrong with a manifest.
@@ -161,6 +169,7 @@ func ParseManifestData(path string, data []byte, lookup BuiltinLookup) (*Manifes
 		return nil, &ManifestError{v.problems}
 	}
 	m.Path = path
+	m.text = strings.Split(string(data), "\n")
 	return m, nil
 }
 
@@ -586,9 +595,33 @@ func (v *validator) plugin(key string, t map[string]any) PluginSpec {
 			default:
 				p.Config = b
 			}
+			p.ConfigLines = map[string]int{"": v.line(key + ".config")}
+			p.ConfigValues = map[string][]string{}
+			for k, val := range ct {
+				p.ConfigLines[k] = v.line(key + ".config." + quoteKey(k))
+				p.ConfigValues[k] = stringsIn(val, nil)
+			}
 		}
 	}
 	return p
+}
+
+// stringsIn appends the strings in x (a TOML value) to out.
+func stringsIn(x any, out []string) []string {
+	switch x := x.(type) {
+	case string:
+		out = append(out, x)
+	case []any:
+		for _, e := range x {
+			out = stringsIn(e, out)
+		}
+	case map[string]any:
+		for k, e := range x {
+			out = append(out, k)
+			out = stringsIn(e, out)
+		}
+	}
+	return out
 }
 
 func unwrapPathErr(err error) error {

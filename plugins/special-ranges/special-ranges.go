@@ -261,6 +261,11 @@ func (s *specialRanges) verdict(v policy.Verdict) policy.Verdict {
 var load = sync.OnceValues(func() (*specialRanges, error) {
 	c, err := readConfig()
 	if err != nil {
+		// Report the values' problems too (one per line), so that a
+		// config is fixed in one pass.
+		if _, err2 := newSpecialRanges(c); err2 != nil {
+			err = errors.Join(err, err2)
+		}
 		return nil, err
 	}
 	return newSpecialRanges(c)
