@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/wasmgate/wasmgate/internal/testenv"
 	"github.com/wasmgate/wasmgate/network"
@@ -382,5 +383,68 @@ describe = '{"ops":["tcp.connect"]}'
 	pl.mu.Unlock()
 	if out != 0 || idle != 0 {
 		t.Fatalf("pool: %d instances still out, %d idle (all died)", out, idle)
+	}
+}
+
+// TestInitTimeout: a plugin's init_timeout bounds its load-time calls (here
+// a validate that never returns) in wall-clock time, and the load fails
+// naming the plugin and the timeout.
+func TestInitTimeout(t *testing.T) {
+	start := time.Now()
+	_, err := loadTOMLErr(t, `
+[[plugins]]
+name = "stuck"
+path = "MULTI"
+init_timeout = "300ms"
+[plugins.config]
+behave = "validateloop"
+`, Options{})
+	d := time.Since(start)
+	if err == nil {
+		t.Fatal("loaded")
+	}
+	if want := `plugins[1] (stuck): validate failed: timeout after 300ms`; !strings.Contains(err.Error(), want) {
+		t.Errorf("error lacks %q:\n%v", want, err)
+	}
+	// Compiling the plugin comes first (cached, but not free); the default
+	// of 5s would take far longer than this.
+	if d > 3*time.Second {
+		t.Errorf("load took %v with an init_timeout of 300ms", d)
+	}
+}
+
+// TestValidateProblemLines: a plugin's newline-joined validate error is one
+// problem per line (not one line joined by U+FFFD), each at the line of the
+// config key or value it names, or of the config table; at most
+// maxValidateLines of them.
+func TestValidateProblemLines(t *testing.T) {
+	_, err := loadTOMLErr(t, `
+[[plugins]]
+name = "picky"
+path = "MULTI"
+[plugins.config]
+invalid = "first\nport \"8o\" is not a number\nthird"
+port = "8o"
+`, Options{})
+	if err == nil {
+		t.Fatal("loaded")
+	}
+	got := err.Error()
+	for _, want := range []string{
+		`:5: plugins[1] (picky): config rejected by the plugin: first` + "\n",
+		`:7: plugins[1] (picky): config rejected by the plugin: port "8o" is not a number`,
+		`:5: plugins[1] (picky): config rejected by the plugin: third`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("error lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.ContainsRune(got, '\uFFFD') {
+		t.Errorf("U+FFFD in %q", got)
+	}
+	lines := strings.Repeat("bad\n", maxValidateLines+8)
+	probs := validateProblems(lines)
+	if len(probs) != maxValidateLines+1 || !strings.HasSuffix(probs[maxValidateLines], "… and 8 more lines") {
+		t.Errorf("%d problems, last %q", len(probs), probs[len(probs)-1])
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"sync"
 	"time"
 
@@ -134,6 +135,7 @@ func LoadManifest(ctx context.Context, m *Manifest, opts Options) (*Policy, erro
 				Wasm:        spec.Wasm,
 				MemoryPages: uint32(spec.Memory / wasmPage),
 				Timeout:     spec.Timeout,
+				InitTimeout: spec.Init,
 				Config:      config,
 				Logger:      logger,
 			})
@@ -159,11 +161,13 @@ func LoadManifest(ctx context.Context, m *Manifest, opts Options) (*Policy, erro
 	for i, probs := range problems {
 		spec := &m.Plugins[i]
 		for _, msg := range probs {
-			all = append(all, Problem{File: m.Path, Line: spec.Line,
+			all = append(all, Problem{File: m.Path, Line: m.problemLine(i, msg),
 				Key: fmt.Sprintf("plugins[%d] (%s)", i+1, spec.Name), Msg: msg})
 		}
 	}
 	if len(all) > 0 {
+		// In file order: a plugin's config problems point at their keys.
+		sort.SliceStable(all, func(a, b int) bool { return all[a].Line < all[b].Line })
 		for _, p := range plugins {
 			if p != nil {
 				p.close(ctx)

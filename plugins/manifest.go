@@ -28,6 +28,8 @@ import (
 const (
 	DefaultTimeout = 100 * time.Millisecond // per plugin call
 	MaxTimeout     = 10 * time.Second       // a larger per-call timeout is surely a mistake
+	DefaultInit    = 5 * time.Second        // each load-time call: _initialize, describe, validate
+	MaxInit        = time.Minute            // a longer start-up is surely a mistake
 	DefaultMemory  = 64 << 20               // bytes per plugin instance
 	MinMemory      = 4 << 20                // Go-built plugins need ~3.3 MiB to start
 	MaxMemory      = 4 << 30                // wasm32 address space
@@ -60,6 +62,7 @@ type Manifest struct {
 	MaxSockets int                     // [limits] max_sockets, 0 = unlimited
 	MaxFds     int                     // [limits] max_fds, 0 = unset (host.DefaultMaxFds)
 	Plugins    []PluginSpec            // in manifest order
+	text       []string                // the file's lines, to find a config value's own line
 }
 
 // PluginSpec is one [[plugins]] entry.
@@ -69,11 +72,19 @@ type PluginSpec struct {
 	Path    string        // absolute path of the .wasm file, or ""
 	SHA256  string        // lower-case hex pin as written, or ""
 	Timeout time.Duration // per call
+	Init    time.Duration // each load-time call (init_timeout)
 	Memory  uint64        // bytes per instance, a multiple of 64 KiB
 	Report  bool          // mode = "report" for this plugin
 	Config  []byte        // JSON of [plugins.config]; "{}" when absent
 	Wasm    []byte        // the module bytes
 	Line    int           // line of the [[plugins]] header, for later errors
+	// ConfigLines maps each top-level key of [plugins.config] to its line,
+	// and "" to the line of the table itself, so that a problem the plugin
+	// finds in its config points at the key (configline.go).
+	ConfigLines map[string]int
+	// ConfigValues holds the string values under each config key, for
+	// finding the key a problem quotes a value of.
+	ConfigValues map[string][]string
 }
 
 // Problem is one thing wrong with a manifest.
@@ -158,6 +169,7 @@ func ParseManifestData(path string, data []byte, lookup BuiltinLookup) (*Manifes
 		return nil, &ManifestError{v.problems}
 	}
 	m.Path = path
+	m.text = strings.Split(string(data), "\n")
 	return m, nil
 }
 
@@ -465,8 +477,8 @@ func canonicalName(s string) (string, error) {
 }
 
 func (v *validator) plugin(key string, t map[string]any) PluginSpec {
-	p := PluginSpec{Timeout: DefaultTimeout, Memory: DefaultMemory, Config: []byte("{}"), Line: v.line(key)}
-	v.unknown(key, t, "name", "use", "path", "sha256", "timeout", "memory", "mode", "config")
+	p := PluginSpec{Timeout: DefaultTimeout, Init: DefaultInit, Memory: DefaultMemory, Config: []byte("{}"), Line: v.line(key)}
+	v.unknown(key, t, "name", "use", "path", "sha256", "timeout", "init_timeout", "memory", "mode", "config")
 	if x, ok := t["name"]; ok {
 		if s, ok := v.str(key+".name", x); ok {
 			if s == "" {
@@ -543,6 +555,19 @@ func (v *validator) plugin(key string, t map[string]any) PluginSpec {
 			}
 		}
 	}
+	if x, ok := t["init_timeout"]; ok {
+		if s, ok := v.str(key+".init_timeout", x); ok {
+			d, err := time.ParseDuration(s)
+			switch {
+			case err != nil:
+				v.add(key+".init_timeout", "%q is not a duration; %s", s, durationHint)
+			case d <= 0 || d > MaxInit:
+				v.add(key+".init_timeout", "must be more than 0 and at most %v, not %v", MaxInit, d)
+			default:
+				p.Init = d
+			}
+		}
+	}
 	if x, ok := t["memory"]; ok {
 		if s, ok := v.str(key+".memory", x); ok {
 			n, err := parseSize(s)
@@ -570,9 +595,33 @@ func (v *validator) plugin(key string, t map[string]any) PluginSpec {
 			default:
 				p.Config = b
 			}
+			p.ConfigLines = map[string]int{"": v.line(key + ".config")}
+			p.ConfigValues = map[string][]string{}
+			for k, val := range ct {
+				p.ConfigLines[k] = v.line(key + ".config." + quoteKey(k))
+				p.ConfigValues[k] = stringsIn(val, nil)
+			}
 		}
 	}
 	return p
+}
+
+// stringsIn appends the strings in x (a TOML value) to out.
+func stringsIn(x any, out []string) []string {
+	switch x := x.(type) {
+	case string:
+		out = append(out, x)
+	case []any:
+		for _, e := range x {
+			out = stringsIn(e, out)
+		}
+	case map[string]any:
+		for k, e := range x {
+			out = append(out, k)
+			out = stringsIn(e, out)
+		}
+	}
+	return out
 }
 
 func unwrapPathErr(err error) error {

@@ -29,6 +29,7 @@ func fakeBuiltins(name string) ([]byte, bool) {
 func manifestSummary(m *Manifest) string {
 	type plug struct {
 		Name, Use, Path, SHA256, Timeout string
+		InitTimeout                      string
 		Memory                           uint64
 		Report                           bool
 		Config                           json.RawMessage
@@ -51,7 +52,7 @@ func manifestSummary(m *Manifest) string {
 		if p.Path != "" {
 			path = filepath.Base(p.Path)
 		}
-		s.Plugins = append(s.Plugins, plug{p.Name, p.Use, path, p.SHA256, p.Timeout.String(), p.Memory, p.Report, p.Config, len(p.Wasm), p.Line})
+		s.Plugins = append(s.Plugins, plug{p.Name, p.Use, path, p.SHA256, p.Timeout.String(), p.Init.String(), p.Memory, p.Report, p.Config, len(p.Wasm), p.Line})
 	}
 	b, _ := json.MarshalIndent(s, "", "  ")
 	return string(b) + "\n"

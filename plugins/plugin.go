@@ -184,7 +184,7 @@ func (p *plugin) describeAndValidate(ctx context.Context) []string {
 			if err := strictJSON(out, &res); err != nil {
 				problems = append(problems, "validate returned malformed JSON: "+err.Error())
 			} else if res.Error != nil && *res.Error != "" {
-				problems = append(problems, "config rejected by the plugin: "+policy.SanitizeReason(*res.Error))
+				problems = append(problems, validateProblems(*res.Error)...)
 			}
 		}
 		return nil
@@ -219,4 +219,36 @@ func newLogger(l *slog.Logger) *slog.Logger {
 		return slog.New(slog.DiscardHandler)
 	}
 	return l
+}
+
+// maxValidateLines caps the problems taken from one validate error.
+const maxValidateLines = 32
+
+// validateProblems turns a plugin's validate error into problems, one per
+// line of it (plugins join several problems with newlines), each cleaned
+// by the reason sanitiser, at most maxValidateLines of them.
+func validateProblems(msg string) []string {
+	var out []string
+	lines := strings.Split(msg, "\n")
+	for n, l := range lines {
+		l = strings.TrimSpace(l)
+		if l == "" {
+			continue
+		}
+		if len(out) == maxValidateLines {
+			more := 0
+			for _, r := range lines[n:] {
+				if strings.TrimSpace(r) != "" {
+					more++
+				}
+			}
+			out = append(out, fmt.Sprintf("%s… and %d more lines", configRejected, more))
+			break
+		}
+		out = append(out, configRejected+policy.SanitizeReason(l))
+	}
+	if out == nil {
+		out = []string{configRejected + policy.SanitizeReason(msg)}
+	}
+	return out
 }

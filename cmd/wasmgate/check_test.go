@@ -121,6 +121,17 @@ func TestCheck(t *testing.T) {
 		t.Fatalf("exit %d for a bad manifest", code)
 	}
 	testenv.Golden(t, "../../testdata/check/err-plugins.golden", stderr.String(), *updateGolden)
+	// Every problem a built-in finds in its config is a line of its own, at
+	// the line of the key or value it is about, with "did you mean" for a
+	// misspelt key.
+	stderr.Reset()
+	if code := run([]string{"check", "../../testdata/check/err-config.toml"}, nil, &stdout, &stderr); code != 1 {
+		t.Fatalf("exit %d for a bad config", code)
+	}
+	if strings.ContainsRune(stderr.String(), '\uFFFD') {
+		t.Errorf("problems joined by U+FFFD:\n%s", stderr.String())
+	}
+	testenv.Golden(t, "../../testdata/check/err-config.golden", stderr.String(), *updateGolden)
 	// A built-in rejecting its config fails check, naming the plugin.
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.toml")

@@ -16,6 +16,7 @@
 package allowlist
 
 import (
+	"errors"
 	"strconv"
 	"sync"
 
@@ -67,6 +68,13 @@ func (a *allowlist) decide(r *policy.Request) policy.Verdict {
 var load = sync.OnceValues(func() (*allowlist, error) {
 	c, err := readConfig()
 	if err != nil {
+		// Report the values' problems too (one per line), so that a
+		// config is fixed in one pass.
+		if c.Rules != nil {
+			if _, err2 := newAllowlist(c); err2 != nil {
+				err = errors.Join(err, err2)
+			}
+		}
 		return nil, err
 	}
 	return newAllowlist(c)

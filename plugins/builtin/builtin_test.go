@@ -139,6 +139,15 @@ func TestThroughExtism(t *testing.T) {
 					`{"verdict":"deny","reason":"special-ranges: 169.254.169.254 is link-local|metadata (*`},
 				{`{"op":"tcp.connect","proto":"tcp","addr":"198.51.100.10","port":443}`, `{"verdict":"abstain","cache_ttl_ms":60000}`},
 			}},
+		// A scoped exception: UDP to the resolver's port 53 only; its ports
+		// make connect verdicts depend on the port.
+		{"special-ranges", `{"except":["udp://192.0.2.53:53"]}`,
+			`{"name":"special-ranges","version":"1","ops":["dns.answer","tcp.connect","udp.connect","udp.send"],"ignores_port":["dns.answer"]}`,
+			[]step{
+				{`{"op":"udp.send","proto":"udp","addr":"192.0.2.53","port":53}`, `{"verdict":"abstain","cache_ttl_ms":60000}`},
+				{`{"op":"tcp.connect","proto":"tcp","addr":"192.0.2.53","port":443}`,
+					`{"verdict":"deny","reason":"special-ranges: 192.0.2.53 is documentation*`},
+			}},
 		{"ratelimit", `{"limits":{"tcp.connect":"1/1s"}}`,
 			`{"name":"ratelimit","version":"1","ops":["tcp.connect"],"stateful":true,"ignores_port":["tcp.connect"]}`,
 			[]step{

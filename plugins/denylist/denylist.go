@@ -22,6 +22,7 @@
 package denylist
 
 import (
+	"errors"
 	"net/netip"
 	"strconv"
 	"sync"
@@ -111,6 +112,13 @@ func (d *denylist) ops() []policy.Op {
 var load = sync.OnceValues(func() (*denylist, error) {
 	c, err := readConfig()
 	if err != nil {
+		// Report the values' problems too (one per line), so that a
+		// config is fixed in one pass.
+		if c.Rules != nil {
+			if _, err2 := newDenylist(c); err2 != nil {
+				err = errors.Join(err, err2)
+			}
+		}
 		return nil, err
 	}
 	return newDenylist(c)

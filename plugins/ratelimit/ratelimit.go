@@ -226,6 +226,13 @@ func (r *ratelimit) deny(req *policy.Request, l *limit) policy.Verdict {
 var load = sync.OnceValues(func() (*ratelimit, error) {
 	c, err := readConfig()
 	if err != nil {
+		// Report the values' problems too (one per line), so that a
+		// config is fixed in one pass.
+		if c.Limits != nil {
+			if _, err2 := newRatelimit(c); err2 != nil {
+				err = errors.Join(err, err2)
+			}
+		}
 		return nil, err
 	}
 	return newRatelimit(c)

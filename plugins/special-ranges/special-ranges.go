@@ -18,6 +18,7 @@
 // Config ([plugins.config] in the manifest):
 //
 //	except = ["198.51.100.0/24", "fd00:1234::/32"]   # never denied (also as embedded IPv4)
+//	except = ["udp://192.0.2.53:53", "tcp://198.51.100.0/24"]   # scoped: only this protocol and these ports
 //	cache_ttl = "1m"   # how long the host may reuse a verdict; "0s" disables; default 1m
 //
 // The plugin's package main is ./plugin (build: GOOS=wasip1 GOARCH=wasm go
@@ -29,6 +30,7 @@ import (
 	"errors"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -42,8 +44,23 @@ type config struct {
 }
 
 type specialRanges struct {
-	except []netip.Prefix
-	ttlMs  int64
+	except []netip.Prefix // plain entries: every op and port
+	scoped []scoped       // allowlist-style entries
+	// portScoped: a scoped entry names ports, so connect verdicts depend
+	// on the port and describe must not declare ignores_port for them.
+	portScoped bool
+	ttlMs      int64
+}
+
+// scoped is an except entry written as an allowlist rule, PROTO://HOST[:PORTS]
+// (sdk/policy rule syntax, connect direction, HOST an address or CIDR): it
+// excepts connects and sends of that protocol to those ports only, and
+// dns.answer records of those addresses (the answer only binds a name; the
+// connect that follows is still scoped).
+type scoped struct {
+	prefix netip.Prefix
+	proto  string // "tcp", "udp" or "*"
+	ports  policy.PortSet
 }
 
 const defaultCacheTTL = time.Minute
@@ -55,10 +72,20 @@ func newSpecialRanges(c config) (*specialRanges, error) {
 	s := &specialRanges{ttlMs: defaultCacheTTL.Milliseconds()}
 	var errs []error
 	for _, e := range c.Except {
+		if strings.Contains(e, "://") {
+			sc, err := parseScoped(e)
+			if err != nil {
+				errs = append(errs, errors.New("except "+strconv.Quote(e)+": "+err.Error()))
+				continue
+			}
+			s.scoped = append(s.scoped, sc)
+			s.portScoped = s.portScoped || sc.ports != nil
+			continue
+		}
 		h, err := policy.ParseHostPattern(e)
 		if err != nil || h.Kind != policy.HostPrefix {
 			if err == nil {
-				err = errors.New("want an IP address or CIDR")
+				err = errors.New("want an IP address or CIDR, or a scoped entry such as udp://192.0.2.53:53")
 			}
 			errs = append(errs, errors.New("except "+strconv.Quote(e)+": "+err.Error()))
 			continue
@@ -78,9 +105,51 @@ func newSpecialRanges(c config) (*specialRanges, error) {
 	return s, nil
 }
 
-func (s *specialRanges) excepted(a netip.Addr) bool {
+// parseScoped parses a scoped except entry with the allowlist's rule
+// parser. Only connect rules to addresses make sense here: a name would be
+// whatever DNS says (the rebinding this plugin guards against), "*" would
+// except every special address, and binds and accepts are not its business.
+func parseScoped(e string) (scoped, error) {
+	r, err := policy.ParseRule(e)
+	if err != nil {
+		var re *policy.RuleError
+		if errors.As(err, &re) {
+			err = re.Err
+		}
+		return scoped{}, err
+	}
+	switch {
+	case r.Dir == policy.DirDNS:
+		return scoped{}, errors.New("dns rules are not exceptions: want tcp://, udp:// or *:// with an IP address or CIDR")
+	case r.Dir != policy.DirConnect:
+		return scoped{}, errors.New("only connect rules: special-ranges does not judge binds and accepts")
+	case r.Host.Kind != policy.HostPrefix:
+		return scoped{}, errors.New("want an IP address or CIDR as host, not a name or *: a name is whatever DNS answers")
+	}
+	return scoped{prefix: r.Host.Prefix, proto: r.Proto, ports: r.Ports}, nil
+}
+
+// excepted reports whether an entry excepts address a (the request's or
+// one it embeds) for request r.
+func (s *specialRanges) excepted(r *policy.Request, a netip.Addr) bool {
 	for _, p := range s.except {
 		if p.Contains(a) {
+			return true
+		}
+	}
+	if len(s.scoped) == 0 {
+		return false
+	}
+	_, proto, _ := policy.OpDirection(r.Op)
+	for i := range s.scoped {
+		sc := &s.scoped[i]
+		if !sc.prefix.Contains(a) {
+			continue
+		}
+		if proto == "" { // dns.answer
+			return true
+		}
+		if (sc.proto == "*" || sc.proto == proto) && sc.ports.Match(r.Port) {
 			return true
 		}
 	}
@@ -106,7 +175,7 @@ func (s *specialRanges) decide(r *policy.Request) policy.Verdict {
 		// there is nothing to vouch for.
 		return policy.Deny("special-ranges: " + string(r.Op) + " without an address")
 	}
-	if len(s.except) > 0 && s.excepted(a) {
+	if (len(s.except) > 0 || len(s.scoped) > 0) && s.excepted(r, a) {
 		return s.verdict(policy.Abstain())
 	}
 	// A NAT64, 6to4 or Teredo address is only as special as the IPv4
@@ -116,7 +185,7 @@ func (s *specialRanges) decide(r *policy.Request) policy.Verdict {
 	// traffic.
 	if len(r.EmbeddedIPv4) > 0 && translator(a) {
 		for _, v4 := range r.EmbeddedIPv4 {
-			if s.excepted(v4) {
+			if s.excepted(r, v4) {
 				continue
 			}
 			if c, why := special.Explain(v4); c != 0 {
@@ -182,8 +251,9 @@ func translator(a netip.Addr) bool {
 }
 
 func (s *specialRanges) verdict(v policy.Verdict) policy.Verdict {
-	// The verdict depends only on the address, which is part of the host's
-	// cache key, so it may be reused.
+	// The verdict depends only on the op, the address and (with scoped
+	// exceptions that name ports) the port, all part of the host's cache
+	// key, so it may be reused.
 	v.CacheTTLMs = s.ttlMs
 	return v
 }
@@ -191,6 +261,11 @@ func (s *specialRanges) verdict(v policy.Verdict) policy.Verdict {
 var load = sync.OnceValues(func() (*specialRanges, error) {
 	c, err := readConfig()
 	if err != nil {
+		// Report the values' problems too (one per line), so that a
+		// config is fixed in one pass.
+		if _, err2 := newSpecialRanges(c); err2 != nil {
+			err = errors.Join(err, err2)
+		}
 		return nil, err
 	}
 	return newSpecialRanges(c)
@@ -212,7 +287,11 @@ func readConfig() (config, error) {
 
 // Describe is the plugin's describe output (docs/plugins.md#4-the-wire-format).
 func Describe() policy.Description {
-	// Verdicts depend on the address alone, never on the port.
+	// Verdicts depend on the address alone, never on the port, unless a
+	// scoped exception names ports: then connects and sends depend on it.
+	if s, err := load(); err == nil && s.portScoped {
+		return policy.Description{Name: "special-ranges", Version: "1", Ops: ops, IgnoresPort: []policy.Op{policy.OpDNSAnswer}}
+	}
 	return policy.Description{Name: "special-ranges", Version: "1", Ops: ops, IgnoresPort: ops}
 }
 

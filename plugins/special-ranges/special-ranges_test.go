@@ -3,6 +3,7 @@ package specialranges
 import (
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/wasmgate/wasmgate/sdk/policy"
@@ -100,5 +101,101 @@ func TestReadConfig(t *testing.T) {
 	policy.SetConfig([]byte(`{"except":["10.0.0.0/8"],"excpet":[]}`))
 	if _, err := readConfig(); err == nil || !strings.Contains(err.Error(), `unknown key "excpet"`) {
 		t.Errorf("typo: %v", err)
+	}
+}
+
+// TestScopedExceptions: allowlist-style except entries open only their
+// protocol and ports: an exception for a UDP/53 resolver does not open
+// TCP/443 (or TCP/53) to it.
+func TestScopedExceptions(t *testing.T) {
+	s, err := newSpecialRanges(config{Except: []string{
+		"udp://192.0.2.53:53", "tcp://198.51.100.0/24", "*://[fd00:1234::/32]:8000-8080", "connect tcp://10.1.1.1:443,8443",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		op   policy.Op
+		addr string
+		port uint16
+		want policy.Action
+	}{
+		{policy.OpUDPSend, "192.0.2.53", 53, policy.ActionAbstain},
+		{policy.OpUDPConnect, "192.0.2.53", 53, policy.ActionAbstain},
+		{policy.OpTCPConnect, "192.0.2.53", 443, policy.ActionDeny},
+		{policy.OpTCPConnect, "192.0.2.53", 53, policy.ActionDeny},
+		{policy.OpUDPSend, "192.0.2.53", 443, policy.ActionDeny},
+		{policy.OpUDPSend, "192.0.2.54", 53, policy.ActionDeny},
+		{policy.OpTCPConnect, "198.51.100.7", 22, policy.ActionAbstain},
+		{policy.OpUDPSend, "198.51.100.7", 53, policy.ActionDeny},
+		{policy.OpTCPConnect, "fd00:1234::5", 8080, policy.ActionAbstain},
+		{policy.OpUDPSend, "fd00:1234::5", 8000, policy.ActionAbstain},
+		{policy.OpTCPConnect, "fd00:1234::5", 8081, policy.ActionDeny},
+		{policy.OpTCPConnect, "10.1.1.1", 8443, policy.ActionAbstain},
+		{policy.OpTCPConnect, "10.1.1.1", 80, policy.ActionDeny},
+		// Embedded IPv4 is scoped the same way.
+		{policy.OpUDPSend, "64:ff9b::c000:235", 53, policy.ActionAbstain},
+		{policy.OpTCPConnect, "64:ff9b::c000:235", 443, policy.ActionDeny},
+		// A DNS answer only binds a name to the address; the connect
+		// that follows is scoped.
+		{policy.OpDNSAnswer, "192.0.2.53", 0, policy.ActionAbstain},
+		{policy.OpDNSAnswer, "10.1.1.1", 0, policy.ActionAbstain},
+		{policy.OpDNSAnswer, "10.1.1.2", 0, policy.ActionDeny},
+	}
+	for _, tt := range tests {
+		req := policy.Canonical(policy.Request{Op: tt.op, Addr: netip.MustParseAddr(tt.addr), Port: tt.port})
+		if v := s.decide(&req); v.Verdict != tt.want {
+			t.Errorf("%s %s port %d: %+v, want %s", tt.op, tt.addr, tt.port, v, tt.want)
+		}
+	}
+}
+
+func TestScopedExceptionErrors(t *testing.T) {
+	_, err := newSpecialRanges(config{Except: []string{
+		"tcp://db.internal:5432", "udp://*:53", "dns://example.test", "bind tcp://10.0.0.1:80", "tcp://10.0.0.1:99999", "ftp://10.0.0.1",
+	}})
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{
+		`except "tcp://db.internal:5432": want an IP address or CIDR as host`,
+		`except "udp://*:53": want an IP address or CIDR as host`,
+		`except "dns://example.test": dns rules are not exceptions`,
+		`except "bind tcp://10.0.0.1:80": only connect rules`,
+		`except "tcp://10.0.0.1:99999": `,
+		`except "ftp://10.0.0.1": unknown protocol "ftp"`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	if n := strings.Count(err.Error(), "\n") + 1; n != 6 {
+		t.Errorf("%d problems, want 6:\n%v", n, err)
+	}
+}
+
+// TestDescribeIgnoresPort: the plugin declares ignores_port for connects
+// only while no exception names ports.
+func TestDescribeIgnoresPort(t *testing.T) {
+	orig := load
+	defer func() { load = orig; policy.SetConfig(nil) }()
+	for _, tc := range []struct {
+		config string
+		want   int
+	}{
+		{`{"except":["10.0.0.0/8","tcp://198.51.100.0/24"]}`, len(ops)},
+		{`{"except":["udp://192.0.2.53:53"]}`, 1},
+	} {
+		policy.SetConfig([]byte(tc.config))
+		load = sync.OnceValues(func() (*specialRanges, error) {
+			c, err := readConfig()
+			if err != nil {
+				return nil, err
+			}
+			return newSpecialRanges(c)
+		})
+		if d := Describe(); len(d.IgnoresPort) != tc.want {
+			t.Errorf("%s: ignores_port %v", tc.config, d.IgnoresPort)
+		}
 	}
 }

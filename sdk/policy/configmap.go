@@ -15,6 +15,7 @@ import (
 type ConfigMap struct {
 	values map[string]configValue
 	read   map[string]bool
+	asked  []string // every key an accessor asked for, present or not: the known keys
 }
 
 type configValue struct {
@@ -133,6 +134,9 @@ func (p *parser) otherValue(kind string) (configValue, error) {
 }
 
 func (c *ConfigMap) get(key, want string) (configValue, bool, error) {
+	if !slices.Contains(c.asked, key) {
+		c.asked = append(c.asked, key)
+	}
 	v, ok := c.values[key]
 	if !ok {
 		return v, false, nil
@@ -172,28 +176,70 @@ func (c *ConfigMap) StringTable(key string) (table map[string]string, ok bool, e
 }
 
 // Unused returns an error naming every key that no accessor has read, so
-// that a misspelt key is reported instead of silently ignored. Call it
-// after reading all the keys you know.
+// that a misspelt key is reported instead of silently ignored: one line per
+// key, with the closest key the plugin asked for when one is near ("did you
+// mean"). Call it after reading all the keys you know.
 func (c *ConfigMap) Unused() error {
 	var unused []string
 	for k := range c.values {
 		if !c.read[k] {
-			unused = append(unused, strconv.Quote(k))
+			unused = append(unused, k)
 		}
 	}
 	if unused == nil {
 		return nil
 	}
 	slices.Sort(unused)
-	msg := "unknown key"
-	if len(unused) > 1 {
-		msg += "s"
-	}
+	errs := make([]error, len(unused))
 	for i, k := range unused {
-		if i > 0 {
-			msg += ","
+		msg := "unknown key " + strconv.Quote(k)
+		if s := closest(k, c.asked); s != "" {
+			msg += " (did you mean " + strconv.Quote(s) + "?)"
 		}
-		msg += " " + k
+		errs[i] = &ConfigError{Err: errors.New(msg)}
 	}
-	return &ConfigError{Err: errors.New(msg)}
+	return errors.Join(errs...)
+}
+
+// closest returns the candidate nearest to key by edit distance, if it is
+// near enough to be a typo (at most 2 edits, and fewer than half of key),
+// or "".
+func closest(key string, candidates []string) string {
+	best, bestD := "", 3
+	for _, c := range candidates {
+		d := editDistance(key, c)
+		if d < bestD && (2*d < len(key) || d == 1) {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance of a and b, counting an
+// exchange of two adjacent bytes as one edit (cahce_ttl).
+func editDistance(a, b string) int {
+	if len(a) > 64 || len(b) > 64 {
+		return 1 << 30 // no typo of a key this long is worth the quadratic cost
+	}
+	prev2 := make([]int, len(b)+1)
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				cur[j] = min(cur[j], prev2[j-2]+1)
+			}
+		}
+		prev2, prev, cur = prev, cur, prev2
+	}
+	return prev[len(b)]
 }

@@ -3,6 +3,7 @@ package policy
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"maps"
 	"slices"
 	"strings"
@@ -163,4 +164,35 @@ func FuzzConfigMap(f *testing.F) {
 			t.Fatal("Unused after reading every key")
 		}
 	})
+}
+
+// TestConfigMapDidYouMean: each unknown key is its own line, with the
+// nearest key the plugin asked for (present or not) when it is a likely typo.
+func TestConfigMapDidYouMean(t *testing.T) {
+	c, err := ParseConfigMap([]byte(`{"excpet":["10.0.0.1"],"cache_tll":"1m","rule":[],"zzz":"x","ttl":"1s"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Strings("except")
+	c.String("cache_ttl")
+	c.Strings("rules")
+	err = c.Unused()
+	want := `config: unknown key "cache_tll" (did you mean "cache_ttl"?)
+config: unknown key "excpet" (did you mean "except"?)
+config: unknown key "rule" (did you mean "rules"?)
+config: unknown key "ttl"
+config: unknown key "zzz"`
+	if err == nil || err.Error() != want {
+		t.Errorf("Unused:\n%v\nwant\n%s", err, want)
+	}
+	var ce *ConfigError
+	if !errors.As(err, &ce) {
+		t.Errorf("not a ConfigError: %T", err)
+	}
+	for _, tc := range []struct{ a, b string }{{"", ""}, {"a", "b"}, {"ab", "ba"}, {"kitten", "sitting"}, {"except", "excpet"}} {
+		d := editDistance(tc.a, tc.b)
+		if want := map[string]int{"": 0, "a": 1, "ab": 1, "kitten": 3, "except": 1}[tc.a]; d != want {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", tc.a, tc.b, d, want)
+		}
+	}
 }

@@ -369,7 +369,7 @@ type Instance struct {
 	mod    api.Module
 	ctx    *instCtx
 	cancel context.CancelFunc
-	// deadline is the running call's deadline in watchdog ticks, 0 between calls,
+	// deadline is the running call's deadline (ns since epoch), 0 between calls,
 	// deadlineFired once the watchdog fired it.
 	deadline atomic.Int64
 	flag     atomic.Pointer[interrupt.Flag] // set once after instantiation; read by the watchdog

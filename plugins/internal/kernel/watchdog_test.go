@@ -2,6 +2,10 @@ package kernel
 
 import (
 	"context"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -117,4 +121,81 @@ func TestSharedCompiledModule(t *testing.T) {
 	if n != 0 {
 		t.Fatalf("%d compiled modules left after every plugin closed", n)
 	}
+}
+
+// TestTimeoutWallClock: a runaway decide stops within 10 ms + 10 % of its
+// timeout in wall-clock time (docs/kernel.md#timeouts), on a quiet process
+// and with every CPU kept busy by other goroutines. The bound is checked on
+// the median of several calls, so one unlucky scheduling delay does not fail
+// the test while a systematic overshoot (a deadline that counts something
+// slower than the clock) does.
+func TestTimeoutWallClock(t *testing.T) {
+	const timeout = 50 * time.Millisecond
+	const calls = 7
+	bound := 10*time.Millisecond + timeout/10
+	loop := compileMulti(t, "loop", timeout)
+	measure := func() time.Duration {
+		var over []time.Duration
+		for range calls {
+			inst, err := loop.Instantiate(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			_, err = inst.Call("decide", []byte(req))
+			d := time.Since(start)
+			inst.Close()
+			if ce, ok := err.(*CallError); !ok || ce.Kind != KindTimeout {
+				t.Fatalf("got %v, want a timeout", err)
+			}
+			if d < timeout {
+				t.Fatalf("the %v timeout fired early, after %v", timeout, d)
+			}
+			over = append(over, d-timeout)
+		}
+		slices.Sort(over)
+		return over[len(over)/2]
+	}
+	m := measure()
+	t.Logf("quiet: median overshoot %v", m)
+	if m > bound {
+		t.Errorf("quiet: median overshoot %v of a %v timeout, want at most %v", m, timeout, bound)
+	}
+	// Busy: every CPU kept busy by other processes, as on a shared build
+	// machine.
+	var spinners []*exec.Cmd
+	for range runtime.NumCPU() {
+		c := exec.Command(os.Args[0], "-test.run=^TestSpinHelper$")
+		c.Env = append(os.Environ(), "WASMGATE_SPIN=1")
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		spinners = append(spinners, c)
+	}
+	defer func() {
+		for _, c := range spinners {
+			c.Process.Kill()
+			c.Wait()
+		}
+	}()
+	time.Sleep(50 * time.Millisecond)
+	m = measure()
+	t.Logf("busy: median overshoot %v", m)
+	if m > bound {
+		t.Errorf("busy: median overshoot %v of a %v timeout, want at most %v", m, timeout, bound)
+	}
+}
+
+// TestSpinHelper burns CPU for TestTimeoutWallClock when run as its child.
+func TestSpinHelper(t *testing.T) {
+	if os.Getenv("WASMGATE_SPIN") != "1" {
+		t.Skip("a helper process of TestTimeoutWallClock")
+	}
+	x := 0
+	for end := time.Now().Add(time.Minute); time.Now().Before(end); {
+		for j := range 1 << 16 {
+			x += j
+		}
+	}
+	_ = x
 }

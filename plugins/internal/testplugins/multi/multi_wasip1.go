@@ -227,8 +227,13 @@ func describe() int32 {
 
 //go:wasmexport validate
 func validate() int32 {
-	if config("behave") == "log" {
+	switch config("behave") {
+	case "log":
 		logWarn(put([]byte("validate called")))
+	case "validateloop":
+		for {
+			calls++
+		}
 	}
 	if e := config("invalid"); e != "" {
 		output([]byte(`{"error":` + strconv.Quote(e) + `}`))
