@@ -7,6 +7,7 @@ import (
 
 	extism "github.com/extism/go-sdk"
 	"github.com/tetratelabs/wazero"
+	"github.com/wasmgate/wasmgate/metrics"
 	"github.com/wasmgate/wasmgate/plugins/builtin"
 	"github.com/wasmgate/wasmgate/plugins/internal/testbuild"
 	"github.com/wasmgate/wasmgate/sdk/policy"
@@ -58,6 +59,12 @@ func BenchmarkChainOneUncached(b *testing.B) {
 
 func BenchmarkChainOneCached(b *testing.B) {
 	benchDecide(b, loadTOML(b, strings.ReplaceAll(benchOne, "CACHE", "1h"), Options{Builtins: builtin.Lookup}))
+}
+
+// BenchmarkChainOneCachedMetrics is BenchmarkChainOneCached with
+// Options.Metrics: the difference is what recording a decision costs.
+func BenchmarkChainOneCachedMetrics(b *testing.B) {
+	benchDecide(b, loadTOML(b, strings.ReplaceAll(benchOne, "CACHE", "1h"), Options{Builtins: builtin.Lookup, Metrics: metrics.New()}))
 }
 
 func BenchmarkChainThreeUncached(b *testing.B) {

@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/bits"
 	"net/netip"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/wasmgate/wasmgate/metrics"
 	"github.com/wasmgate/wasmgate/network"
 	"github.com/wasmgate/wasmgate/sdk/policy"
 )
@@ -28,6 +30,8 @@ type Chain struct {
 	report  bool
 	cache   *verdictCache
 	audit   *slog.Logger
+	metrics *metrics.Series // nil: no metrics
+	index   map[string]int  // plugin name -> index, for metrics
 	now     func() time.Time
 }
 
@@ -142,7 +146,7 @@ func (c *Chain) DecideOutcome(ctx context.Context, req *network.Request) Outcome
 	if bit == 0 {
 		out.Verdict = policy.Deny(fmt.Sprintf("unknown op %q", r.Op))
 		out.Audit = "deny"
-		c.record(ctx, r, &out, start)
+		c.record(ctx, r, &out, start, bit)
 		return out
 	}
 	var key cacheKey
@@ -167,6 +171,12 @@ func (c *Chain) DecideOutcome(ctx context.Context, req *network.Request) Outcome
 			v, hit = c.cache.get(&key, r.TimeMs)
 		}
 		if !hit {
+			if start.IsZero() && c.metrics != nil {
+				// Metrics time the decisions a plugin runs for; a
+				// cache hit is counted, not timed (a clock read costs
+				// about as much as the hit).
+				start = c.now()
+			}
 			ran = true
 			if enc == nil {
 				enc = encPool.Get().(*encoding)
@@ -176,6 +186,9 @@ func (c *Chain) DecideOutcome(ctx context.Context, req *network.Request) Outcome
 			v, err = p.decide(ctx, enc)
 			if err != nil {
 				v = policy.Deny(fmt.Sprintf("plugin %q failed: %v", p.name, err))
+				if c.metrics != nil {
+					c.metrics.PluginError(p.index, failureKind(err))
+				}
 			} else {
 				if v.Verdict != policy.ActionAllow && v.Verdict != policy.ActionAbstain {
 					v.Verdict = policy.ActionDeny
@@ -232,11 +245,32 @@ func (c *Chain) DecideOutcome(ctx context.Context, req *network.Request) Outcome
 		out.Verdict.Verdict = policy.ActionAllow
 	}
 	out.Cached = !ran
-	c.record(ctx, r, &out, start)
+	c.record(ctx, r, &out, start, bit)
 	return out
 }
 
-func (c *Chain) record(ctx context.Context, r *network.Request, o *Outcome, start time.Time) {
+func (c *Chain) record(ctx context.Context, r *network.Request, o *Outcome, start time.Time, bit uint16) {
+	if c.audit == nil && c.metrics == nil {
+		return
+	}
+	d := time.Duration(-1)
+	if !start.IsZero() {
+		d = c.now().Sub(start)
+	}
+	if c.metrics != nil {
+		i := -1
+		if o.Plugin != "" {
+			i = c.index[o.Plugin]
+		}
+		v := metrics.Allow
+		switch o.Audit {
+		case "deny":
+			v = metrics.Deny
+		case "would_deny":
+			v = metrics.WouldDeny
+		}
+		c.metrics.Decision(bits.TrailingZeros16(bit), v, i, o.Cached, d) // bit 0: 16, unknown
+	}
 	if c.audit == nil {
 		return
 	}
@@ -267,7 +301,7 @@ func (c *Chain) record(ctx context.Context, r *network.Request, o *Outcome, star
 		slog.String("plugin", o.Plugin),
 		slog.String("reason", o.Verdict.Reason),
 		slog.Bool("cached", o.Cached),
-		slog.Int64("duration_us", c.now().Sub(start).Microseconds()),
+		slog.Int64("duration_us", d.Microseconds()),
 	)
 	c.audit.LogAttrs(ctx, slog.LevelInfo, "decision", attrs...)
 }
@@ -380,4 +414,21 @@ func (c *verdictCache) put(k cacheKey, v policy.Verdict, nowMs int64) {
 		}
 	}
 	c.m[k] = cacheEntry{v: v, expires: n + ttl}
+}
+
+// failureKind names how a plugin call failed, for
+// wasmgate_plugin_errors_total (docs/metrics.md).
+func failureKind(err error) string {
+	msg := err.Error()
+	switch {
+	case strings.HasPrefix(msg, "timeout"):
+		return "timeout"
+	case strings.HasPrefix(msg, "trap"):
+		return "trap"
+	case strings.HasPrefix(msg, "malformed"):
+		return "malformed"
+	case strings.HasPrefix(msg, "returned "):
+		return "rc"
+	}
+	return "other"
 }

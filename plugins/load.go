@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/tetratelabs/wazero"
+	"github.com/wasmgate/wasmgate/metrics"
 	"github.com/wasmgate/wasmgate/plugins/builtin"
 	"github.com/wasmgate/wasmgate/plugins/internal/kernel"
+	"github.com/wasmgate/wasmgate/sdk/policy"
 )
 
 // Options configure Load. The zero value is usable.
@@ -43,6 +45,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock (time_ms, cache expiry, durations); nil: time.Now.
 	Now func() time.Time
+	// Metrics, when set, records every decision and plugin failure of the
+	// chain (docs/metrics.md).
+	Metrics *metrics.Metrics
 }
 
 // Policy is a loaded manifest: the validated Manifest and its Chain.
@@ -109,6 +114,19 @@ func LoadManifest(ctx context.Context, m *Manifest, opts Options) (*Policy, erro
 		now = time.Now
 	}
 	c := &Chain{def: m.Default, report: m.Report, audit: opts.Audit, now: now}
+	if opts.Metrics != nil {
+		names := make([]string, len(m.Plugins))
+		c.index = make(map[string]int, len(m.Plugins))
+		for i := range m.Plugins {
+			names[i] = m.Plugins[i].Name
+			c.index[names[i]] = i
+		}
+		ops := make([]string, len(policy.Ops))
+		for i, o := range policy.Ops {
+			ops[i] = string(o)
+		}
+		c.metrics = opts.Metrics.DecisionSeries(names, ops)
+	}
 	switch {
 	case opts.CacheEntries == 0:
 		c.cache = newVerdictCache(4096)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 
+	"github.com/wasmgate/wasmgate/metrics"
 	"github.com/wasmgate/wasmgate/network"
 	"github.com/wasmgate/wasmgate/plugins"
 )
@@ -30,9 +31,9 @@ var errNoPolicyAudit = usageError{errors.New("--audit needs --policy: without a 
 // manifest at policyPath (its chain, resolver, guest identity, labels, name
 // TTL and socket limit; its fd limit, max_fds, is the returned maxFds, 0 when
 // unset), audit records to auditSpec ("" none, "-" stderr, else a file
-// appended to), plugin logs to logger, and the hint (docs/policy.md#hint) on
-// stderr for every
-// new denied destination. guest names the guest when the manifest does not.
+// appended to), plugin logs to logger, decisions to mets (nil: none), and
+// the hint (docs/policy.md#hint) on stderr for every new denied
+// destination. guest names the guest when the manifest does not.
 //
 // policyPath == "" means no policy: Default denies everything (Policy nil)
 // and DenyNotifier says so once.
@@ -41,7 +42,7 @@ var errNoPolicyAudit = usageError{errors.New("--audit needs --policy: without a 
 // after the guest has finished. A command-line problem is a usageError; a
 // manifest problem is the plugins.Load error (a *plugins.ManifestError
 // listing every problem).
-func guestNetwork(ctx context.Context, policyPath, auditSpec, guest string, noCache bool, logger *slog.Logger, stderr io.Writer) (d *network.Default, maxFds int, release func(), err error) {
+func guestNetwork(ctx context.Context, policyPath, auditSpec, guest string, noCache bool, logger *slog.Logger, mets *metrics.Metrics, stderr io.Writer) (d *network.Default, maxFds int, release func(), err error) {
 	onDeny := network.DenyNotifier(stderr)
 	if policyPath == "" {
 		if auditSpec != "" {
@@ -53,7 +54,7 @@ func guestNetwork(ctx context.Context, policyPath, auditSpec, guest string, noCa
 	if err != nil {
 		return nil, 0, nil, usageError{err}
 	}
-	opts := plugins.Options{Audit: audit, Logger: logger}
+	opts := plugins.Options{Audit: audit, Logger: logger, Metrics: mets}
 	if noCache {
 		opts.CacheDir = "-"
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/wasmgate/wasmgate/host"
+	"github.com/wasmgate/wasmgate/metrics"
 	"github.com/wasmgate/wasmgate/plugins"
 )
 
@@ -42,6 +43,7 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	policyPath := fs.String("policy", "", "policy manifest `FILE`; without it all network access is denied")
 	audit := fs.String("audit", "", "append the audit log (JSON Lines, one record per decision) to `FILE` (- = stderr); needs --policy")
 	noCache := fs.Bool("no-cache", false, "do not use the on-disk compilation cache (guest and plugins)")
+	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics at http://`ADDR`/metrics while the guest runs (\":PORT\" listens on 127.0.0.1)")
 	logLevel := logLevelFlag(fs)
 	setUsage(fs, "wasmgate run [FLAGS] WASM [ARGS...]", `Run the WASI (preview 1) program WASM with arguments ARGS. Flags come before WASM; what
 follows WASM is the guest's. Without --policy the guest has no network access.
@@ -105,7 +107,17 @@ failure (unreadable or invalid WASM); 124 --timeout expired; 130 interrupted; 13
 	// The manifest is loaded (plugins compiled and validated) before the
 	// guest starts: a bad policy must never let the guest run, not even
 	// briefly.
-	nw, maxFds, release, err := guestNetwork(ctx, *policyPath, *audit, wasmPath, *noCache, logs.Logger(), stderr)
+	var mets *metrics.Metrics
+	if *metricsAddr != "" {
+		mets = metrics.New()
+		stopMetrics, err := serveMetrics(*metricsAddr, mets, stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "wasmgate run: --metrics: %v\n", err)
+			return exitUsage
+		}
+		defer stopMetrics()
+	}
+	nw, maxFds, release, err := guestNetwork(ctx, *policyPath, *audit, wasmPath, *noCache, logs.Logger(), mets, stderr)
 	if err != nil {
 		var ue usageError
 		if errors.As(err, &ue) {
@@ -122,6 +134,9 @@ failure (unreadable or invalid WASM); 124 --timeout expired; 130 interrupted; 13
 		return exitManifest
 	}
 	defer release()
+	if mets != nil {
+		mets.WatchSockets(nw.OpenSockets)
+	}
 	cfg = cfg.WithNetwork(nw).WithMaxFds(maxFds)
 	// The notice only matters to guests with a network (servers hold
 	// thousands of fds); without one it would only be noise on every run.

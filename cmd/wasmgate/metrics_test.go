@@ -1,0 +1,127 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wasmgate/wasmgate/internal/testenv"
+)
+
+// `run --metrics` serves Prometheus metrics while the guest runs: a guest
+// is denied one connect and binds its --listen socket, then waits for a
+// client; a scrape at that moment shows both decisions, the open sockets,
+// and passes promtool's checks.
+func TestRunMetrics(t *testing.T) {
+	wasm := guestWasm(t, "probe")
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "in.txt"), []byte("hi\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	manifest := filepath.Join(t.TempDir(), "policy.toml")
+	if err := os.WriteFile(manifest, []byte(fmt.Sprintf(`default = "deny"
+[[plugins]]
+name = "server"
+use = "allowlist"
+[plugins.config]
+rules = ["bind tcp://127.0.0.1:%d", "accept tcp://127.0.0.1"]
+`, port)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb syncBuf
+	done := make(chan int)
+	go func() {
+		done <- run([]string{"run", "--policy", manifest, "--metrics", ":0", "--dir", dir + ":/data",
+			"--listen", fmt.Sprintf("127.0.0.1:%d", port), wasm,
+			"dial", "127.0.0.1:9", "--", "servefile", "/data"}, strings.NewReader(""), &out, &errb)
+	}()
+	// Wait until the guest serves: by then its connect was decided.
+	var c net.Conn
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		if strings.Contains(out.String(), "listening") {
+			break
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("exit %d before serving: stdout %s stderr %s", code, out.String(), errb.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("guest did not serve; stdout %s stderr %s", out.String(), errb.String())
+		}
+	}
+	m := regexp.MustCompile(`metrics at (http://127\.0\.0\.1:\d+/metrics)`).FindStringSubmatch(errb.String())
+	if m == nil {
+		t.Fatalf("no metrics address on stderr: %s", errb.String())
+	}
+	resp, err := http.Get(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("scrape: %d %v", resp.StatusCode, err)
+	}
+	for _, want := range []string{
+		`wasmgate_decisions_total{op="tcp.connect",plugin="",verdict="deny"} 1`,
+		`wasmgate_decisions_total{op="tcp.bind",plugin="server",verdict="allow"} 1`,
+		`wasmgate_open_sockets 1`,
+		`go_goroutines `,
+	} {
+		if !bytes.Contains(text, []byte(want)) {
+			t.Errorf("scrape lacks %q:\n%s", want, grepWasmgate(text))
+		}
+	}
+	if !regexp.MustCompile(`wasmgate_decision_duration_seconds_count\{plugin="server"\} [1-9]`).Match(text) {
+		t.Errorf("no timed decision of the server plugin:\n%s", grepWasmgate(text))
+	}
+	if promtool, err := exec.LookPath("promtool"); err != nil {
+		testenv.Missing(t, "promtool (Debian package prometheus)", err)
+	} else {
+		cmd := exec.Command(promtool, "check", "metrics")
+		cmd.Stdin = bytes.NewReader(text)
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("promtool check metrics: %v\n%s", err, msg)
+		}
+	}
+	// Let the guest finish.
+	if c, err = net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err != nil {
+		t.Fatal(err)
+	}
+	c.Write([]byte("x\n"))
+	io.ReadAll(c)
+	c.Close()
+	if code := <-done; code != 1 {
+		t.Errorf("exit %d, want 1 (the dial fails); stderr %s", code, errb.String())
+	}
+	// The server is gone with the guest.
+	if _, err := http.Get(m[1]); err == nil {
+		t.Error("metrics still served after the guest exited")
+	}
+}
+
+func grepWasmgate(text []byte) string {
+	var b strings.Builder
+	for _, l := range strings.Split(string(text), "\n") {
+		if strings.HasPrefix(l, "wasmgate_") {
+			b.WriteString(l + "\n")
+		}
+	}
+	return b.String()
+}
