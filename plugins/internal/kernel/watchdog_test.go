@@ -156,11 +156,23 @@ func TestTimeoutWallClock(t *testing.T) {
 		slices.Sort(over)
 		return over[len(over)/2]
 	}
-	m := measure()
-	t.Logf("quiet: median overshoot %v", m)
-	if m > bound {
-		t.Errorf("quiet: median overshoot %v of a %v timeout, want at most %v", m, timeout, bound)
+	// Up to three rounds per phase: the machine running the test may be
+	// busy with other test binaries as well; a deadline that counts
+	// something slower than the clock overshoots in every round (the
+	// watchdog that counted ticks overshot a 50 ms timeout by 32 ms quiet
+	// and 180 ms busy, every time).
+	check := func(phase string) {
+		var m time.Duration
+		for round := range 3 {
+			m = measure()
+			t.Logf("%s, round %d: median overshoot %v", phase, round+1, m)
+			if m <= bound {
+				return
+			}
+		}
+		t.Errorf("%s: median overshoot %v of a %v timeout in three rounds, want at most %v", phase, m, timeout, bound)
 	}
+	check("quiet")
 	// Busy: every CPU kept busy by other processes, as on a shared build
 	// machine.
 	var spinners []*exec.Cmd
@@ -179,11 +191,7 @@ func TestTimeoutWallClock(t *testing.T) {
 		}
 	}()
 	time.Sleep(50 * time.Millisecond)
-	m = measure()
-	t.Logf("busy: median overshoot %v", m)
-	if m > bound {
-		t.Errorf("busy: median overshoot %v of a %v timeout, want at most %v", m, timeout, bound)
-	}
+	check("busy")
 }
 
 // TestSpinHelper burns CPU for TestTimeoutWallClock when run as its child.
