@@ -28,11 +28,11 @@ func loadConfig() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if err := m.Unused(); err != nil { // a misspelt key first: it explains a missing "domain"
+		return "", err
+	}
 	if !ok {
 		return "", errors.New(`"domain" is missing (want e.g. {"domain": "example.test"})`)
-	}
-	if err := m.Unused(); err != nil {
-		return "", err
 	}
 	if !validDomain(domain) {
 		return "", errors.New(`"domain" must be a lower-case DNS name of letters, digits, '-' and '.' (e.g. "example.test")`)
