@@ -54,6 +54,9 @@ for ex in "${examples[@]}"; do
     | wasmgate decide --policy "$ex/policy.toml" > "$tmp/$ex.decide"
 done
 
+echo "== the same answers to hand-written requests, through the Extism Go SDK"
+( cd .. && go test -tags examples -count=1 -run TestRawInputs ./examples/ )
+
 echo "== identical verdicts"
 for ex in "${examples[@]}"; do
   diff "$tmp/go.decide" "$tmp/$ex.decide" || fail "$ex decides differently from go (diff above)"

@@ -399,6 +399,8 @@ EXPORT(decide) int32_t decide(void) {
     }
     for (; i < n; i++) in[i] = (unsigned char)input_load_u8(i);
 
+    /* Absent members read as 0 and "", as in sdk/policy: a tcp.connect
+     * without a port is a deny "not 0", a lookup without a name a deny. */
     struct req r;
     memset(&r, 0, sizeof r);
     struct scan sc = {in, (size_t)n, 0};
@@ -408,14 +410,12 @@ EXPORT(decide) int32_t decide(void) {
         return verdict("deny", "example: bad config", ""); /* fail closed */
     }
     if (strcmp(r.op, "tcp.connect") == 0) {
-        if (!r.seen_port) return 1;
         if (r.port == 443) return verdict("allow", "example: tcp.connect to port 443", "");
         char reason[64] = "example: tcp.connect only to port 443, not ";
         append_uint(reason, r.port);
         return verdict("deny", reason, "");
     }
     if (strcmp(r.op, "dns.lookup") == 0 || strcmp(r.op, "dns.answer") == 0) {
-        if (!r.seen_name) return 1;
         char reason[64] = "example: ";
         strcat(reason, r.op);
         if (under(r.name)) {

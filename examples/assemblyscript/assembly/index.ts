@@ -319,14 +319,16 @@ export function decide(): i32 {
   if (!r.walk(new Scan(Host.input())) || r.op === null) return 1;
   if (loadConfig() !== null) return verdict("deny", "example: bad config"); // fail closed
   const op = r.op!;
+  // Absent members read as 0 and "", as in sdk/policy: a tcp.connect
+  // without a port is a deny "not 0", a lookup without a name a deny.
+  const port = r.port < 0 ? 0 : r.port;
+  const name = r.name === null ? "" : r.name!;
   if (op == "tcp.connect") {
-    if (r.port < 0) return 1;
-    if (r.port == 443) return verdict("allow", "example: tcp.connect to port 443");
-    return verdict("deny", "example: tcp.connect only to port 443, not " + r.port.toString());
+    if (port == 443) return verdict("allow", "example: tcp.connect to port 443");
+    return verdict("deny", "example: tcp.connect only to port 443, not " + port.toString());
   }
   if (op == "dns.lookup" || op == "dns.answer") {
-    if (r.name === null) return 1;
-    if (under(r.name!)) return verdict("allow", "example: " + op + " under " + domain);
+    if (under(name)) return verdict("allow", "example: " + op + " under " + domain);
     return verdict("deny", "example: " + op + " outside " + domain);
   }
   return output('{"verdict":"abstain"}');
