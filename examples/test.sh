@@ -55,7 +55,7 @@ for ex in "${examples[@]}"; do
 done
 
 echo "== the same answers to hand-written requests, through the Extism Go SDK"
-( cd .. && go test -tags examples -count=1 -run TestRawInputs ./examples/ )
+( cd .. && go test -tags examples -count=1 -run 'TestRawInputs|FuzzCAndAssemblyScript' ./examples/ )
 
 echo "== identical verdicts"
 for ex in "${examples[@]}"; do

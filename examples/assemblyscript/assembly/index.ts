@@ -60,8 +60,8 @@ function hexval(c: i32): i32 {
 }
 
 // str reads a string at sc.i (which must be '"'), decoding escapes; a
-// \uXXXX above U+007F becomes U+FFFD, which never matches anything this
-// plugin compares with. Returns null on bad syntax or when longer than max
+// \uXXXX above U+007F, and each non-ASCII byte, becomes U+FFFD, which never
+// matches anything this plugin compares with. Returns null on bad syntax or when longer than max
 // bytes.
 function str(sc: Scan, max: i32): string | null {
   if (sc.next() != 0x22) return null;
@@ -74,13 +74,18 @@ function str(sc: Scan, max: i32): string | null {
     if (c < 0) return null;
     if (c == 0x22) break;
     if (c < 0x20) return null;
-    if (c == 0x5c) {
+    if (c == 0x5c || c >= 0x80) {
+      // An escape or a non-ASCII byte: from here on the string is built
+      // one character at a time, each non-ASCII byte as U+FFFD (the C
+      // example keeps the raw byte: neither ever matches the ASCII this
+      // plugin compares with, and the domain suffix still does).
       if (plain) {
         out = String.UTF8.decodeUnsafe(sc.s.dataStart + start, sc.i - 1 - start);
         plain = false;
       }
-      c = sc.next();
-      if (c == 0x22 || c == 0x5c || c == 0x2f) {
+      if (c >= 0x80) c = 0xfffd;
+      else c = sc.next();
+      if (c == 0xfffd || c == 0x22 || c == 0x5c || c == 0x2f) {
         // as is
       } else if (c == 0x62) c = 0x08;
       else if (c == 0x66) c = 0x0c;
@@ -98,7 +103,7 @@ function str(sc: Scan, max: i32): string | null {
       } else return null;
       out += String.fromCharCode(c);
     } else if (!plain) {
-      out += String.fromCharCode(c); // raw bytes only matter when ASCII
+      out += String.fromCharCode(c);
     }
     if (++n > max) return null;
   }
@@ -284,12 +289,12 @@ class Request extends Members {
   member(sc: Scan, key: string): bool {
     if (key == "op") {
       if (this.op !== null) return false; // duplicates are an error, as for the host
-      this.op = str(sc, 32);
+      this.op = str(sc, 31); // as in example.c: at most 31 bytes
       return this.op !== null;
     }
     if (key == "name") {
       if (this.name !== null) return false;
-      this.name = str(sc, MAX_STR);
+      this.name = str(sc, MAX_STR - 1); // as in example.c
       return this.name !== null;
     }
     if (key == "port") {
