@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds the three example plugins (Go, C, AssemblyScript), then for each:
 # `wasmgate check` of its manifest, `wasmgate test` of its cases file, and a
-# bad config that `check` must refuse. Finally asserts that the three give
-# identical `wasmgate decide` output for the cases. Exits non-zero on any
+# bad config that `check` must refuse. Then raw_test.go (hand-written and
+# broken requests through the Extism Go SDK, and the fuzz corpus), and
+# finally asserts that the three give identical `wasmgate decide` output for
+# the cases. Exits non-zero on any
 # failure. Needs go, clang with wasi-libc (Debian: clang lld wasi-libc
 # libclang-rt-14-dev-wasm32) and npm. Run from anywhere: `make examples`.
 set -euo pipefail
