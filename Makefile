@@ -4,11 +4,12 @@ SHELL := /bin/bash
 GO ?= go
 STATICCHECK_VERSION := v0.8.2
 GOBIN ?= $(shell $(GO) env GOPATH)/bin
-# The built-in plugins' wasm packages (the bundle and each plugin's own main).
+# The wasm packages: the built-in plugins (the bundle and each plugin's own
+# main) and the Go example plugin.
 WASM_PLUGINS := ./plugins/builtin/bundle ./plugins/allowlist/... ./plugins/denylist/... \
-	./plugins/ratelimit/... ./plugins/special-ranges/...
+	./plugins/ratelimit/... ./plugins/special-ranges/... ./examples/go
 
-.PHONY: all test lint bench check demo tools build
+.PHONY: all test lint bench check demo tools build examples
 
 all: lint test
 
@@ -49,6 +50,11 @@ check:
 	@if ! git diff --quiet -- go.mod go.sum; then git --no-pager diff -- go.mod go.sum; \
 	  cp /tmp/wasmgate-go.mod.bak go.mod; cp /tmp/wasmgate-go.sum.bak go.sum; \
 	  echo "go mod tidy changes go.mod/go.sum: run it and commit"; exit 1; fi
+
+## examples: builds the example plugins (Go, C, AssemblyScript; needs clang
+## with wasi-libc and npm) and runs `wasmgate test` on each (examples/test.sh).
+examples:
+	./examples/test.sh
 
 ## demo: see README.md.
 demo:
