@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -246,9 +247,58 @@ func fileConn(f *os.File) (net.Conn, error) {
 type tcpConn struct {
 	*net.TCPConn
 
+	// reads counts Reads since the last yield (see Read).
+	reads atomic.Uint32
+
 	mu sync.Mutex
 	// laddr and raddr are nil until learned; written under mu.
 	laddr, raddr *net.TCPAddr
+}
+
+// yieldEvery is how many Reads a connection makes between two turns it
+// gives the other goroutines (see Read; docs/sockets.md, "Fairness").
+var yieldEvery uint32 = 1
+
+// Read reads from the connection. Every yieldEvery-th Read first waits
+// for the connection to be readable in the runtime's network poller, even
+// when data is already there, so that the goroutine gives the thread up.
+//
+// A wasip1 program has one thread and no preemption, and the runtime
+// polls the network only once no goroutine is runnable. A connection whose
+// peer sends its next request before the server reads again (a keep-alive
+// client under load) never waits in the poller on its own: its goroutine
+// runs request after request, and every connection that became readable
+// meanwhile waits, seconds at a thousand connections. runtime.Gosched
+// does not help: the goroutine goes back to the run queue, which the
+// runtime empties before it polls. Waiting in the poller does: the next
+// poll wakes every ready connection at once, each serves one request, and
+// then waits in the poller again, so ready connections take turns. When
+// no data is there the wait is the one the Read would have made anyway.
+func (c *tcpConn) Read(b []byte) (int, error) {
+	if c.reads.Add(1) >= yieldEvery {
+		c.reads.Store(0)
+		c.yield()
+	}
+	return c.TCPConn.Read(b)
+}
+
+// yield waits once for the connection to be readable in the runtime's
+// poller (RawConn.Read waits when its function returns false). Errors,
+// a closed connection or a passed deadline among them, are left to the
+// Read that follows, which reports them as a Read does.
+func (c *tcpConn) yield() {
+	rc, err := c.TCPConn.SyscallConn()
+	if err != nil {
+		return
+	}
+	waited := false
+	_ = rc.Read(func(uintptr) bool {
+		if waited {
+			return true
+		}
+		waited = true
+		return false
+	})
 }
 
 // LocalAddr returns the local address reported by the host.
