@@ -11,7 +11,6 @@ import (
 	"os"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -247,21 +246,15 @@ func fileConn(f *os.File) (net.Conn, error) {
 type tcpConn struct {
 	*net.TCPConn
 
-	// reads counts Reads since the last yield (see Read).
-	reads atomic.Uint32
-
 	mu sync.Mutex
 	// laddr and raddr are nil until learned; written under mu.
 	laddr, raddr *net.TCPAddr
 }
 
-// yieldEvery is how many Reads a connection makes between two turns it
-// gives the other goroutines (see Read; docs/sockets.md, "Fairness").
-var yieldEvery uint32 = 1
-
-// Read reads from the connection. Every yieldEvery-th Read first waits
-// for the connection to be readable in the runtime's network poller, even
-// when data is already there, so that the goroutine gives the thread up.
+// Read reads from the connection. It first waits for the connection to
+// be readable in the runtime's network poller, even when data is already
+// there, so that the goroutine gives the thread up (docs/sockets.md,
+// "Fairness").
 //
 // A wasip1 program has one thread and no preemption, and the runtime
 // polls the network only once no goroutine is runnable. A connection whose
@@ -271,14 +264,14 @@ var yieldEvery uint32 = 1
 // meanwhile waits, seconds at a thousand connections. runtime.Gosched
 // does not help: the goroutine goes back to the run queue, which the
 // runtime empties before it polls. Waiting in the poller does: the next
-// poll wakes every ready connection at once, each serves one request, and
-// then waits in the poller again, so ready connections take turns. When
-// no data is there the wait is the one the Read would have made anyway.
+// poll wakes every ready connection at once, each gets one read, and then
+// waits in the poller again, so ready connections take turns. When no
+// data is there the wait is the one the Read would have made anyway.
+// Waiting only every fourth Read, or only once 10 ms passed since the
+// last wait, brought the starvation back (p99 4-5 s at a thousand
+// connections); 1 ms gained nothing over every Read (internal/httpbench).
 func (c *tcpConn) Read(b []byte) (int, error) {
-	if c.reads.Add(1) >= yieldEvery {
-		c.reads.Store(0)
-		c.yield()
-	}
+	c.yield()
 	return c.TCPConn.Read(b)
 }
 
