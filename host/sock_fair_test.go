@@ -18,15 +18,19 @@ import (
 
 // TestSockHTTPFairness: a Go net/http guest (on sdk/socket) serving a
 // thousand keep-alive clients, each sending its next request as soon as it
-// has the answer (as wrk does), answers every one of them within 2 s and
-// serves a newcomer within 2 s. A wasip1 program has one thread and no
+// has the answer (as wrk does), answers every one of them and a newcomer
+// within maxWait. A wasip1 program has one thread and no
 // preemption, and its runtime polls the network only when no goroutine is
 // runnable: before sdk/socket's connections took turns (docs/sockets.md,
 // "Fairness"), the connections that had a request waiting kept the thread
 // among themselves, and one that had to wait once then waited for all of
 // them to run dry (measured here: 11.6 s between two answers, a newcomer
-// 4.3 s; with turns 0.9 s and 0.4 s).
+// 4.3 s; with turns 0.5-0.9 s and 0.4 s, 1.8 s and 1.2 s under -race).
 func TestSockHTTPFairness(t *testing.T) {
+	// The bound is 2 s (BENCHMARKS.md, "HTTP server guests", shows
+	// it with wrk); the test leaves room for -race and a busy machine and
+	// still fails the old code by far.
+	const maxWait = 4 * time.Second
 	nw := &network.Default{Policy: network.PolicyFunc(allowLoopback)}
 	g := startGuest(t, webProbeWasm(t), NewConfig().WithNetwork(nw), "serve", "1000000000", "127.0.0.1:0")
 	line := g.out.wait(t, "listening[0] ", time.Minute)
@@ -79,7 +83,7 @@ func TestSockHTTPFairness(t *testing.T) {
 	}
 	measuring.Store(true)
 	time.Sleep(2 * time.Second)
-	if d := time.Duration(maxGap.Load()); d > 2*time.Second {
+	if d := time.Duration(maxGap.Load()); d > maxWait {
 		t.Errorf("a keep-alive client waited %v for an answer", d)
 	} else {
 		t.Logf("longest wait of a keep-alive client: %v", d)
@@ -94,7 +98,7 @@ func TestSockHTTPFairness(t *testing.T) {
 		}
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
-		if d := time.Since(start); d > 2*time.Second {
+		if d := time.Since(start); d > maxWait {
 			t.Fatalf("newcomer %d waited %v while keep-alive clients were busy", i, d)
 		}
 		t.Logf("newcomer %d: %v", i, time.Since(start))
