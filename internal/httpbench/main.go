@@ -4,6 +4,8 @@
 // at "/big"): built for wasip1 and run by `wasmgate run --policy` with an
 // allow-all policy, and built natively, run once with the default
 // GOMAXPROCS and once with GOMAXPROCS=1 (a wasip1 program has one thread).
+// The server "guest-listen" (not run by default) is the guest serving on a
+// `--listen` socket instead of its own sdk/socket.Listen.
 //
 //	go run ./internal/httpbench [-d 10s] [-runs 2] [-servers guest,native,native1] [WORKLOAD...]
 //
@@ -27,6 +29,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -53,7 +56,7 @@ var workloads = []workload{
 func main() {
 	dur := flag.Duration("d", 10*time.Second, "duration of one wrk run")
 	runs := flag.Int("runs", 2, "runs of each workload on each server")
-	servers := flag.String("servers", "guest,native,native1", "servers to load: guest, native, native1 (GOMAXPROCS=1)")
+	servers := flag.String("servers", "guest,native,native1", "servers to load: guest, guest-listen, native, native1 (GOMAXPROCS=1)")
 	flag.Parse()
 	if err := run(*dur, *runs, strings.Split(*servers, ","), flag.Args()); err != nil {
 		fmt.Fprintln(os.Stderr, "httpbench:", err)
@@ -87,7 +90,7 @@ func run(dur time.Duration, runs int, servers, names []string) error {
 		return err
 	}
 	fmt.Printf("load average before: %s", loadavg())
-	fmt.Printf("%-8s %-8s %3s %9s %9s %9s %9s %7s %10s %9s %s\n",
+	fmt.Printf("%-8s %-12s %3s %9s %9s %9s %9s %7s %10s %9s %s\n",
 		"workload", "server", "run", "req/s", "p50", "p99", "max", "errors", "CPU/req", "peak RSS", "listen drops/overflows")
 	for _, w := range ws {
 		for r := 1; r <= runs; r++ {
@@ -97,6 +100,13 @@ func run(dur time.Duration, runs int, servers, names []string) error {
 				case "guest":
 					cmd = exec.Command(filepath.Join(dir, "wasmgate"), "run", "--policy", policy,
 						filepath.Join(dir, "httpserve.wasm"), "127.0.0.1:0")
+				case "guest-listen":
+					addr, err := freePort()
+					if err != nil {
+						return err
+					}
+					cmd = exec.Command(filepath.Join(dir, "wasmgate"), "run", "--policy", policy, "--listen", addr,
+						filepath.Join(dir, "httpserve.wasm"), "fd:4")
 				case "native":
 					cmd = exec.Command(filepath.Join(dir, "httpserve"), "127.0.0.1:0")
 				case "native1":
@@ -113,6 +123,16 @@ func run(dur time.Duration, runs int, servers, names []string) error {
 	}
 	fmt.Printf("load average after: %s", loadavg())
 	return nil
+}
+
+// freePort returns a loopback address with a port free right now.
+func freePort() (string, error) {
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
 }
 
 func contains(l []string, s string) bool {
@@ -209,7 +229,7 @@ func one(w workload, run int, name string, cmd *exec.Cmd, dur time.Duration) err
 	if res.requests > 0 {
 		cpuPerReq = cpu / time.Duration(res.requests)
 	}
-	fmt.Printf("%-8s %-8s %3d %9.0f %9s %9s %9s %7d %10s %9s %d/%d\n",
+	fmt.Printf("%-8s %-12s %3d %9.0f %9s %9s %9s %7d %10s %9s %d/%d\n",
 		w.name, name, run, res.rps, res.p50, res.p99, res.max, res.errors,
 		cpuPerReq.Round(time.Microsecond/10), fmt.Sprintf("%d MiB", peakRSS(pid)/1024), drops1-drops0, ovf1-ovf0)
 	return nil

@@ -2,9 +2,11 @@
 // 1 KiB at "/", 1 MiB at "/big". The same source builds for wasip1, where
 // it listens through sdk/socket.Listen, and natively, where it uses
 // net.Listen, so that the two differ only in where they run. It prints
-// "listening ADDR" once it accepts connections.
+// "listening ADDR" once it accepts connections. Under wasmgate, "fd:N"
+// serves on the preopened listening socket N (`wasmgate run --listen`).
 //
 //	httpserve 127.0.0.1:0
+//	httpserve fd:4
 package main
 
 import (
@@ -14,6 +16,8 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"strconv"
+	"strings"
 
 	"github.com/wasmgate/wasmgate/sdk/socket"
 )
@@ -25,7 +29,12 @@ func main() {
 	}
 	var ln net.Listener
 	var err error
-	if runtime.GOOS == "wasip1" {
+	if fd, ok := strings.CutPrefix(addr, "fd:"); ok && runtime.GOOS == "wasip1" {
+		var n int
+		if n, err = strconv.Atoi(fd); err == nil {
+			ln, err = socket.FileListener(os.NewFile(uintptr(n), "listener"))
+		}
+	} else if runtime.GOOS == "wasip1" {
 		ln, err = socket.Listen("tcp", addr)
 	} else {
 		ln, err = net.Listen("tcp", addr)
