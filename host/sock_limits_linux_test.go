@@ -167,17 +167,60 @@ func TestMaxFdsConfig(t *testing.T) {
 // TestSDKListenBacklog: an sdk/socket listener gets the system's maximum
 // backlog (net.core.somaxconn), as native Go's net.Listen does, not 128.
 func TestSDKListenBacklog(t *testing.T) {
+	want := somaxconn(t)
+	nw := &network.Default{Policy: network.PolicyFunc(allowLoopback)}
+	g := startGuest(t, probeWasm(t), NewConfig().WithNetwork(nw), "echoserve", "127.0.0.1:0", "-1")
+	addr := strings.TrimPrefix(strings.TrimSpace(g.out.wait(t, "[0] listening ", time.Minute)), "[0] listening ")
+	if got := listenBacklogOf(t, netip.MustParseAddrPort(addr).Port()); got != want {
+		t.Fatalf("listen backlog %d, want somaxconn %d", got, want)
+	}
+}
+
+// TestPreopenListenBacklog: a --listen socket gets the system's maximum
+// backlog too (it was 128: at 1000 clients at once the kernel dropped
+// SYNs).
+func TestPreopenListenBacklog(t *testing.T) {
+	want := somaxconn(t)
+	// A free port, named, so the listener can be found among our fds.
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	nw := &network.Default{Policy: network.PolicyFunc(allowLoopback)}
+	cfg := NewConfig().WithNetwork(nw).WithListen(addr)
+	g := startGuest(t, webProbeWasm(t), cfg, "serve", "1", "fd:4")
+	g.out.wait(t, "listening[0] ", time.Minute)
+	got := listenBacklogOf(t, netip.MustParseAddrPort(addr).Port())
+	if body, err := httpFrom(t, "127.0.0.1", "http://"+addr+"/a"); err != nil {
+		t.Fatalf("GET: %q %v", body, err)
+	}
+	if out := g.finish(t); g.err != nil || g.code != 0 {
+		t.Fatalf("code %d err %v output:\n%s", g.code, g.err, out)
+	}
+	if got != want {
+		t.Fatalf("--listen backlog %d, want somaxconn %d", got, want)
+	}
+}
+
+func somaxconn(t *testing.T) int {
 	b, err := os.ReadFile("/proc/sys/net/core/somaxconn")
 	if err != nil {
 		testenv.Missing(t, "/proc/sys/net/core/somaxconn", err)
 	}
-	want, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	nw := &network.Default{Policy: network.PolicyFunc(allowLoopback)}
-	g := startGuest(t, probeWasm(t), NewConfig().WithNetwork(nw), "echoserve", "127.0.0.1:0", "-1")
-	addr := strings.TrimPrefix(strings.TrimSpace(g.out.wait(t, "[0] listening ", time.Minute)), "[0] listening ")
-	port := netip.MustParseAddrPort(addr).Port()
-	// The guest's listener is one of this process's fds: the one bound
-	// to port and listening (TCP_INFO's tcpi_sacked is then its backlog).
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// listenBacklogOf finds, among this process's fds, the IPv4 TCP socket
+// bound to port and listening, and returns its backlog (TCP_INFO's
+// tcpi_sacked of a listening socket).
+func listenBacklogOf(t *testing.T, port uint16) int {
+	t.Helper()
 	des, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
 		t.Fatal(err)
@@ -195,12 +238,10 @@ func TestSDKListenBacklog(t *testing.T) {
 		if err != nil || ti.State != 10 { // TCP_LISTEN
 			continue
 		}
-		if int(ti.Sacked) != want {
-			t.Fatalf("listen backlog %d, want somaxconn %d", ti.Sacked, want)
-		}
-		return
+		return int(ti.Sacked)
 	}
 	t.Fatalf("no listening fd on port %d", port)
+	return 0
 }
 
 // TestPollManySubscriptions: one poll_oneoff may wait on every fd a

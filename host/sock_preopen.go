@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"strconv"
@@ -13,9 +14,11 @@ import (
 	"github.com/wasmgate/wasmgate/network"
 )
 
-// listenBacklog is the backlog of --listen sockets (Go's default on Linux
-// is the kernel's somaxconn; 128 is the traditional value).
-const listenBacklog = 128
+// listenBacklog is the backlog of --listen sockets: the largest a guest
+// can ask for, which the system network clamps to the system's maximum
+// (net.core.somaxconn), as native Go's net.Listen gets. 128 made the kernel drop SYNs when a
+// thousand clients connected at once (docs/sockets.md, "Listen backlog").
+const listenBacklog = math.MaxInt32
 
 // openPreopenedSockets runs after the preopened directories are in the fd
 // table. It adds, in this order:

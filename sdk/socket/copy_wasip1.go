@@ -79,7 +79,7 @@ func (c *tcpConn) WriteTo(w io.Writer) (int64, error) {
 			return n, err
 		}
 	}
-	return pooledCopy(w, c.TCPConn)
+	return pooledCopy(w, c) // c's Read takes turns with other goroutines
 }
 
 // pooledCopy is io.Copy's loop with pooled, adaptively sized buffers (see

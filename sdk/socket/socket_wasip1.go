@@ -251,6 +251,51 @@ type tcpConn struct {
 	laddr, raddr *net.TCPAddr
 }
 
+// Read reads from the connection. It first waits for the connection to
+// be readable in the runtime's network poller, even when data is already
+// there, so that the goroutine gives the thread up (docs/sockets.md,
+// "Fairness").
+//
+// A wasip1 program has one thread and no preemption, and the runtime
+// polls the network only once no goroutine is runnable. A connection whose
+// peer sends its next request before the server reads again (a keep-alive
+// client under load) never waits in the poller on its own: its goroutine
+// runs request after request, and every connection that became readable
+// meanwhile waits, seconds at a thousand connections. runtime.Gosched
+// does not help: the goroutine goes back to the run queue, which the
+// runtime empties before it polls. Waiting in the poller does: the next
+// poll wakes every ready connection at once, each gets one read, and then
+// waits in the poller again, so ready connections take turns. When no
+// data is there the wait is the one the Read would have made anyway.
+// Waiting only every fourth Read, or only once 10 ms passed since the
+// last wait, brought the starvation back (p99 4-5 s at a thousand
+// connections); 1 ms gained nothing over every Read (internal/httpbench).
+func (c *tcpConn) Read(b []byte) (int, error) {
+	if len(b) > 0 { // an empty Read returns at once, as net.TCPConn's does
+		c.yield()
+	}
+	return c.TCPConn.Read(b)
+}
+
+// yield waits once for the connection to be readable in the runtime's
+// poller (RawConn.Read waits when its function returns false). Errors,
+// a closed connection or a passed deadline among them, are left to the
+// Read that follows, which reports them as a Read does.
+func (c *tcpConn) yield() {
+	rc, err := c.TCPConn.SyscallConn()
+	if err != nil {
+		return
+	}
+	waited := false
+	_ = rc.Read(func(uintptr) bool {
+		if waited {
+			return true
+		}
+		waited = true
+		return false
+	})
+}
+
 // LocalAddr returns the local address reported by the host.
 func (c *tcpConn) LocalAddr() net.Addr { return c.addr(false) }
 
