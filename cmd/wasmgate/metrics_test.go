@@ -12,7 +12,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/wasmgate/wasmgate/internal/testenv"
 )
@@ -22,49 +21,14 @@ import (
 // client; a scrape at that moment shows both decisions, the open sockets,
 // and passes promtool's checks.
 func TestRunMetrics(t *testing.T) {
-	wasm := guestWasm(t, "probe")
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "in.txt"), []byte("hi\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	manifest := filepath.Join(t.TempDir(), "policy.toml")
-	if err := os.WriteFile(manifest, []byte(fmt.Sprintf(`default = "deny"
-[[plugins]]
-name = "server"
-use = "allowlist"
-[plugins.config]
-rules = ["bind tcp://127.0.0.1:%d", "accept tcp://127.0.0.1"]
-`, port)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var out, errb syncBuf
-	done := make(chan int)
-	go func() {
-		done <- run([]string{"run", "--policy", manifest, "--metrics", ":0", "--dir", dir + ":/data",
-			"--listen", fmt.Sprintf("127.0.0.1:%d", port), wasm,
-			"dial", "127.0.0.1:9", "--", "servefile", "/data"}, strings.NewReader(""), &out, &errb)
-	}()
-	// Wait until the guest serves: by then its connect was decided.
-	var c net.Conn
-	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(20 * time.Millisecond) {
-		if strings.Contains(out.String(), "listening") {
-			break
-		}
-		select {
-		case code := <-done:
-			t.Fatalf("exit %d before serving: stdout %s stderr %s", code, out.String(), errb.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("guest did not serve; stdout %s stderr %s", out.String(), errb.String())
-		}
-	}
+	s := startServer(t, []string{"--metrics", ":0", "--dir", dir + ":/data"},
+		"dial", "127.0.0.1:9", "--", "servefile", "/data")
+	s.waitOutput(t, "listening") // by then the connect was decided
+	errb := &s.errb
 	m := regexp.MustCompile(`metrics at (http://127\.0\.0\.1:\d+/metrics)`).FindStringSubmatch(errb.String())
 	if m == nil {
 		t.Fatalf("no metrics address on stderr: %s", errb.String())
@@ -101,13 +65,14 @@ rules = ["bind tcp://127.0.0.1:%d", "accept tcp://127.0.0.1"]
 		}
 	}
 	// Let the guest finish.
-	if c, err = net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err != nil {
+	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", s.port))
+	if err != nil {
 		t.Fatal(err)
 	}
 	c.Write([]byte("x\n"))
 	io.ReadAll(c)
 	c.Close()
-	if code := <-done; code != 1 {
+	if code := <-s.done; code != 1 {
 		t.Errorf("exit %d, want 1 (the dial fails); stderr %s", code, errb.String())
 	}
 	// The server is gone with the guest.

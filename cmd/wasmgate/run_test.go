@@ -327,20 +327,25 @@ func TestRunNoCache(t *testing.T) {
 	}
 }
 
-// --dir and --listen through the CLI: the guest takes one connection on
-// the listener the host opened, writes what it read into the read-write
-// preopen, answers with a file from it, and cannot write the read-only one.
-func TestRunDirAndListen(t *testing.T) {
+// serverRun is a `wasmgate run` of the probe guest as a server on a
+// --listen socket, under an allowlist that allows binding it and
+// accepting connections from loopback.
+type serverRun struct {
+	port      int
+	out, errb syncBuf
+	done      chan int // the exit code
+}
+
+// startServer runs `wasmgate run --policy ... --listen 127.0.0.1:PORT
+// FLAGS... probe GUESTARGS...` in the background on a free port.
+func startServer(t *testing.T, flags []string, guestArgs ...string) *serverRun {
+	t.Helper()
 	wasm := guestWasm(t, "probe")
-	rw, ro := t.TempDir(), t.TempDir()
-	if err := os.WriteFile(filepath.Join(rw, "in.txt"), []byte("from the host\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := l.Addr().(*net.TCPAddr).Port
+	s := &serverRun{port: l.Addr().(*net.TCPAddr).Port, done: make(chan int, 1)}
 	l.Close()
 	manifest := filepath.Join(t.TempDir(), "policy.toml")
 	if err := os.WriteFile(manifest, []byte(fmt.Sprintf(`default = "deny"
@@ -349,30 +354,44 @@ name = "server"
 use = "allowlist"
 [plugins.config]
 rules = ["bind tcp://127.0.0.1:%d", "accept tcp://127.0.0.1"]
-`, port)), 0o644); err != nil {
+`, s.port)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var out, errb syncBuf
-	done := make(chan int)
-	go func() {
-		done <- run([]string{"run", "--policy", manifest, "--dir", rw + ":/data", "--dir", ro + ":/ro:ro",
-			"--listen", fmt.Sprintf("127.0.0.1:%d", port), wasm,
-			"servefile", "/data", "--", "writefile", "/ro/x.txt", "x"}, strings.NewReader(""), &out, &errb)
-	}()
-	var c net.Conn
-	for deadline := time.Now().Add(2 * time.Minute); ; {
-		if c, err = net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
-			break
-		}
+	args := append([]string{"run", "--policy", manifest, "--listen", fmt.Sprintf("127.0.0.1:%d", s.port)}, flags...)
+	args = append(append(args, wasm), guestArgs...)
+	go func() { s.done <- run(args, strings.NewReader(""), &s.out, &s.errb) }()
+	return s
+}
+
+// waitOutput waits until the guest's stdout contains want.
+func (s *serverRun) waitOutput(t *testing.T, want string) {
+	t.Helper()
+	for deadline := time.Now().Add(2 * time.Minute); !strings.Contains(s.out.String(), want); time.Sleep(20 * time.Millisecond) {
 		select {
-		case code := <-done:
-			t.Fatalf("exit %d before serving: stdout %s stderr %s", code, out.String(), errb.String())
+		case code := <-s.done:
+			t.Fatalf("exit %d before %q: stdout %s stderr %s", code, want, s.out.String(), s.errb.String())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no listener: %v; stdout %s stderr %s", err, out.String(), errb.String())
+			t.Fatalf("no %q; stdout %s stderr %s", want, s.out.String(), s.errb.String())
 		}
-		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// --dir and --listen through the CLI: the guest takes one connection on
+// the listener the host opened, writes what it read into the read-write
+// preopen, answers with a file from it, and cannot write the read-only one.
+func TestRunDirAndListen(t *testing.T) {
+	rw, ro := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(rw, "in.txt"), []byte("from the host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, []string{"--dir", rw + ":/data", "--dir", ro + ":/ro:ro"},
+		"servefile", "/data", "--", "writefile", "/ro/x.txt", "x")
+	s.waitOutput(t, "listening")
+	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", s.port))
+	if err != nil {
+		t.Fatal(err)
 	}
 	defer c.Close()
 	if _, err := c.Write([]byte("from the client\n")); err != nil {
@@ -382,14 +401,14 @@ rules = ["bind tcp://127.0.0.1:%d", "accept tcp://127.0.0.1"]
 	if err != nil || string(reply) != "from the host\n" {
 		t.Errorf("reply %q, %v", reply, err)
 	}
-	if code := <-done; code != 1 {
-		t.Errorf("exit %d, want 1 (the write to /ro fails); stderr %s", code, errb.String())
+	if code := <-s.done; code != 1 {
+		t.Errorf("exit %d, want 1 (the write to /ro fails); stderr %s", code, s.errb.String())
 	}
 	if got, err := os.ReadFile(filepath.Join(rw, "got.txt")); err != nil || string(got) != "from the client\n" {
 		t.Errorf("got.txt: %q, %v", got, err)
 	}
-	if !strings.Contains(out.String(), "[1] error: open /ro/x.txt: Read-only file system") {
-		t.Errorf("stdout %q: want the write to the read-only preopen refused", out.String())
+	if !strings.Contains(s.out.String(), "[1] error: open /ro/x.txt: Read-only file system") {
+		t.Errorf("stdout %q: want the write to the read-only preopen refused", s.out.String())
 	}
 	if _, err := os.Stat(filepath.Join(ro, "x.txt")); !os.IsNotExist(err) {
 		t.Errorf("a file appeared in the read-only preopen: %v", err)
