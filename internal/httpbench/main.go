@@ -24,7 +24,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -37,6 +36,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/wasmgate/wasmgate/internal/procstat"
 )
 
 type workload struct {
@@ -211,7 +212,7 @@ func one(w workload, run int, name string, cmd *exec.Cmd, dur time.Duration) err
 	go io.Copy(io.Discard, br)
 	pid := cmd.Process.Pid
 	drops0, ovf0 := listenDrops()
-	cpu0 := cpuTime(pid)
+	cpu0 := procstat.CPU(pid)
 	args := []string{"-t2", "-c" + strconv.Itoa(w.conns), "-d" + dur.String(), "--timeout", "60s", "--latency"}
 	args = append(append(args, w.args...), "http://"+addr+w.path)
 	wrk := exec.Command("wrk", args...)
@@ -219,7 +220,7 @@ func one(w workload, run int, name string, cmd *exec.Cmd, dur time.Duration) err
 	if err != nil {
 		return fmt.Errorf("wrk %s: %v\n%s", strings.Join(args, " "), err, b)
 	}
-	cpu := cpuTime(pid) - cpu0
+	cpu := procstat.CPU(pid) - cpu0
 	drops1, ovf1 := listenDrops()
 	res, err := parseWrk(b)
 	if err != nil {
@@ -231,7 +232,7 @@ func one(w workload, run int, name string, cmd *exec.Cmd, dur time.Duration) err
 	}
 	fmt.Printf("%-8s %-12s %3d %9.0f %9s %9s %9s %7d %10s %9s %d/%d\n",
 		w.name, name, run, res.rps, res.p50, res.p99, res.max, res.errors,
-		cpuPerReq.Round(time.Microsecond/10), fmt.Sprintf("%d MiB", peakRSS(pid)/1024), drops1-drops0, ovf1-ovf0)
+		cpuPerReq.Round(time.Microsecond/10), fmt.Sprintf("%d MiB", peakKiB(pid)/1024), drops1-drops0, ovf1-ovf0)
 	return nil
 }
 
@@ -297,30 +298,6 @@ func wrkDuration(s string) (time.Duration, error) {
 	return d.Round(10 * time.Microsecond), nil
 }
 
-// cpuTime is the process's user+system CPU time so far.
-func cpuTime(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
-	ut, _ := strconv.Atoi(f[11])
-	st, _ := strconv.Atoi(f[12])
-	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
-}
-
-// peakRSS is the process's VmHWM in KiB.
-func peakRSS(pid int) int {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
-			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-			return n
-		}
-	}
-	return 0
-}
-
 // listenDrops returns the system's TcpExt ListenDrops and ListenOverflows.
 func listenDrops() (drops, overflows int64) {
 	b, err := os.ReadFile("/proc/net/netstat")
@@ -350,4 +327,10 @@ func listenDrops() (drops, overflows int64) {
 func loadavg() string {
 	b, _ := os.ReadFile("/proc/loadavg")
 	return string(b)
+}
+
+// peakKiB is the process's peak resident memory in KiB.
+func peakKiB(pid int) int {
+	_, peak, _ := procstat.Memory(pid)
+	return peak
 }

@@ -36,6 +36,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/wasmgate/wasmgate/internal/procstat"
 )
 
 func main() {
@@ -75,28 +77,6 @@ func build(dir string, guests ...string) error {
 		}
 	}
 	return nil
-}
-
-// procStatus returns the kB values of /proc/PID/status's VmRSS and VmHWM.
-func procStatus(pid int) (rss, hwm int, err error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0, err
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		f := strings.Fields(l)
-		if len(f) < 2 {
-			continue
-		}
-		v, _ := strconv.Atoi(f[1])
-		switch f[0] {
-		case "VmRSS:":
-			rss = v
-		case "VmHWM:":
-			hwm = v
-		}
-	}
-	return rss, hwm, nil
 }
 
 func rss(sizes []string) error {
@@ -151,7 +131,7 @@ func rssOne(dir, mib string, print bool) error {
 	if _, err := fmt.Sscanf(line, "held %d MiB, sys %d MiB", &n, &sys); err != nil {
 		return fmt.Errorf("holdmem said %q", line)
 	}
-	rss, hwm, err := procStatus(cmd.Process.Pid)
+	rss, hwm, err := procstat.Memory(cmd.Process.Pid)
 	if err != nil {
 		return err
 	}
@@ -242,16 +222,7 @@ func (s *server) stop() {
 }
 
 // cpu is the server process's user+system CPU time so far.
-func (s *server) cpu() time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
-	ut, _ := strconv.Atoi(f[11])
-	st, _ := strconv.Atoi(f[12])
-	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
-}
+func (s *server) cpu() time.Duration { return procstat.CPU(s.cmd.Process.Pid) }
 
 func (s *server) fds() int {
 	des, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", s.cmd.Process.Pid))
@@ -307,7 +278,7 @@ func level(s *server, n int) (elapsed, cpu time.Duration, rssKB, fds int, err er
 	if err != nil {
 		err = fmt.Errorf("%d of %d connections failed, first: %w", nerr, n, err)
 	}
-	rssKB, _, _ = procStatus(s.cmd.Process.Pid)
+	rssKB, _, _ = procstat.Memory(s.cmd.Process.Pid)
 	fds = s.fds()
 	for _, c := range conns {
 		if c != nil {
