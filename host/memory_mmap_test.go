@@ -167,3 +167,45 @@ func FuzzMappedMemory(f *testing.F) {
 		}
 	})
 }
+
+// TestReservationReusedWiped: a freed reservation is reused by the next
+// memory of the same maximum, at the same address, with every byte the
+// previous guest could write zeroed; one with too much accessible is
+// unmapped instead.
+func TestReservationReusedWiped(t *testing.T) {
+	const max = 1 << 30
+	a := allocateMapped(0, max).(*mappedMemory)
+	buf := a.Reallocate(3 * 65536)
+	for i := range buf {
+		buf[i] = 0xAA
+	}
+	addr := &buf[0]
+	a.Free()
+	b := allocateMapped(0, max).(*mappedMemory)
+	defer b.Free()
+	got := b.Reallocate(65536)
+	if &got[0] != addr {
+		t.Fatal("the freed reservation was not reused")
+	}
+	got = b.Reallocate(4 * 65536)
+	for i, v := range got {
+		if v != 0 {
+			t.Fatalf("byte %d of a reused reservation is %#x, want 0", i, v)
+		}
+	}
+
+	big := allocateMapped(0, max).(*mappedMemory)
+	if big.Reallocate(maxIdleCommitted+65536) == nil {
+		t.Fatal("grow failed")
+	}
+	idle := func() int {
+		idleReservations.mu.Lock()
+		defer idleReservations.mu.Unlock()
+		return len(idleReservations.idle)
+	}
+	before := idle()
+	big.Free()
+	if idle() != before {
+		t.Fatal("a reservation with more than maxIdleCommitted accessible was kept")
+	}
+}
