@@ -1,10 +1,12 @@
 package host_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/wasmgate/wasmgate/host"
@@ -40,4 +42,43 @@ func ExampleRun() {
 		log.Fatal(err)
 	}
 	fmt.Println("exit code", code)
+}
+
+// Compile a guest once and run many instances of it at once, each with
+// its own Config (here its own stdout).
+func ExampleRuntime() {
+	wasm, err := os.ReadFile("testdata/example/hello.wasm")
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+	rt := host.NewRuntime(ctx, host.WithInMemoryCache())
+	defer rt.Close(ctx)
+	guest, err := rt.Compile(ctx, wasm) // once
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer guest.Close(ctx)
+
+	outs := make([]bytes.Buffer, 4)
+	var wg sync.WaitGroup
+	for i := range outs {
+		wg.Go(func() {
+			code, err := guest.Run(ctx, host.NewConfig().
+				WithArgs("app", fmt.Sprint("worker-", i)).
+				WithStdout(&outs[i]))
+			if err != nil || code != 0 {
+				log.Fatal(code, err)
+			}
+		})
+	}
+	wg.Wait()
+	for i := range outs {
+		fmt.Printf("%d: %s", i, outs[i].String())
+	}
+	// Output:
+	// 0: hello
+	// 1: hello
+	// 2: hello
+	// 3: hello
 }

@@ -23,3 +23,6 @@ func guestMemoryAllocator() experimental.MemoryAllocator {
 
 // testHookMemory, when set by a test, sees every guest memory allocated.
 var testHookMemory func(experimental.LinearMemory)
+
+// wasmPageSize is the size of a WebAssembly memory page.
+const wasmPageSize = 65536

@@ -33,6 +33,9 @@
 //		WithDir("/srv/data", "/data", true).
 //		WithStdout(os.Stdout).
 //		WithNetwork(&network.Default{Policy: p}))
+//
+// or, to start one guest many times, compile it once with a Runtime
+// (NewRuntime, Runtime.Compile, CompiledGuest.Run; docs/embedding.md).
 package host
 
 import (
@@ -75,67 +78,51 @@ func Run(ctx context.Context, wasm []byte, cfg *Config) (exitCode int, err error
 	if err := cfg.validate(); err != nil {
 		return 1, fmt.Errorf("wasmgate: invalid configuration: %w", err)
 	}
-	wazeroInit.Do(initWazero)
-	// Interruption (see Config.WithCloseOnContextDone): the guest's code is
-	// rewritten to check a flag that ctx's cancellation raises, which costs
-	// ~2 ns per loop iteration; wazero's own close-on-context-done, ~100 ns
-	// per iteration, only backs up modules the rewriter refuses.
-	wazeroStops := false
-	if cfg.closeOnDone {
-		// The rewrite is cached on disk next to wazero's compilation cache
-		// (startup.go): ~4 ms per start instead of ~10 for a Go guest.
-		if inst, err := cachedRewrite(cfg.rewriteCacheDir(), "interrupt", wasm, interrupt.Instrument); err == nil {
-			wasm = inst
-		} else {
-			wazeroStops = true
-		}
-	}
-	rc := wazero.NewRuntimeConfig().WithCloseOnContextDone(wazeroStops)
-	if cache := cfg.compilationCache(); cache != nil {
-		rc = rc.WithCompilationCache(cache)
-	}
-	r := wazero.NewRuntimeWithConfig(ctx, rc)
+	r := runtimeFor(ctx, cfg)
 	defer r.Close(context.WithoutCancel(ctx))
-
-	compiled, err := r.CompileModule(ctx, wasm)
+	g, err := r.Compile(ctx, wasm)
 	if err != nil {
-		return 1, fmt.Errorf("wasmgate: compile: %w", err)
+		return 1, err
 	}
-	imports := map[string]int{}
-	for _, f := range compiled.ImportedFunctions() {
-		if mod, name, ok := f.Import(); ok && mod == moduleName {
-			imports[name] = len(f.ParamTypes())
-		}
-	}
+	defer g.Close(context.WithoutCancel(ctx))
+	return g.c.run(ctx, cfg)
+}
 
+// run runs one instance of the compiled guest with cfg (validated).
+func (c *compiledGuest) run(ctx context.Context, cfg *Config) (int, error) {
 	s, err := newState(cfg)
 	if err != nil {
 		return 1, fmt.Errorf("wasmgate: invalid configuration: %w", err)
 	}
 	defer s.close()
+	s.bindHostFunctions(c.imports)
 	stop := context.AfterFunc(ctx, s.wake.wake)
 	defer stop()
 	if err := s.openPreopenedSockets(ctx); err != nil {
 		return 1, fmt.Errorf("wasmgate: %w", err)
 	}
 
-	b := r.NewHostModuleBuilder(moduleName)
-	s.exportPreview1(b)
-	exportSocketFunctions(b, imports, s)
-	if _, err := b.Instantiate(ctx); err != nil {
-		return 1, fmt.Errorf("wasmgate: host module: %w", err)
-	}
-
 	name := cfg.name
 	if name == "" {
 		name = "guest"
 	}
+	// Module names are unique in a wazero runtime: instances after the
+	// first of a compiled guest get a numbered name.
+	if n := c.names.Add(1); n > 1 {
+		name = fmt.Sprintf("%s#%d", name, n)
+	}
+	// The host functions find this instance's state in the context.
+	ctx = withHostState(ctx, s)
 	// Instantiate without running anything, so that link errors (a missing
 	// import) are told apart from what _start does (exit, trap).
 	mc := wazero.NewModuleConfig().WithName(name).WithStartFunctions()
 	// The guest's memory is reserved up front and grows in place
 	// (memory.go); wazero takes the allocator from the context.
-	mod, err := r.InstantiateModule(experimental.WithMemoryAllocator(ctx, guestMemoryAllocator()), compiled, mc)
+	mctx := ctx
+	if a := guestMemoryAllocator(); a != nil {
+		mctx = experimental.WithMemoryAllocator(ctx, a)
+	}
+	mod, err := c.rt.InstantiateModule(mctx, c.mod, mc)
 	if err != nil {
 		var ee *sys.ExitError
 		if errors.As(err, &ee) || ctx.Err() != nil {
