@@ -27,7 +27,8 @@ type Config struct {
 	network network.Network
 	listen  []string
 	name    string
-	maxFds  int // 0 = DefaultMaxFds
+	maxFds  int    // 0 = DefaultMaxFds
+	maxMem  uint64 // bytes, a multiple of the page size; 0 = the module's maximum
 
 	cacheDir      string // "" = default under os.UserCacheDir()
 	cacheDisabled bool
@@ -224,6 +225,32 @@ func (c *Config) WithMaxFds(n int) *Config {
 	}
 	return nc
 }
+
+// MaxMemoryLimit is the largest memory a wasm32 guest can have, 4 GiB
+// (65536 pages of 64 KiB); WithMemoryLimit accepts at most this.
+const MaxMemoryLimit = 1 << 32
+
+// WithMemoryLimit caps the guest's linear memory at bytes, rounded down to
+// whole 64 KiB WebAssembly pages (docs/sockets.md, "Limits"); 0 restores
+// the default, the module's declared maximum (4 GiB when it declares
+// none). A limit below the module's declared maximum wins. Past it
+// memory.grow returns -1 to the guest, as when the module's own maximum
+// is reached: a Go guest then dies with "fatal error: out of memory"
+// (exit code 2), a C guest's malloc returns NULL. A limit below one page,
+// or above MaxMemoryLimit, makes the configuration invalid; one below the
+// memory the module starts with makes Run fail before the guest runs.
+func (c *Config) WithMemoryLimit(bytes uint64) *Config {
+	nc := c.clone()
+	nc.maxMem = bytes &^ (wasmPageSize - 1)
+	if bytes > MaxMemoryLimit || (bytes > 0 && nc.maxMem == 0) {
+		nc.errs = append(nc.errs, fmt.Errorf("memory limit %d bytes: must be 0 (the module's maximum) or between one 64 KiB page and 4 GiB", bytes))
+	}
+	return nc
+}
+
+// MemoryLimit is the memory cap set by WithMemoryLimit in bytes (a whole
+// number of pages), or 0 when the module's own maximum applies.
+func (c *Config) MemoryLimit() uint64 { return c.maxMem }
 
 // MaxFds is the fd cap Run applies: the value of WithMaxFds, or
 // DefaultMaxFds.

@@ -82,3 +82,19 @@ func ExampleRuntime() {
 	// 2: hello
 	// 3: hello
 }
+
+// Cap a guest's memory: past the limit memory.grow returns -1 to the
+// guest (the grow guest then exits 3).
+func ExampleConfig_WithMemoryLimit() {
+	wasm, err := os.ReadFile("../testdata/guests/grow/grow.wasm") // grows by 64 MiB
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, limit := range []uint64{128 << 20, 32 << 20} {
+		code, err := host.Run(context.Background(), wasm, host.NewConfig().WithMemoryLimit(limit))
+		fmt.Println(limit>>20, "MiB:", code, err)
+	}
+	// Output:
+	// 128 MiB: 0 <nil>
+	// 32 MiB: 3 <nil>
+}

@@ -9,20 +9,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func mmapAllocator() experimental.MemoryAllocator {
-	return experimental.MemoryAllocatorFunc(allocateMapped)
-}
-
 // allocateMapped reserves max bytes of address space for one memory, or
 // returns a Go-heap memory when that fails (an address-space limit).
 func allocateMapped(capacity, max uint64) experimental.LinearMemory {
 	var mem experimental.LinearMemory
 	if max == 0 {
-		mem = &heapMemory{}
+		mem = &heapMemory{max: max}
 	} else if b, committed, ok := idleReservations.get(max); ok {
 		mem = &mappedMemory{reserved: b, committed: committed}
 	} else if b, err := unix.Mmap(-1, 0, int(max), unix.PROT_NONE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE); err != nil {
-		mem = &heapMemory{}
+		mem = &heapMemory{max: max}
 	} else {
 		mem = &mappedMemory{reserved: b}
 	}
@@ -125,17 +121,3 @@ func (p *reservationPool) put(b []byte, committed int) {
 	}
 	_ = unix.Munmap(b)
 }
-
-// heapMemory is a linear memory in the Go heap that grows by appending, as
-// wazero's default does: the fallback when address space cannot be
-// reserved.
-type heapMemory struct{ buf []byte }
-
-func (m *heapMemory) Reallocate(size uint64) []byte {
-	if n := uint64(len(m.buf)); size > n {
-		m.buf = append(m.buf, make([]byte, size-n)...)
-	}
-	return m.buf[:size]
-}
-
-func (m *heapMemory) Free() { m.buf = nil }

@@ -36,7 +36,7 @@ func TestMappedMemoryGrowsInPlace(t *testing.T) {
 		}
 	}
 	defer func() { testHookMemory = nil }()
-	for _, alloc := range []experimental.MemoryAllocator{nil, guestMemoryAllocator()} {
+	for _, alloc := range []experimental.MemoryAllocator{nil, guestMemoryAllocator(0)} {
 		r := wazero.NewRuntime(ctx)
 		mod, err := r.InstantiateWithConfig(experimental.WithMemoryAllocator(ctx, alloc), growModule, wazero.NewModuleConfig())
 		if err != nil {

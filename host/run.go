@@ -118,10 +118,11 @@ func (c *compiledGuest) run(ctx context.Context, cfg *Config) (int, error) {
 	mc := wazero.NewModuleConfig().WithName(name).WithStartFunctions()
 	// The guest's memory is reserved up front and grows in place
 	// (memory.go); wazero takes the allocator from the context.
-	mctx := ctx
-	if a := guestMemoryAllocator(); a != nil {
-		mctx = experimental.WithMemoryAllocator(ctx, a)
+	// The memory limit (Config.WithMemoryLimit) lowers the maximum there.
+	if limit := cfg.maxMem; limit > 0 && c.minMem > limit {
+		return 1, fmt.Errorf("wasmgate: memory limit %d bytes is below the %d bytes the module's memory starts with", limit, c.minMem)
 	}
+	mctx := experimental.WithMemoryAllocator(ctx, guestMemoryAllocator(cfg.maxMem))
 	mod, err := c.rt.InstantiateModule(mctx, c.mod, mc)
 	if err != nil {
 		var ee *sys.ExitError

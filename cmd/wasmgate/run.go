@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 
 	"github.com/wasmgate/wasmgate/host"
@@ -41,6 +42,7 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	timeout := fs.Duration("timeout", 0, "stop the guest after `DUR` (exit 124); 0 = no limit")
 	policyPath := fs.String("policy", "", "policy manifest `FILE`; without it all network access is denied")
 	audit := fs.String("audit", "", "append the audit log (JSON Lines, one record per decision) to `FILE` (- = stderr); needs --policy")
+	maxMemory := fs.String("max-memory", "", "cap the guest's linear memory at `SIZE` (bytes, or with K, M, G: KiB, MiB, GiB), rounded down to 64 KiB pages; past it memory.grow fails")
 	noCache := fs.Bool("no-cache", false, "do not use the on-disk compilation cache (guest and plugins)")
 	logLevel := logLevelFlag(fs)
 	setUsage(fs, "wasmgate run [FLAGS] WASM [ARGS...]", `Run the WASI (preview 1) program WASM with arguments ARGS. Flags come before WASM; what
@@ -82,6 +84,13 @@ failure (unreadable or invalid WASM); 124 --timeout expired; 130 interrupted; 13
 	}
 	for _, l := range listens {
 		cfg = cfg.WithListen(l)
+	}
+	if *maxMemory != "" {
+		if n, err := parseSize(*maxMemory); err != nil {
+			errs = append(errs, fmt.Errorf("--max-memory %q: %w", *maxMemory, err))
+		} else {
+			cfg = cfg.WithMemoryLimit(n)
+		}
 	}
 	if *audit != "" && *policyPath == "" {
 		errs = append(errs, errNoPolicyAudit)
@@ -169,4 +178,31 @@ func parseDir(s string) (hostDir, guest string, ro bool, err error) {
 		return "", "", false, fmt.Errorf("--dir %q: want HOST[:GUEST][:ro]", s)
 	}
 	return hostDir, guest, ro, nil
+}
+
+// parseSize parses a --max-memory size: bytes, or a number with K, M or G
+// (KiB, MiB, GiB; "KiB", "MiB", "GiB" and "B" are accepted too), between
+// one 64 KiB page and 4 GiB.
+func parseSize(v string) (uint64, error) {
+	num := strings.TrimSuffix(strings.TrimSuffix(v, "B"), "i")
+	shift := 0
+	switch {
+	case strings.HasSuffix(num, "K"):
+		shift = 10
+	case strings.HasSuffix(num, "M"):
+		shift = 20
+	case strings.HasSuffix(num, "G"):
+		shift = 30
+	}
+	if shift > 0 {
+		num = num[:len(num)-1]
+	}
+	n, err := strconv.ParseUint(num, 10, 64)
+	if err != nil || n > host.MaxMemoryLimit>>shift {
+		return 0, errors.New("want a size such as 67108864, 64M or 1G, at most 4G")
+	}
+	if n<<shift < 65536 {
+		return 0, errors.New("below one 64 KiB page")
+	}
+	return n << shift, nil
 }
