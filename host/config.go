@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/netip"
 	"os"
 	"path"
 	"strings"
@@ -18,17 +19,18 @@ import (
 // style). Invalid values are not reported by WithX but all together by Run,
 // so a caller sees every mistake at once.
 type Config struct {
-	args    []string
-	env     []string // "K=V"
-	mounts  []mount
-	stdin   io.Reader
-	stdout  io.Writer
-	stderr  io.Writer
-	network network.Network
-	listen  []string
-	name    string
-	maxFds  int    // 0 = DefaultMaxFds
-	maxMem  uint64 // bytes, a multiple of the page size; 0 = the module's maximum
+	args     []string
+	env      []string // "K=V"
+	mounts   []mount
+	stdin    io.Reader
+	stdout   io.Writer
+	stderr   io.Writer
+	network  network.Network
+	listen   []string
+	onListen func(Listening) error
+	name     string
+	maxFds   int    // 0 = DefaultMaxFds
+	maxMem   uint64 // bytes, a multiple of the page size; 0 = the module's maximum
 
 	cacheDir      string // "" = default under os.UserCacheDir()
 	cacheDisabled bool
@@ -198,6 +200,26 @@ func (c *Config) WithListen(addr string) *Config {
 		n.errs = append(n.errs, errors.New("empty listen address"))
 	}
 	n.listen = append(n.listen, addr)
+	return n
+}
+
+// Listening is one WithListen socket, bound and listening.
+type Listening struct {
+	Addr  string         // the address given to WithListen
+	Bound netip.AddrPort // the address it is bound to: the real port when WithListen asked for port 0
+	Fd    int32          // the guest's fd of the socket
+}
+
+// WithOnListen sets fn, which Run calls once for every WithListen socket,
+// in the order they were added, when all of them are bound and listening
+// and before the guest starts: so a caller learns the port the system
+// chose for ":0", and the fd the guest finds the socket at. A connection
+// made from fn waits in the socket's queue until the guest accepts it. fn
+// runs on the goroutine of Run; the guest starts when it returns nil. An
+// error from fn stops the run before the guest starts, and Run returns it.
+func (c *Config) WithOnListen(fn func(Listening) error) *Config {
+	n := c.clone()
+	n.onListen = fn
 	return n
 }
 

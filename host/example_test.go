@@ -98,3 +98,30 @@ func ExampleConfig_WithMemoryLimit() {
 	// 128 MiB: 0 <nil>
 	// 32 MiB: 3 <nil>
 }
+
+// Learn the port the system chose for a ":0" listener, and the guest fd
+// the socket is at, before the guest starts.
+func ExampleConfig_WithOnListen() {
+	wasm, err := os.ReadFile("testdata/example/hello.wasm")
+	if err != nil {
+		log.Fatal(err)
+	}
+	allowLoopback := network.PolicyFunc(func(ctx context.Context, req *network.Request) (network.Verdict, error) {
+		if req.Addr.IsLoopback() {
+			return policy.Allow("loopback"), nil
+		}
+		return policy.Deny("only loopback"), nil
+	})
+	cfg := host.NewConfig().
+		WithNetwork(&network.Default{Policy: allowLoopback}).
+		WithListen("127.0.0.1:0").
+		WithOnListen(func(l host.Listening) error {
+			fmt.Println(l.Addr, "bound:", l.Bound.Port() != 0, "fd", l.Fd)
+			return nil
+		})
+	if _, err := host.Run(context.Background(), wasm, cfg); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// 127.0.0.1:0 bound: true fd 4
+}

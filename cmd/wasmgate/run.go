@@ -39,6 +39,7 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.Var(&dirs, "dir", "preopen `HOST[:GUEST][:ro]` (repeatable); GUEST defaults to HOST")
 	fs.Var(&envs, "env", "set guest environment variable `K=V` (repeatable)")
 	fs.Var(&listens, "listen", "open a listening TCP socket on `ADDR` for the guest (repeatable)")
+	listenReport := fs.String("listen-report", "", "when every --listen socket is bound, write its address (the real port for :0) to `FILE`, one \"ADDR\\n\" line each in --listen order (- = stderr)")
 	timeout := fs.Duration("timeout", 0, "stop the guest after `DUR` (exit 124); 0 = no limit")
 	policyPath := fs.String("policy", "", "policy manifest `FILE`; without it all network access is denied")
 	audit := fs.String("audit", "", "append the audit log (JSON Lines, one record per decision) to `FILE` (- = stderr); needs --policy")
@@ -84,6 +85,12 @@ failure (unreadable or invalid WASM); 124 --timeout expired; 130 interrupted; 13
 	}
 	for _, l := range listens {
 		cfg = cfg.WithListen(l)
+	}
+	if *listenReport != "" {
+		if len(listens) == 0 {
+			errs = append(errs, errors.New("--listen-report needs --listen"))
+		}
+		cfg = cfg.WithOnListen(listenReporter(*listenReport, len(listens), stderr))
 	}
 	if *maxMemory != "" {
 		if n, err := parseSize(*maxMemory); err != nil {
@@ -205,4 +212,35 @@ func parseSize(v string) (uint64, error) {
 		return 0, errors.New("below one 64 KiB page")
 	}
 	return n << shift, nil
+}
+
+// listenReporter returns the host.Config.WithOnListen callback of
+// --listen-report: it collects the n bound addresses and, at the last,
+// writes them to path ("-": w) as "ADDR\n" lines. The file appears whole
+// (written beside it, then renamed), so a reader that waits for it never
+// sees part of it. A file that cannot be written stops the run before the
+// guest starts: whoever waits for it would wait forever.
+func listenReporter(path string, n int, w io.Writer) func(host.Listening) error {
+	var b strings.Builder
+	seen := 0
+	return func(l host.Listening) error {
+		fmt.Fprintf(&b, "%s\n", l.Bound)
+		if seen++; seen < n {
+			return nil
+		}
+		if path == "-" {
+			_, err := io.WriteString(w, b.String())
+			return err
+		}
+		tmp := path + ".tmp"
+		err := os.WriteFile(tmp, []byte(b.String()), 0o644)
+		if err == nil {
+			err = os.Rename(tmp, path)
+		}
+		if err != nil {
+			os.Remove(tmp)
+			return fmt.Errorf("listen report: %w", err)
+		}
+		return nil
+	}
 }
