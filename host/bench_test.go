@@ -533,3 +533,20 @@ func benchCompiledRuns(b *testing.B, wasm []byte, interruptible bool) {
 		}
 	}
 }
+
+// BenchmarkHostStateLookup: what every host call pays to find its
+// instance's state (the host module is shared by a compiled guest's
+// instances): a context lookup, under the cancel context Run's caller
+// typically adds.
+func BenchmarkHostStateLookup(b *testing.B) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := &state{}
+	ctx = withHostState(ctx, s)
+	b.ReportAllocs()
+	for b.Loop() {
+		if hostState(ctx) != s {
+			b.Fatal("wrong state")
+		}
+	}
+}
