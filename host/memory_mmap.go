@@ -74,12 +74,27 @@ func (m *mappedMemory) Free() {
 // heap memory reuses pages the Go heap already has. So a freed
 // reservation whose accessible part is small is kept, wiped, for the next
 // guest: up to maxIdleReservations of them, each at most
-// maxIdleCommitted bytes accessible (the host's RSS keeps that much per
-// idle reservation; docs/sockets.md, "Limits"). Larger ones are unmapped.
+// maxIdleCommitted bytes accessible, of which at most maxWipeByWriting
+// stay resident (docs/sockets.md, "Limits"). Larger ones are unmapped.
 const (
 	maxIdleReservations = 8
 	maxIdleCommitted    = 64 << 20
+	maxWipeByWriting    = 8 << 20
 )
+
+// wipe zeroes b: its first maxWipeByWriting bytes by writing zeros (pages
+// the next guest will likely touch again stay resident), the rest by
+// giving the pages back to the kernel (MADV_DONTNEED: they read as zero
+// and cost no RSS until touched), so that a guest that grew its memory
+// without touching it does not make the host touch it.
+func wipe(b []byte) bool {
+	n := min(len(b), maxWipeByWriting)
+	clear(b[:n])
+	if len(b) > n {
+		return unix.Madvise(b[n:], unix.MADV_DONTNEED) == nil
+	}
+	return true
+}
 
 var idleReservations reservationPool
 
@@ -109,8 +124,7 @@ func (p *reservationPool) get(size uint64) ([]byte, int, bool) {
 // put keeps b for reuse after wiping what the guest could write, or
 // unmaps it.
 func (p *reservationPool) put(b []byte, committed int) {
-	if committed <= maxIdleCommitted {
-		clear(b[:committed])
+	if committed <= maxIdleCommitted && wipe(b[:committed]) {
 		p.mu.Lock()
 		if len(p.idle) < maxIdleReservations {
 			p.idle = append(p.idle, idleReservation{b, committed})

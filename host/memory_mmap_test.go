@@ -194,6 +194,22 @@ func TestReservationReusedWiped(t *testing.T) {
 		}
 	}
 
+	// Past maxWipeByWriting the pages are given back, and read as zero.
+	mid := allocateMapped(0, max).(*mappedMemory)
+	buf = mid.Reallocate(2 * maxWipeByWriting)
+	for i := 0; i < len(buf); i += 4096 {
+		buf[i] = 0xBB
+	}
+	mid.Free()
+	mid = allocateMapped(0, max).(*mappedMemory)
+	defer mid.Free()
+	got = mid.Reallocate(2 * maxWipeByWriting)
+	for i := 0; i < len(got); i += 4096 {
+		if got[i] != 0 {
+			t.Fatalf("byte %d of a reused reservation is %#x, want 0", i, got[i])
+		}
+	}
+
 	big := allocateMapped(0, max).(*mappedMemory)
 	if big.Reallocate(maxIdleCommitted+65536) == nil {
 		t.Fatal("grow failed")
