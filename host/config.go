@@ -284,7 +284,9 @@ func (c *Config) MaxFds() int {
 }
 
 // WithName sets the wazero module name of the guest (default "guest"); it
-// shows in stack traces.
+// shows in stack traces. Names are unique within a compiled guest's
+// runtime, so the second and later instances of one CompiledGuest are
+// named NAME#2, NAME#3, ...
 func (c *Config) WithName(name string) *Config {
 	n := c.clone()
 	n.name = name
@@ -292,7 +294,8 @@ func (c *Config) WithName(name string) *Config {
 }
 
 // WithCompilationCacheDir sets the directory of the on-disk compilation
-// cache; "" restores the default (os.UserCacheDir()/wasmgate/wazero).
+// cache; "" restores the default (os.UserCacheDir()/wasmgate/wazero). Only
+// Run uses it; a CompiledGuest has its Runtime's (WithCacheDir).
 func (c *Config) WithCompilationCacheDir(dir string) *Config {
 	n := c.clone()
 	n.cacheDir = dir
@@ -301,7 +304,8 @@ func (c *Config) WithCompilationCacheDir(dir string) *Config {
 }
 
 // WithoutCompilationCache disables the on-disk compilation cache: every Run
-// compiles the guest from scratch.
+// compiles the guest from scratch. Only Run uses it; a CompiledGuest has
+// its Runtime's (WithoutCache, WithInMemoryCache).
 func (c *Config) WithoutCompilationCache() *Config {
 	n := c.clone()
 	n.cacheDisabled = true
@@ -322,6 +326,7 @@ func (c *Config) WithoutCompilationCache() *Config {
 // back-edge (~8x slower on a tight loop), is used only for modules the
 // rewriter refuses (a start function, features outside WebAssembly 2.0).
 // Turn this off only for trusted guests whose running time is bounded.
+// Only Run uses it; a CompiledGuest has its Runtime's (WithInterruptible).
 func (c *Config) WithCloseOnContextDone(on bool) *Config {
 	n := c.clone()
 	n.closeOnDone = on

@@ -125,3 +125,25 @@ func ExampleConfig_WithOnListen() {
 	// Output:
 	// 127.0.0.1:0 bound: true fd 4
 }
+
+// A Runtime for a read-only container: compiled code is kept in memory
+// only, never written to disk; guests stay interruptible (the default).
+func ExampleNewRuntime() {
+	ctx := context.Background()
+	rt := host.NewRuntime(ctx, host.WithInMemoryCache(), host.WithInterruptible(true))
+	defer rt.Close(ctx)
+	wasm, err := os.ReadFile("testdata/example/hello.wasm")
+	if err != nil {
+		log.Fatal(err)
+	}
+	guest, err := rt.Compile(ctx, wasm)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer guest.Close(ctx)
+	code, err := guest.Run(ctx, host.NewConfig().WithStdout(os.Stdout))
+	fmt.Println("exit code", code, err)
+	// Output:
+	// hello
+	// exit code 0 <nil>
+}

@@ -64,7 +64,9 @@ var ErrTrap = errors.New("guest trapped")
 
 // Run compiles and runs the command module wasm (its _start export) with
 // cfg, and returns the guest's exit code: the value given to proc_exit, or
-// 0 when _start returns.
+// 0 when _start returns. It is NewRuntime with cfg's compilation settings,
+// Runtime.Compile and CompiledGuest.Run in one call; a program that starts
+// the same guest often keeps a CompiledGuest instead.
 //
 // err is non-nil when the configuration is invalid (every problem is
 // reported, joined), the module cannot be compiled or instantiated, the
