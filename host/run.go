@@ -64,9 +64,12 @@ var ErrTrap = errors.New("guest trapped")
 
 // Run compiles and runs the command module wasm (its _start export) with
 // cfg, and returns the guest's exit code: the value given to proc_exit, or
-// 0 when _start returns. It is NewRuntime with cfg's compilation settings,
-// Runtime.Compile and CompiledGuest.Run in one call; a program that starts
-// the same guest often keeps a CompiledGuest instead.
+// 0 when _start returns. It is Runtime.Compile and CompiledGuest.Run in one
+// call, on a Runtime shared by every Run with the same compilation
+// settings, so Runs of the same module at the same time compile it once;
+// the compiled code is released when the last of them ends. A program that
+// starts the same guest often keeps a CompiledGuest instead, and saves
+// loading the code from the cache at every start.
 //
 // err is non-nil when the configuration is invalid (every problem is
 // reported, joined), the module cannot be compiled or instantiated, the
@@ -80,9 +83,7 @@ func Run(ctx context.Context, wasm []byte, cfg *Config) (exitCode int, err error
 	if err := cfg.validate(); err != nil {
 		return 1, fmt.Errorf("wasmgate: invalid configuration: %w", err)
 	}
-	r := runtimeFor(ctx, cfg)
-	defer r.Close(context.WithoutCancel(ctx))
-	g, err := r.Compile(ctx, wasm)
+	g, err := runtimeFor(ctx, cfg).Compile(ctx, wasm)
 	if err != nil {
 		return 1, err
 	}

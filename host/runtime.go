@@ -105,15 +105,42 @@ func NewRuntime(ctx context.Context, opts ...RuntimeOption) *Runtime {
 	return r
 }
 
-// runtimeFor is the Runtime that Run uses for cfg's compilation settings.
+// runtimeFor is the Runtime that Run uses for cfg's compilation settings:
+// one per process and settings, never closed, so that Runs of the same
+// bytes at the same time share one compilation too. It holds compiled code
+// only while a Run of it is going on (compiledGuest.refs).
 func runtimeFor(ctx context.Context, cfg *Config) *Runtime {
+	key := runtimeKey{cacheDir: cfg.cacheDir, noCache: cfg.cacheDisabled, interruptible: cfg.closeOnDone}
+	sharedRuntimes.mu.Lock()
+	defer sharedRuntimes.mu.Unlock()
+	if r, ok := sharedRuntimes.m[key]; ok {
+		return r
+	}
 	opts := []RuntimeOption{WithInterruptible(cfg.closeOnDone)}
 	if cfg.cacheDisabled {
 		opts = append(opts, WithoutCache())
 	} else {
 		opts = append(opts, WithCacheDir(cfg.cacheDir))
 	}
-	return NewRuntime(ctx, opts...)
+	r := NewRuntime(context.WithoutCancel(ctx), opts...)
+	if sharedRuntimes.m == nil {
+		sharedRuntimes.m = map[runtimeKey]*Runtime{}
+	}
+	sharedRuntimes.m[key] = r
+	return r
+}
+
+// runtimeKey is what makes Run's Runtimes differ.
+type runtimeKey struct {
+	cacheDir      string
+	noCache       bool
+	interruptible bool
+}
+
+// sharedRuntimes are Run's Runtimes.
+var sharedRuntimes struct {
+	mu sync.Mutex
+	m  map[runtimeKey]*Runtime
 }
 
 // CompiledGuest is a guest compiled by Runtime.Compile, ready to run any

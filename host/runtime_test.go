@@ -110,3 +110,36 @@ func TestCompiledGuestErrors(t *testing.T) {
 		t.Fatal("Compile on a closed Runtime succeeded")
 	}
 }
+
+// TestRunSharesCompilation: Runs of the same module at the same time (the
+// embedder's shortcut, and `wasmgate run`) compile it once, and nothing is
+// kept once they end.
+func TestRunSharesCompilation(t *testing.T) {
+	wasm := hostGoGuest(t, "hello")
+	var compiles atomic.Int32
+	testHookCompile = func() {
+		compiles.Add(1)
+		time.Sleep(200 * time.Millisecond) // every Run arrives meanwhile
+	}
+	defer func() { testHookCompile = nil }()
+	cfg := NewConfig().WithArgs("hello") // hostRunGuest adds the test's cache directory
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			if code, _, _, err := hostRunGuest(t, wasm, cfg, time.Minute); code != 0 || err != nil {
+				t.Errorf("exit %d, %v", code, err)
+			}
+		})
+	}
+	wg.Wait()
+	if c := compiles.Load(); c != 1 {
+		t.Errorf("4 concurrent Runs compiled %d times, want 1", c)
+	}
+	r := runtimeFor(context.Background(), cfg.WithCompilationCacheDir(testCacheDir))
+	r.mu.Lock()
+	left := len(r.compiled)
+	r.mu.Unlock()
+	if left != 0 {
+		t.Errorf("%d compiled guests kept after every Run ended", left)
+	}
+}
