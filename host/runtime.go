@@ -110,7 +110,9 @@ func NewRuntime(ctx context.Context, opts ...RuntimeOption) *Runtime {
 // bytes at the same time share one compilation too. It holds compiled code
 // only while a Run of it is going on (compiledGuest.refs).
 func runtimeFor(ctx context.Context, cfg *Config) *Runtime {
-	key := runtimeKey{cacheDir: cfg.cacheDir, noCache: cfg.cacheDisabled, interruptible: cfg.closeOnDone}
+	// The directory is resolved now: the default one follows the
+	// environment ($XDG_CACHE_HOME), which may change between Runs.
+	key := runtimeKey{cacheDir: cfg.cacheRoot(), noCache: cfg.cacheDisabled, interruptible: cfg.closeOnDone}
 	sharedRuntimes.mu.Lock()
 	defer sharedRuntimes.mu.Unlock()
 	if r, ok := sharedRuntimes.m[key]; ok {
@@ -120,7 +122,7 @@ func runtimeFor(ctx context.Context, cfg *Config) *Runtime {
 	if cfg.cacheDisabled {
 		opts = append(opts, WithoutCache())
 	} else {
-		opts = append(opts, WithCacheDir(cfg.cacheDir))
+		opts = append(opts, WithCacheDir(key.cacheDir))
 	}
 	r := NewRuntime(context.WithoutCancel(ctx), opts...)
 	if sharedRuntimes.m == nil {
