@@ -1,6 +1,7 @@
 package host
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,5 +73,37 @@ func TestMemoryLimitErrors(t *testing.T) {
 	_, _, _, err := hostRunGuest(t, hostGoGuest(t, "hello"), NewConfig().WithMemoryLimit(65536), time.Minute)
 	if err == nil || !strings.Contains(err.Error(), "below the") {
 		t.Fatalf("a limit below the initial memory: %v, want an error", err)
+	}
+}
+
+// internalMemoryWasm is (module (memory 4) (func (export "_start"))): a
+// memory of 4 pages that is neither exported nor imported.
+var internalMemoryWasm = []byte{
+	0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+	0x01, 0x04, 0x01, 0x60, 0x00, 0x00, // type () -> ()
+	0x03, 0x02, 0x01, 0x00, // one function
+	0x05, 0x03, 0x01, 0x00, 0x04, // memory min 4
+	0x07, 0x0a, 0x01, 0x06, '_', 's', 't', 'a', 'r', 't', 0x00, 0x00,
+	0x0a, 0x04, 0x01, 0x02, 0x00, 0x0b, // empty body
+}
+
+// TestMemoryLimitBelowInternalMemory: a limit below the initial size of a
+// memory the module does not export is an error, not a host panic, and
+// the compiled guest still runs instances with a limit that fits.
+func TestMemoryLimitBelowInternalMemory(t *testing.T) {
+	ctx := context.Background()
+	rt := NewRuntime(ctx, WithoutCache())
+	defer rt.Close(ctx)
+	g, err := rt.Compile(ctx, internalMemoryWasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close(ctx)
+	code, err := g.Run(ctx, NewConfig().WithMemoryLimit(65536))
+	if err == nil || code == 0 || !strings.Contains(err.Error(), "memory limit 65536 bytes is below") {
+		t.Fatalf("limit below the internal memory: %d, %v", code, err)
+	}
+	if code, err := g.Run(ctx, NewConfig().WithMemoryLimit(4*65536)); code != 0 || err != nil {
+		t.Fatalf("limit that fits: %d, %v", code, err)
 	}
 }

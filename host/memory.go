@@ -26,6 +26,11 @@ func guestMemoryAllocator(limit uint64) experimental.MemoryAllocator {
 		if limit > 0 && max > limit {
 			max = limit
 		}
+		if capacity > max {
+			// The initial size is past the limit: wazero's instantiation
+			// fails (run.go, instantiate); reserve nothing for it.
+			return &heapMemory{max: max}
+		}
 		return allocateMapped(min(capacity, max), max)
 	})
 }

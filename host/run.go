@@ -48,6 +48,7 @@ import (
 	"time"
 
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
 
@@ -126,7 +127,7 @@ func (c *compiledGuest) run(ctx context.Context, cfg *Config) (int, error) {
 		return 1, fmt.Errorf("wasmgate: memory limit %d bytes is below the %d bytes the module's memory starts with", limit, c.minMem)
 	}
 	mctx := experimental.WithMemoryAllocator(ctx, guestMemoryAllocator(cfg.maxMem))
-	mod, err := c.rt.InstantiateModule(mctx, c.mod, mc)
+	mod, err := c.instantiate(mctx, mc, cfg.maxMem)
 	if err != nil {
 		var ee *sys.ExitError
 		if errors.As(err, &ee) || ctx.Err() != nil {
@@ -150,6 +151,26 @@ func (c *compiledGuest) run(ctx context.Context, cfg *Config) (int, error) {
 		return 1, fmt.Errorf("wasmgate: guest stopped: %w", ctx.Err())
 	}
 	return s.result(ctx, err)
+}
+
+// instantiate instantiates the guest. wazero panics when the memory
+// allocator cannot give a memory its initial size, which happens when the
+// memory limit is below the initial size of a memory the module neither
+// exports nor imports (compile could not see it): that is an error, not a
+// host crash. Every instance has its own module name, so a half-registered
+// one left behind cannot collide with a later one.
+func (c *compiledGuest) instantiate(ctx context.Context, mc wazero.ModuleConfig, limit uint64) (mod api.Module, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			mod = nil
+			if limit > 0 {
+				err = fmt.Errorf("wasmgate: memory limit %d bytes is below the module's initial memory (%v)", limit, p)
+			} else {
+				err = fmt.Errorf("wasmgate: instantiate: %v", p)
+			}
+		}
+	}()
+	return c.rt.InstantiateModule(ctx, c.mod, mc)
 }
 
 // wazeroInit runs initWazero once per process.
