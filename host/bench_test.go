@@ -471,3 +471,82 @@ func BenchmarkHostCall(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkInstanceStart: a warm start of the hello guest through the
+// embedding API (Runtime.Compile once, then CompiledGuest.Run per
+// instance) against a bare wazero InstantiateModule of one compiled module
+// under wazero's own wasi_snapshot_preview1. Both run the guest's _start
+// (the Go runtime's initialisation dominates) with stdout discarded.
+func BenchmarkInstanceStart(b *testing.B) {
+	wasm := hostGoGuest(b, "hello")
+	ctx := context.Background()
+	for _, on := range []bool{true, false} {
+		name := "wasmgate-compiled"
+		if !on {
+			name += "-not-interruptible"
+		}
+		b.Run(name, func(b *testing.B) {
+			benchCompiledRuns(b, wasm, on)
+		})
+	}
+	b.Run("wazero-compiled", func(b *testing.B) {
+		r := wazero.NewRuntime(ctx)
+		defer r.Close(ctx)
+		wasi_snapshot_preview1.MustInstantiate(ctx, r)
+		compiled, err := r.CompileModule(ctx, wasm)
+		if err != nil {
+			b.Fatal(err)
+		}
+		mc := wazero.NewModuleConfig().WithArgs("hello").WithName("")
+		b.ReportAllocs()
+		b.ResetTimer()
+		for b.Loop() {
+			m, err := r.InstantiateModule(ctx, compiled, mc)
+			if err != nil {
+				b.Fatal(err)
+			}
+			m.Close(ctx)
+		}
+	})
+	// The one-shot path: host.Run with the on-disk cache warm.
+	b.Run("wasmgate-Run", func(b *testing.B) {
+		benchRuns(b, wasm, NewConfig().WithArgs("hello").WithCompilationCacheDir(testCacheDir))
+	})
+}
+
+// benchCompiledRuns times CompiledGuest.Run of the hello guest.
+func benchCompiledRuns(b *testing.B, wasm []byte, interruptible bool) {
+	ctx := context.Background()
+	rt := NewRuntime(ctx, WithInMemoryCache(), WithInterruptible(interruptible))
+	defer rt.Close(ctx)
+	g, err := rt.Compile(ctx, wasm)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer g.Close(ctx)
+	cfg := NewConfig().WithArgs("hello")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if code, err := g.Run(ctx, cfg); err != nil || code != 0 {
+			b.Fatal(code, err)
+		}
+	}
+}
+
+// BenchmarkHostStateLookup: what every host call pays to find its
+// instance's state (the host module is shared by a compiled guest's
+// instances): a context lookup, under the cancel context Run's caller
+// typically adds.
+func BenchmarkHostStateLookup(b *testing.B) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := &state{}
+	ctx = withHostState(ctx, s)
+	b.ReportAllocs()
+	for b.Loop() {
+		if hostState(ctx) != s {
+			b.Fatal("wrong state")
+		}
+	}
+}

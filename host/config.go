@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/netip"
 	"os"
 	"path"
 	"strings"
@@ -18,16 +19,18 @@ import (
 // style). Invalid values are not reported by WithX but all together by Run,
 // so a caller sees every mistake at once.
 type Config struct {
-	args    []string
-	env     []string // "K=V"
-	mounts  []mount
-	stdin   io.Reader
-	stdout  io.Writer
-	stderr  io.Writer
-	network network.Network
-	listen  []string
-	name    string
-	maxFds  int // 0 = DefaultMaxFds
+	args     []string
+	env      []string // "K=V"
+	mounts   []mount
+	stdin    io.Reader
+	stdout   io.Writer
+	stderr   io.Writer
+	network  network.Network
+	listen   []string
+	onListen func(Listening) error
+	name     string
+	maxFds   int    // 0 = DefaultMaxFds
+	maxMem   uint64 // bytes, a multiple of the page size; 0 = the module's maximum
 
 	cacheDir      string // "" = default under os.UserCacheDir()
 	cacheDisabled bool
@@ -200,6 +203,26 @@ func (c *Config) WithListen(addr string) *Config {
 	return n
 }
 
+// Listening is one WithListen socket, bound and listening.
+type Listening struct {
+	Addr  string         // the address given to WithListen
+	Bound netip.AddrPort // the address it is bound to: the real port when WithListen asked for port 0
+	Fd    int32          // the guest's fd of the socket
+}
+
+// WithOnListen sets fn, which Run calls once for every WithListen socket,
+// in the order they were added, when all of them are bound and listening
+// and before the guest starts: so a caller learns the port the system
+// chose for ":0", and the fd the guest finds the socket at. A connection
+// made from fn waits in the socket's queue until the guest accepts it. fn
+// runs on the goroutine of Run; the guest starts when it returns nil. An
+// error from fn stops the run before the guest starts, and Run returns it.
+func (c *Config) WithOnListen(fn func(Listening) error) *Config {
+	n := c.clone()
+	n.onListen = fn
+	return n
+}
+
 // DefaultMaxFds is the default cap on a guest's open fds (stdio,
 // directories, files and sockets together; WithMaxFds): enough for a
 // server holding 10,000 connections with room to spare.
@@ -225,6 +248,32 @@ func (c *Config) WithMaxFds(n int) *Config {
 	return nc
 }
 
+// MaxMemoryLimit is the largest memory a wasm32 guest can have, 4 GiB
+// (65536 pages of 64 KiB); WithMemoryLimit accepts at most this.
+const MaxMemoryLimit = 1 << 32
+
+// WithMemoryLimit caps the guest's linear memory at bytes, rounded down to
+// whole 64 KiB WebAssembly pages (docs/sockets.md, "Limits"); 0 restores
+// the default, the module's declared maximum (4 GiB when it declares
+// none). A limit below the module's declared maximum wins. Past it
+// memory.grow returns -1 to the guest, as when the module's own maximum
+// is reached: a Go guest then dies with "fatal error: out of memory"
+// (exit code 2), a C guest's malloc returns NULL. A limit below one page,
+// or above MaxMemoryLimit, makes the configuration invalid; one below the
+// memory the module starts with makes Run fail before the guest runs.
+func (c *Config) WithMemoryLimit(bytes uint64) *Config {
+	nc := c.clone()
+	nc.maxMem = bytes &^ (wasmPageSize - 1)
+	if bytes > MaxMemoryLimit || (bytes > 0 && nc.maxMem == 0) {
+		nc.errs = append(nc.errs, fmt.Errorf("memory limit %d bytes: must be 0 (the module's maximum) or between one 64 KiB page and 4 GiB", bytes))
+	}
+	return nc
+}
+
+// MemoryLimit is the memory cap set by WithMemoryLimit in bytes (a whole
+// number of pages), or 0 when the module's own maximum applies.
+func (c *Config) MemoryLimit() uint64 { return c.maxMem }
+
 // MaxFds is the fd cap Run applies: the value of WithMaxFds, or
 // DefaultMaxFds.
 func (c *Config) MaxFds() int {
@@ -235,7 +284,9 @@ func (c *Config) MaxFds() int {
 }
 
 // WithName sets the wazero module name of the guest (default "guest"); it
-// shows in stack traces.
+// shows in stack traces. Names are unique within a compiled guest's
+// runtime, so the second and later instances of one CompiledGuest are
+// named NAME#2, NAME#3, ...
 func (c *Config) WithName(name string) *Config {
 	n := c.clone()
 	n.name = name
@@ -243,7 +294,8 @@ func (c *Config) WithName(name string) *Config {
 }
 
 // WithCompilationCacheDir sets the directory of the on-disk compilation
-// cache; "" restores the default (os.UserCacheDir()/wasmgate/wazero).
+// cache; "" restores the default (os.UserCacheDir()/wasmgate/wazero). Only
+// Run uses it; a CompiledGuest has its Runtime's (WithCacheDir).
 func (c *Config) WithCompilationCacheDir(dir string) *Config {
 	n := c.clone()
 	n.cacheDir = dir
@@ -252,7 +304,8 @@ func (c *Config) WithCompilationCacheDir(dir string) *Config {
 }
 
 // WithoutCompilationCache disables the on-disk compilation cache: every Run
-// compiles the guest from scratch.
+// compiles the guest from scratch. Only Run uses it; a CompiledGuest has
+// its Runtime's (WithoutCache, WithInMemoryCache).
 func (c *Config) WithoutCompilationCache() *Config {
 	n := c.clone()
 	n.cacheDisabled = true
@@ -273,6 +326,7 @@ func (c *Config) WithoutCompilationCache() *Config {
 // back-edge (~8x slower on a tight loop), is used only for modules the
 // rewriter refuses (a start function, features outside WebAssembly 2.0).
 // Turn this off only for trusted guests whose running time is bounded.
+// Only Run uses it; a CompiledGuest has its Runtime's (WithInterruptible).
 func (c *Config) WithCloseOnContextDone(on bool) *Config {
 	n := c.clone()
 	n.closeOnDone = on

@@ -1,10 +1,12 @@
 package host_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/wasmgate/wasmgate/host"
@@ -40,4 +42,108 @@ func ExampleRun() {
 		log.Fatal(err)
 	}
 	fmt.Println("exit code", code)
+}
+
+// Compile a guest once and run many instances of it at once, each with
+// its own Config (here its own stdout).
+func ExampleRuntime() {
+	wasm, err := os.ReadFile("testdata/example/hello.wasm")
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+	rt := host.NewRuntime(ctx, host.WithInMemoryCache())
+	defer rt.Close(ctx)
+	guest, err := rt.Compile(ctx, wasm) // once
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer guest.Close(ctx)
+
+	outs := make([]bytes.Buffer, 4)
+	var wg sync.WaitGroup
+	for i := range outs {
+		wg.Go(func() {
+			code, err := guest.Run(ctx, host.NewConfig().
+				WithArgs("app", fmt.Sprint("worker-", i)).
+				WithStdout(&outs[i]))
+			if err != nil || code != 0 {
+				log.Fatal(code, err)
+			}
+		})
+	}
+	wg.Wait()
+	for i := range outs {
+		fmt.Printf("%d: %s", i, outs[i].String())
+	}
+	// Output:
+	// 0: hello
+	// 1: hello
+	// 2: hello
+	// 3: hello
+}
+
+// Cap a guest's memory: past the limit memory.grow returns -1 to the
+// guest (the grow guest then exits 3).
+func ExampleConfig_WithMemoryLimit() {
+	wasm, err := os.ReadFile("../testdata/guests/grow/grow.wasm") // grows by 64 MiB
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, limit := range []uint64{128 << 20, 32 << 20} {
+		code, err := host.Run(context.Background(), wasm, host.NewConfig().WithMemoryLimit(limit))
+		fmt.Println(limit>>20, "MiB:", code, err)
+	}
+	// Output:
+	// 128 MiB: 0 <nil>
+	// 32 MiB: 3 <nil>
+}
+
+// Learn the port the system chose for a ":0" listener, and the guest fd
+// the socket is at, before the guest starts.
+func ExampleConfig_WithOnListen() {
+	wasm, err := os.ReadFile("testdata/example/hello.wasm")
+	if err != nil {
+		log.Fatal(err)
+	}
+	allowLoopback := network.PolicyFunc(func(ctx context.Context, req *network.Request) (network.Verdict, error) {
+		if req.Addr.IsLoopback() {
+			return policy.Allow("loopback"), nil
+		}
+		return policy.Deny("only loopback"), nil
+	})
+	cfg := host.NewConfig().
+		WithNetwork(&network.Default{Policy: allowLoopback}).
+		WithListen("127.0.0.1:0").
+		WithOnListen(func(l host.Listening) error {
+			fmt.Println(l.Addr, "bound:", l.Bound.Port() != 0, "fd", l.Fd)
+			return nil
+		})
+	if _, err := host.Run(context.Background(), wasm, cfg); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// 127.0.0.1:0 bound: true fd 4
+}
+
+// A Runtime for a read-only container: compiled code is kept in memory
+// only, never written to disk; guests stay interruptible (the default).
+func ExampleNewRuntime() {
+	ctx := context.Background()
+	rt := host.NewRuntime(ctx, host.WithInMemoryCache(), host.WithInterruptible(true))
+	defer rt.Close(ctx)
+	wasm, err := os.ReadFile("testdata/example/hello.wasm")
+	if err != nil {
+		log.Fatal(err)
+	}
+	guest, err := rt.Compile(ctx, wasm)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer guest.Close(ctx)
+	code, err := guest.Run(ctx, host.NewConfig().WithStdout(os.Stdout))
+	fmt.Println("exit code", code, err)
+	// Output:
+	// hello
+	// exit code 0 <nil>
 }

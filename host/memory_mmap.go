@@ -9,18 +9,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func mmapAllocator() experimental.MemoryAllocator {
-	return experimental.MemoryAllocatorFunc(allocateMapped)
-}
-
 // allocateMapped reserves max bytes of address space for one memory, or
 // returns a Go-heap memory when that fails (an address-space limit).
 func allocateMapped(capacity, max uint64) experimental.LinearMemory {
 	var mem experimental.LinearMemory
 	if max == 0 {
-		mem = &heapMemory{}
+		mem = &heapMemory{max: max}
+	} else if b, committed, ok := idleReservations.get(max); ok {
+		mem = &mappedMemory{reserved: b, committed: committed}
 	} else if b, err := unix.Mmap(-1, 0, int(max), unix.PROT_NONE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE); err != nil {
-		mem = &heapMemory{}
+		mem = &heapMemory{max: max}
 	} else {
 		mem = &mappedMemory{reserved: b}
 	}
@@ -65,21 +63,75 @@ func (m *mappedMemory) Free() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.reserved != nil {
-		_ = unix.Munmap(m.reserved)
+		idleReservations.put(m.reserved, m.committed)
 		m.reserved = nil
 	}
 }
 
-// heapMemory is a linear memory in the Go heap that grows by appending, as
-// wazero's default does: the fallback when address space cannot be
-// reserved.
-type heapMemory struct{ buf []byte }
+// Reusing reservations. A fresh reservation costs the guest a page fault
+// for every page it touches, the data segments first: ~15 ms of a 20 ms
+// warm start of a Go guest on a virtual machine, where wazero's default
+// heap memory reuses pages the Go heap already has. So a freed
+// reservation whose accessible part is small is kept, wiped, for the next
+// guest: up to maxIdleReservations of them, each at most
+// maxIdleCommitted bytes accessible, of which at most maxWipeByWriting
+// stay resident (docs/sockets.md, "Limits"). Larger ones are unmapped.
+const (
+	maxIdleReservations = 8
+	maxIdleCommitted    = 64 << 20
+	maxWipeByWriting    = 8 << 20
+)
 
-func (m *heapMemory) Reallocate(size uint64) []byte {
-	if n := uint64(len(m.buf)); size > n {
-		m.buf = append(m.buf, make([]byte, size-n)...)
+// wipe zeroes b: its first maxWipeByWriting bytes by writing zeros (pages
+// the next guest will likely touch again stay resident), the rest by
+// giving the pages back to the kernel (MADV_DONTNEED: they read as zero
+// and cost no RSS until touched), so that a guest that grew its memory
+// without touching it does not make the host touch it.
+func wipe(b []byte) bool {
+	n := min(len(b), maxWipeByWriting)
+	clear(b[:n])
+	if len(b) > n {
+		return unix.Madvise(b[n:], unix.MADV_DONTNEED) == nil
 	}
-	return m.buf[:size]
+	return true
 }
 
-func (m *heapMemory) Free() { m.buf = nil }
+var idleReservations reservationPool
+
+type reservationPool struct {
+	mu   sync.Mutex
+	idle []idleReservation
+}
+
+type idleReservation struct {
+	b         []byte // the whole reservation, [0, committed) zeroed
+	committed int
+}
+
+// get returns an idle reservation of exactly size bytes.
+func (p *reservationPool) get(size uint64) ([]byte, int, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, r := range p.idle {
+		if uint64(len(r.b)) == size {
+			p.idle = append(p.idle[:i], p.idle[i+1:]...)
+			return r.b, r.committed, true
+		}
+	}
+	return nil, 0, false
+}
+
+// put keeps b for reuse after wiping what the guest could write, or
+// unmaps it.
+func (p *reservationPool) put(b []byte, committed int) {
+	if committed <= maxIdleCommitted && wipe(b[:committed]) {
+		p.mu.Lock()
+		if len(p.idle) < maxIdleReservations {
+			p.idle = append(p.idle, idleReservation{b, committed})
+			p.mu.Unlock()
+			return
+		}
+		p.mu.Unlock()
+	}
+	_ = unix.Munmap(b)
+}

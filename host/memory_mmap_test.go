@@ -36,7 +36,7 @@ func TestMappedMemoryGrowsInPlace(t *testing.T) {
 		}
 	}
 	defer func() { testHookMemory = nil }()
-	for _, alloc := range []experimental.MemoryAllocator{nil, guestMemoryAllocator()} {
+	for _, alloc := range []experimental.MemoryAllocator{nil, guestMemoryAllocator(0)} {
 		r := wazero.NewRuntime(ctx)
 		mod, err := r.InstantiateWithConfig(experimental.WithMemoryAllocator(ctx, alloc), growModule, wazero.NewModuleConfig())
 		if err != nil {
@@ -166,4 +166,62 @@ func FuzzMappedMemory(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestReservationReusedWiped: a freed reservation is reused by the next
+// memory of the same maximum, at the same address, with every byte the
+// previous guest could write zeroed; one with too much accessible is
+// unmapped instead.
+func TestReservationReusedWiped(t *testing.T) {
+	const max = 1 << 30
+	a := allocateMapped(0, max).(*mappedMemory)
+	buf := a.Reallocate(3 * 65536)
+	for i := range buf {
+		buf[i] = 0xAA
+	}
+	addr := &buf[0]
+	a.Free()
+	b := allocateMapped(0, max).(*mappedMemory)
+	defer b.Free()
+	got := b.Reallocate(65536)
+	if &got[0] != addr {
+		t.Fatal("the freed reservation was not reused")
+	}
+	got = b.Reallocate(4 * 65536)
+	for i, v := range got {
+		if v != 0 {
+			t.Fatalf("byte %d of a reused reservation is %#x, want 0", i, v)
+		}
+	}
+
+	// Past maxWipeByWriting the pages are given back, and read as zero.
+	mid := allocateMapped(0, max).(*mappedMemory)
+	buf = mid.Reallocate(2 * maxWipeByWriting)
+	for i := 0; i < len(buf); i += 4096 {
+		buf[i] = 0xBB
+	}
+	mid.Free()
+	mid = allocateMapped(0, max).(*mappedMemory)
+	defer mid.Free()
+	got = mid.Reallocate(2 * maxWipeByWriting)
+	for i := 0; i < len(got); i += 4096 {
+		if got[i] != 0 {
+			t.Fatalf("byte %d of a reused reservation is %#x, want 0", i, got[i])
+		}
+	}
+
+	big := allocateMapped(0, max).(*mappedMemory)
+	if big.Reallocate(maxIdleCommitted+65536) == nil {
+		t.Fatal("grow failed")
+	}
+	idle := func() int {
+		idleReservations.mu.Lock()
+		defer idleReservations.mu.Unlock()
+		return len(idleReservations.idle)
+	}
+	before := idle()
+	big.Free()
+	if idle() != before {
+		t.Fatal("a reservation with more than maxIdleCommitted accessible was kept")
+	}
 }

@@ -33,19 +33,59 @@ type hostFunc struct {
 }
 
 // exportPreview1 registers every preview 1 function on b. The bodies are
-// api.GoModuleFunc closures over s: stack-based, no reflection.
-func (s *state) exportPreview1(b wazero.HostModuleBuilder) {
-	for _, f := range s.preview1() {
-		fn := f.fn
+// api.GoModuleFunc closures (stack-based, no reflection) that call the
+// calling instance's own function of the same index (hostState).
+func exportPreview1(b wazero.HostModuleBuilder) {
+	var proto state // only for the names and signatures
+	for i, f := range proto.preview1() {
 		b.NewFunctionBuilder().
 			WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, m api.Module, st []uint64) {
-				st[0] = uint64(fn(ctx, m, st))
+				st[0] = uint64(hostState(ctx).p1[i].fn(ctx, m, st))
 			}), f.params, []api.ValueType{i32}).
 			Export(f.name)
 	}
 	b.NewFunctionBuilder().
-		WithGoModuleFunction(api.GoModuleFunc(s.procExit), []api.ValueType{i32}, nil).
+		WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, m api.Module, st []uint64) {
+			hostState(ctx).procExit(ctx, m, st)
+		}), []api.ValueType{i32}, nil).
 		Export("proc_exit")
+}
+
+// exportHostFunctions registers the whole host module on b, for a guest
+// whose wasi_snapshot_preview1 imports are imports (name -> parameter
+// count).
+func exportHostFunctions(b wazero.HostModuleBuilder, imports map[string]int) {
+	exportPreview1(b)
+	exportSocketFunctions(b, imports)
+}
+
+// bindHostFunctions builds the instance's own host function bodies, in the
+// order exportHostFunctions registered them.
+func (s *state) bindHostFunctions(imports map[string]int) {
+	s.p1 = s.preview1()
+	s.sock = s.socketFuncs(imports)
+}
+
+// hostStateKey is the context key of the instance's state.
+type hostStateKey struct{}
+
+// withHostState returns ctx carrying s for the host functions.
+func withHostState(ctx context.Context, s *state) context.Context {
+	return context.WithValue(ctx, hostStateKey{}, s)
+}
+
+// hostState is the state of the instance calling a host function. The
+// host module is shared by every instance of a compiled guest (one per
+// wazero runtime), and wazero gives each host function the context of the
+// guest's call, which carries the instance's state. A call without one
+// (impossible through CompiledGuest.Run) traps rather than run on no
+// state.
+func hostState(ctx context.Context) *state {
+	s, _ := ctx.Value(hostStateKey{}).(*state)
+	if s == nil {
+		panic(errors.New("wasmgate: host function called outside a guest instance"))
+	}
+	return s
 }
 
 func p(n ...api.ValueType) []api.ValueType { return n }

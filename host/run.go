@@ -33,6 +33,9 @@
 //		WithDir("/srv/data", "/data", true).
 //		WithStdout(os.Stdout).
 //		WithNetwork(&network.Default{Policy: p}))
+//
+// or, to start one guest many times, compile it once with a Runtime
+// (NewRuntime, Runtime.Compile, CompiledGuest.Run; docs/embedding.md).
 package host
 
 import (
@@ -45,6 +48,7 @@ import (
 	"time"
 
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
 
@@ -61,7 +65,12 @@ var ErrTrap = errors.New("guest trapped")
 
 // Run compiles and runs the command module wasm (its _start export) with
 // cfg, and returns the guest's exit code: the value given to proc_exit, or
-// 0 when _start returns.
+// 0 when _start returns. It is Runtime.Compile and CompiledGuest.Run in one
+// call, on a Runtime shared by every Run with the same compilation
+// settings, so Runs of the same module at the same time compile it once;
+// the compiled code is released when the last of them ends. A program that
+// starts the same guest often keeps a CompiledGuest instead, and saves
+// loading the code from the cache at every start.
 //
 // err is non-nil when the configuration is invalid (every problem is
 // reported, joined), the module cannot be compiled or instantiated, the
@@ -75,67 +84,50 @@ func Run(ctx context.Context, wasm []byte, cfg *Config) (exitCode int, err error
 	if err := cfg.validate(); err != nil {
 		return 1, fmt.Errorf("wasmgate: invalid configuration: %w", err)
 	}
-	wazeroInit.Do(initWazero)
-	// Interruption (see Config.WithCloseOnContextDone): the guest's code is
-	// rewritten to check a flag that ctx's cancellation raises, which costs
-	// ~2 ns per loop iteration; wazero's own close-on-context-done, ~100 ns
-	// per iteration, only backs up modules the rewriter refuses.
-	wazeroStops := false
-	if cfg.closeOnDone {
-		// The rewrite is cached on disk next to wazero's compilation cache
-		// (startup.go): ~4 ms per start instead of ~10 for a Go guest.
-		if inst, err := cachedRewrite(cfg.rewriteCacheDir(), "interrupt", wasm, interrupt.Instrument); err == nil {
-			wasm = inst
-		} else {
-			wazeroStops = true
-		}
-	}
-	rc := wazero.NewRuntimeConfig().WithCloseOnContextDone(wazeroStops)
-	if cache := cfg.compilationCache(); cache != nil {
-		rc = rc.WithCompilationCache(cache)
-	}
-	r := wazero.NewRuntimeWithConfig(ctx, rc)
-	defer r.Close(context.WithoutCancel(ctx))
-
-	compiled, err := r.CompileModule(ctx, wasm)
+	g, err := runtimeFor(ctx, cfg).Compile(ctx, wasm)
 	if err != nil {
-		return 1, fmt.Errorf("wasmgate: compile: %w", err)
+		return 1, err
 	}
-	imports := map[string]int{}
-	for _, f := range compiled.ImportedFunctions() {
-		if mod, name, ok := f.Import(); ok && mod == moduleName {
-			imports[name] = len(f.ParamTypes())
-		}
-	}
+	defer g.Close(context.WithoutCancel(ctx))
+	return g.c.run(ctx, cfg)
+}
 
+// run runs one instance of the compiled guest with cfg (validated).
+func (c *compiledGuest) run(ctx context.Context, cfg *Config) (int, error) {
 	s, err := newState(cfg)
 	if err != nil {
 		return 1, fmt.Errorf("wasmgate: invalid configuration: %w", err)
 	}
 	defer s.close()
+	s.bindHostFunctions(c.imports)
 	stop := context.AfterFunc(ctx, s.wake.wake)
 	defer stop()
 	if err := s.openPreopenedSockets(ctx); err != nil {
 		return 1, fmt.Errorf("wasmgate: %w", err)
 	}
 
-	b := r.NewHostModuleBuilder(moduleName)
-	s.exportPreview1(b)
-	exportSocketFunctions(b, imports, s)
-	if _, err := b.Instantiate(ctx); err != nil {
-		return 1, fmt.Errorf("wasmgate: host module: %w", err)
-	}
-
 	name := cfg.name
 	if name == "" {
 		name = "guest"
 	}
+	// Module names are unique in a wazero runtime: instances after the
+	// first of a compiled guest get a numbered name.
+	if n := c.names.Add(1); n > 1 {
+		name = fmt.Sprintf("%s#%d", name, n)
+	}
+	// The host functions find this instance's state in the context.
+	ctx = withHostState(ctx, s)
 	// Instantiate without running anything, so that link errors (a missing
 	// import) are told apart from what _start does (exit, trap).
 	mc := wazero.NewModuleConfig().WithName(name).WithStartFunctions()
 	// The guest's memory is reserved up front and grows in place
 	// (memory.go); wazero takes the allocator from the context.
-	mod, err := r.InstantiateModule(experimental.WithMemoryAllocator(ctx, guestMemoryAllocator()), compiled, mc)
+	// The memory limit (Config.WithMemoryLimit) lowers the maximum there.
+	if limit := cfg.maxMem; limit > 0 && c.minMem > limit {
+		return 1, fmt.Errorf("wasmgate: memory limit %d bytes is below the %d bytes the module's memory starts with", limit, c.minMem)
+	}
+	mctx := experimental.WithMemoryAllocator(ctx, guestMemoryAllocator(cfg.maxMem))
+	mod, err := c.instantiate(mctx, mc, cfg.maxMem)
 	if err != nil {
 		var ee *sys.ExitError
 		if errors.As(err, &ee) || ctx.Err() != nil {
@@ -159,6 +151,26 @@ func Run(ctx context.Context, wasm []byte, cfg *Config) (exitCode int, err error
 		return 1, fmt.Errorf("wasmgate: guest stopped: %w", ctx.Err())
 	}
 	return s.result(ctx, err)
+}
+
+// instantiate instantiates the guest. wazero panics when the memory
+// allocator cannot give a memory its initial size, which happens when the
+// memory limit is below the initial size of a memory the module neither
+// exports nor imports (compile could not see it): that is an error, not a
+// host crash. Every instance has its own module name, so a half-registered
+// one left behind cannot collide with a later one.
+func (c *compiledGuest) instantiate(ctx context.Context, mc wazero.ModuleConfig, limit uint64) (mod api.Module, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			mod = nil
+			if limit > 0 {
+				err = fmt.Errorf("wasmgate: memory limit %d bytes is below the module's initial memory (%v)", limit, p)
+			} else {
+				err = fmt.Errorf("wasmgate: instantiate: %v", p)
+			}
+		}
+	}()
+	return c.rt.InstantiateModule(ctx, c.mod, mc)
 }
 
 // wazeroInit runs initWazero once per process.

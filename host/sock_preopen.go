@@ -40,9 +40,19 @@ func (s *state) openPreopenedSockets(ctx context.Context) error {
 			return err
 		}
 	}
+	var bound []Listening
 	for _, addr := range s.cfg.listen {
-		if err := s.openListener(ctx, addr); err != nil {
+		l, err := s.openListener(ctx, addr)
+		if err != nil {
 			return fmt.Errorf("--listen %s: %w", addr, err)
+		}
+		bound = append(bound, l)
+	}
+	if s.cfg.onListen != nil {
+		for _, l := range bound {
+			if err := s.cfg.onListen(l); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -97,10 +107,10 @@ func parseListenAddr(addr string) (netip.AddrPort, error) {
 	return netip.AddrPortFrom(a.Unmap(), uint16(pn)), nil
 }
 
-func (s *state) openListener(ctx context.Context, addr string) error {
+func (s *state) openListener(ctx context.Context, addr string) (Listening, error) {
 	ap, err := parseListenAddr(addr)
 	if err != nil {
-		return err
+		return Listening{}, err
 	}
 	fam := network.IPv4
 	if ap.Addr().Is6() {
@@ -108,19 +118,25 @@ func (s *state) openListener(ctx context.Context, addr string) error {
 	}
 	sock, err := s.network().Socket(ctx, network.TCP, fam)
 	if err != nil {
-		return err
+		return Listening{}, err
 	}
 	if err := sock.Bind(ctx, ap); err != nil {
 		sock.Close()
-		return err
+		return Listening{}, err
 	}
 	if err := sock.Listen(ctx, listenBacklog); err != nil {
 		sock.Close()
-		return err
+		return Listening{}, err
 	}
-	if _, err := s.fds.insert(newSocketEntry(s.newSocketFile(sock), false)); err != nil {
+	bound, err := sock.LocalAddr()
+	if err != nil {
 		sock.Close()
-		return err
+		return Listening{}, err
 	}
-	return nil
+	fd, err := s.fds.insert(newSocketEntry(s.newSocketFile(sock), false))
+	if err != nil {
+		sock.Close()
+		return Listening{}, err
+	}
+	return Listening{Addr: addr, Bound: bound, Fd: fd}, nil
 }

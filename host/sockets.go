@@ -45,15 +45,16 @@ type sockFunc func(ctx context.Context, m api.Memory, p []uint64) error
 // function. It is called after the preview 1 functions are exported, so an
 // export here of the same name (sock_accept, sock_recv, sock_send,
 // sock_shutdown) replaces the preview 1 default.
-func exportSocketFunctions(b wazero.HostModuleBuilder, imports map[string]int, s *state) {
-	for _, f := range s.socketFuncs(imports) {
-		fn, params := f.fn, f.params
+func exportSocketFunctions(b wazero.HostModuleBuilder, imports map[string]int) {
+	var proto state // only for the names and shapes
+	for i, f := range proto.socketFuncs(imports) {
+		params := f.params
 		types := make([]api.ValueType, params)
 		for i := range types {
 			types[i] = api.ValueTypeI32
 		}
 		b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, mod api.Module, stack []uint64) {
-			stack[0] = uint64(callSock(ctx, mod.Memory(), fn, stack[:params]))
+			stack[0] = uint64(callSock(ctx, mod.Memory(), hostState(ctx).sock[i].fn, stack[:params]))
 		}), types, []api.ValueType{api.ValueTypeI32}).Export(f.name)
 	}
 }

@@ -22,6 +22,9 @@ type state struct {
 	net  network.Network
 	wake *waker
 
+	p1   []hostFunc   // this instance's preview 1 bodies (bindHostFunctions)
+	sock []sockExport // this instance's socket bodies
+
 	args, env []string // as NUL-free strings; sizes computed on demand
 
 	exitMu   sync.Mutex

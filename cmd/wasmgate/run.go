@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 
 	"github.com/wasmgate/wasmgate/host"
@@ -39,9 +40,11 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.Var(&dirs, "dir", "preopen `HOST[:GUEST][:ro]` (repeatable); GUEST defaults to HOST")
 	fs.Var(&envs, "env", "set guest environment variable `K=V` (repeatable)")
 	fs.Var(&listens, "listen", "open a listening TCP socket on `ADDR` for the guest (repeatable)")
+	listenReport := fs.String("listen-report", "", "when every --listen socket is bound, write its address (the real port for :0) to `FILE`, one \"ADDR\\n\" line each in --listen order (- = stderr)")
 	timeout := fs.Duration("timeout", 0, "stop the guest after `DUR` (exit 124); 0 = no limit")
 	policyPath := fs.String("policy", "", "policy manifest `FILE`; without it all network access is denied")
 	audit := fs.String("audit", "", "append the audit log (JSON Lines, one record per decision) to `FILE` (- = stderr); needs --policy")
+	maxMemory := fs.String("max-memory", "", "cap the guest's linear memory at `SIZE` (bytes, or with K, M, G: KiB, MiB, GiB), rounded down to 64 KiB pages; past it memory.grow fails")
 	noCache := fs.Bool("no-cache", false, "do not use the on-disk compilation cache (guest and plugins)")
 	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics at http://`ADDR`/metrics while the guest runs (\":PORT\" listens on 127.0.0.1)")
 	logLevel := logLevelFlag(fs)
@@ -84,6 +87,19 @@ failure (unreadable or invalid WASM); 124 --timeout expired; 130 interrupted; 13
 	}
 	for _, l := range listens {
 		cfg = cfg.WithListen(l)
+	}
+	if *listenReport != "" {
+		if len(listens) == 0 {
+			errs = append(errs, errors.New("--listen-report needs --listen"))
+		}
+		cfg = cfg.WithOnListen(listenReporter(*listenReport, len(listens), stderr))
+	}
+	if *maxMemory != "" {
+		if n, err := parseSize(*maxMemory); err != nil {
+			errs = append(errs, fmt.Errorf("--max-memory %q: %w", *maxMemory, err))
+		} else {
+			cfg = cfg.WithMemoryLimit(n)
+		}
 	}
 	if *audit != "" && *policyPath == "" {
 		errs = append(errs, errNoPolicyAudit)
@@ -184,4 +200,62 @@ func parseDir(s string) (hostDir, guest string, ro bool, err error) {
 		return "", "", false, fmt.Errorf("--dir %q: want HOST[:GUEST][:ro]", s)
 	}
 	return hostDir, guest, ro, nil
+}
+
+// parseSize parses a --max-memory size: bytes, or a number with K, M or G
+// (KiB, MiB, GiB; "KiB", "MiB", "GiB" and "B" are accepted too), between
+// one 64 KiB page and 4 GiB.
+func parseSize(v string) (uint64, error) {
+	num := strings.TrimSuffix(strings.TrimSuffix(v, "B"), "i")
+	shift := 0
+	switch {
+	case strings.HasSuffix(num, "K"):
+		shift = 10
+	case strings.HasSuffix(num, "M"):
+		shift = 20
+	case strings.HasSuffix(num, "G"):
+		shift = 30
+	}
+	if shift > 0 {
+		num = num[:len(num)-1]
+	}
+	n, err := strconv.ParseUint(num, 10, 64)
+	if err != nil || n > host.MaxMemoryLimit>>shift {
+		return 0, errors.New("want a size such as 67108864, 64M or 1G, at most 4G")
+	}
+	if n<<shift < 65536 {
+		return 0, errors.New("below one 64 KiB page")
+	}
+	return n << shift, nil
+}
+
+// listenReporter returns the host.Config.WithOnListen callback of
+// --listen-report: it collects the n bound addresses and, at the last,
+// writes them to path ("-": w) as "ADDR\n" lines. The file appears whole
+// (written beside it, then renamed), so a reader that waits for it never
+// sees part of it. A file that cannot be written stops the run before the
+// guest starts: whoever waits for it would wait forever.
+func listenReporter(path string, n int, w io.Writer) func(host.Listening) error {
+	var b strings.Builder
+	seen := 0
+	return func(l host.Listening) error {
+		fmt.Fprintf(&b, "%s\n", l.Bound)
+		if seen++; seen < n {
+			return nil
+		}
+		if path == "-" {
+			_, err := io.WriteString(w, b.String())
+			return err
+		}
+		tmp := path + ".tmp"
+		err := os.WriteFile(tmp, []byte(b.String()), 0o644)
+		if err == nil {
+			err = os.Rename(tmp, path)
+		}
+		if err != nil {
+			os.Remove(tmp)
+			return fmt.Errorf("listen report: %w", err)
+		}
+		return nil
+	}
 }
