@@ -61,6 +61,7 @@ type Manifest struct {
 	NameTTL    time.Duration           // [dns] ttl, DefaultNameTTL when unset
 	MaxSockets int                     // [limits] max_sockets, 0 = unlimited
 	MaxFds     int                     // [limits] max_fds, 0 = unset (host.DefaultMaxFds)
+	MaxMemory  uint64                  // [limits] max_memory in bytes (whole 64 KiB pages), 0 = unset
 	Plugins    []PluginSpec            // in manifest order
 	text       []string                // the file's lines, to find a config value's own line
 }
@@ -326,7 +327,7 @@ func (v *validator) manifest(raw map[string]any) *Manifest {
 	}
 	if x, ok := raw["limits"]; ok {
 		if t, ok := v.table("limits", x); ok {
-			v.unknown("limits", t, "max_sockets", "max_fds")
+			v.unknown("limits", t, "max_sockets", "max_fds", "max_memory")
 			if x, ok := t["max_sockets"]; ok {
 				n, ok := x.(int64)
 				switch {
@@ -350,6 +351,21 @@ func (v *validator) manifest(raw map[string]any) *Manifest {
 					v.add("limits.max_fds", "must be between 64 and 1048576, not %d", n)
 				default:
 					m.MaxFds = int(n)
+				}
+			}
+			if x, ok := t["max_memory"]; ok {
+				// The guest's linear memory (host.Config.WithMemoryLimit):
+				// whole pages, at least one, at most wasm32's 4 GiB.
+				if s, ok := v.str("limits.max_memory", x); ok {
+					n, err := parseSize(s)
+					switch {
+					case err != nil:
+						v.add("limits.max_memory", "%q is not a size; %s", s, sizeHint)
+					case n < wasmPage || n > MaxMemory:
+						v.add("limits.max_memory", "must be between 64KiB and 4GiB, not %s", s)
+					default:
+						m.MaxMemory = n / wasmPage * wasmPage
+					}
 				}
 			}
 		}

@@ -44,9 +44,10 @@ func manifestSummary(m *Manifest) string {
 		DNSServers       []string
 		DNSHosts         any
 		MaxSockets       int
-		MaxFds           int `json:",omitempty"`
+		MaxFds           int    `json:",omitempty"`
+		MaxMemory        uint64 `json:",omitempty"`
 		Plugins          []plug
-	}{string(m.Default), m.NameTTL.String(), m.Report, m.Guest, m.Labels, m.DNSServers, m.DNSHosts, m.MaxSockets, m.MaxFds, nil}
+	}{string(m.Default), m.NameTTL.String(), m.Report, m.Guest, m.Labels, m.DNSServers, m.DNSHosts, m.MaxSockets, m.MaxFds, m.MaxMemory, nil}
 	for _, p := range m.Plugins {
 		path := ""
 		if p.Path != "" {

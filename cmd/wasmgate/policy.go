@@ -27,10 +27,17 @@ func (e usageError) Unwrap() error { return e.error }
 // the audit file would stay empty and mislead whoever reads it.
 var errNoPolicyAudit = usageError{errors.New("--audit needs --policy: without a policy nothing is decided, all network access is denied")}
 
+// guestLimits are the manifest's [limits] that the host enforces (0:
+// unset, the host's default).
+type guestLimits struct {
+	maxFds    int
+	maxMemory uint64
+}
+
 // guestNetwork builds the network of one `wasmgate run` guest: the
 // manifest at policyPath (its chain, resolver, guest identity, labels, name
-// TTL and socket limit; its fd limit, max_fds, is the returned maxFds, 0 when
-// unset), audit records to auditSpec ("" none, "-" stderr, else a file
+// TTL and socket limit; its other limits, max_fds and max_memory, are
+// returned, 0 when unset), audit records to auditSpec ("" none, "-" stderr, else a file
 // appended to), plugin logs to logger, decisions to mets (nil: none), and
 // the hint (docs/policy.md#hint) on stderr for every new denied
 // destination. guest names the guest when the manifest does not.
@@ -42,17 +49,17 @@ var errNoPolicyAudit = usageError{errors.New("--audit needs --policy: without a 
 // after the guest has finished. A command-line problem is a usageError; a
 // manifest problem is the plugins.Load error (a *plugins.ManifestError
 // listing every problem).
-func guestNetwork(ctx context.Context, policyPath, auditSpec, guest string, noCache bool, logger *slog.Logger, mets *metrics.Metrics, stderr io.Writer) (d *network.Default, maxFds int, release func(), err error) {
+func guestNetwork(ctx context.Context, policyPath, auditSpec, guest string, noCache bool, logger *slog.Logger, mets *metrics.Metrics, stderr io.Writer) (d *network.Default, lim guestLimits, release func(), err error) {
 	onDeny := network.DenyNotifier(stderr)
 	if policyPath == "" {
 		if auditSpec != "" {
-			return nil, 0, nil, errNoPolicyAudit
+			return nil, guestLimits{}, nil, errNoPolicyAudit
 		}
-		return &network.Default{Policy: nil, Guest: guest, OnDeny: onDeny}, 0, func() {}, nil
+		return &network.Default{Policy: nil, Guest: guest, OnDeny: onDeny}, guestLimits{}, func() {}, nil
 	}
 	audit, closeAudit, err := openAudit(auditSpec, stderr)
 	if err != nil {
-		return nil, 0, nil, usageError{err}
+		return nil, guestLimits{}, nil, usageError{err}
 	}
 	opts := plugins.Options{Audit: audit, Logger: logger, Metrics: mets}
 	if noCache {
@@ -61,7 +68,7 @@ func guestNetwork(ctx context.Context, policyPath, auditSpec, guest string, noCa
 	p, err := plugins.Load(ctx, policyPath, opts)
 	if err != nil {
 		closeAudit()
-		return nil, 0, nil, err
+		return nil, guestLimits{}, nil, err
 	}
 	d = p.NewDefault(nil)
 	if d.Guest == "" {
@@ -74,5 +81,5 @@ func guestNetwork(ctx context.Context, policyPath, auditSpec, guest string, noCa
 		p.Close(context.Background())
 		closeAudit()
 	}
-	return d, p.Manifest.MaxFds, release, nil
+	return d, guestLimits{maxFds: p.Manifest.MaxFds, maxMemory: p.Manifest.MaxMemory}, release, nil
 }

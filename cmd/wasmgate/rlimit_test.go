@@ -53,13 +53,13 @@ func TestGuestNetworkMaxFds(t *testing.T) {
 		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		_, maxFds, release, err := guestNetwork(context.Background(), p, "", "g", true, nil, nil, io.Discard)
+		_, lim, release, err := guestNetwork(context.Background(), p, "", "g", true, nil, nil, io.Discard)
 		if err != nil {
 			t.Fatal(err)
 		}
 		release()
-		if maxFds != want {
-			t.Errorf("%q: max fds %d, want %d", text, maxFds, want)
+		if lim.maxFds != want {
+			t.Errorf("%q: max fds %d, want %d", text, lim.maxFds, want)
 		}
 	}
 }

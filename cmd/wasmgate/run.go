@@ -133,7 +133,7 @@ failure (unreadable or invalid WASM); 124 --timeout expired; 130 interrupted; 13
 		}
 		defer stopMetrics()
 	}
-	nw, maxFds, release, err := guestNetwork(ctx, *policyPath, *audit, wasmPath, *noCache, logs.Logger(), mets, stderr)
+	nw, lim, release, err := guestNetwork(ctx, *policyPath, *audit, wasmPath, *noCache, logs.Logger(), mets, stderr)
 	if err != nil {
 		var ue usageError
 		if errors.As(err, &ue) {
@@ -153,7 +153,10 @@ failure (unreadable or invalid WASM); 124 --timeout expired; 130 interrupted; 13
 	if mets != nil {
 		mets.WatchSockets(nw.OpenSockets)
 	}
-	cfg = cfg.WithNetwork(nw).WithMaxFds(maxFds)
+	cfg = cfg.WithNetwork(nw).WithMaxFds(lim.maxFds)
+	if lim.maxMemory > 0 && *maxMemory == "" { // --max-memory wins
+		cfg = cfg.WithMemoryLimit(lim.maxMemory)
+	}
 	// The notice only matters to guests with a network (servers hold
 	// thousands of fds); without one it would only be noise on every run.
 	notice := stderr

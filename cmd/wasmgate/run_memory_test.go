@@ -93,3 +93,19 @@ rules = ["bind tcp://127.0.0.1", "bind tcp://[::1]"]
 		t.Errorf("unwritable report: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 }
+
+// The manifest's [limits] max_memory caps the guest like --max-memory,
+// which wins when both are given.
+func TestRunManifestMaxMemory(t *testing.T) {
+	grow := filepath.Join("..", "..", "testdata", "guests", "grow", "grow.wasm")
+	manifest := filepath.Join(t.TempDir(), "policy.toml")
+	if err := os.WriteFile(manifest, []byte("default = \"deny\"\n[limits]\nmax_memory = \"64MiB\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := runCLI(t, "", "run", "--policy", manifest, grow); code != 3 {
+		t.Errorf("max_memory 64MiB: exit %d, want 3 (the guest's grow failed); stderr %s", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, "", "run", "--policy", manifest, "--max-memory", "65MiB", grow); code != 0 {
+		t.Errorf("--max-memory 65MiB over max_memory 64MiB: exit %d, want 0; stderr %s", code, errOut)
+	}
+}
