@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/netip"
 	"os"
 	"path"
 	"strings"
+	"syscall"
 
 	"github.com/wasmgate/wasmgate/network"
 )
@@ -26,7 +28,7 @@ type Config struct {
 	stdout   io.Writer
 	stderr   io.Writer
 	network  network.Network
-	listen   []string
+	listen   []listenSpec
 	onListen func(Listening) error
 	name     string
 	maxFds   int    // 0 = DefaultMaxFds
@@ -60,7 +62,7 @@ type mount struct {
 // a virtual read-only /etc (resolv.conf naming the in-process DNS stub,
 // hosts, nsswitch.conf) for guests that run their own DNS client, unless
 // a directory is already mounted at "/", "/etc" or below "/etc". The
-// WithListen sockets come last.
+// WithListen and WithListener sockets come last.
 func NewConfig() *Config {
 	return &Config{closeOnDone: true}
 }
@@ -70,7 +72,7 @@ func (c *Config) clone() *Config {
 	n.args = append([]string(nil), c.args...)
 	n.env = append([]string(nil), c.env...)
 	n.mounts = append([]mount(nil), c.mounts...)
-	n.listen = append([]string(nil), c.listen...)
+	n.listen = append([]listenSpec(nil), c.listen...)
 	n.errs = append([]error(nil), c.errs...)
 	return &n
 }
@@ -199,18 +201,59 @@ func (c *Config) WithListen(addr string) *Config {
 	if addr == "" {
 		n.errs = append(n.errs, errors.New("empty listen address"))
 	}
-	n.listen = append(n.listen, addr)
+	n.listen = append(n.listen, listenSpec{addr: addr})
 	return n
+}
+
+// WithListener hands the guest a listening TCP socket that the caller
+// already has, such as a net.Listener from net.Listen or one passed in by
+// a supervisor, in the fd order of WithListen (the two share one list, in
+// the order they were added). l must be a *net.TCPListener or another
+// listener of a TCP socket with a descriptor (syscall.Conn).
+//
+// The guest gets a duplicate of l's descriptor: l stays the caller's,
+// who closes it as usual (the guest's copy stays open until the guest
+// closes it or exits), and should not accept on it while the guest runs,
+// or the two take turns at the connections. The configured Network must
+// be able to adopt a socket (network.Adopter: network.Default over
+// network.System can); a network.Default decides tcp.bind and tcp.listen
+// of l's address before the guest starts, as for WithListen, and every
+// connection as tcp.accept. Any failure, a denial included, fails the run.
+func (c *Config) WithListener(l net.Listener) *Config {
+	n := c.clone()
+	sc, ok := l.(syscall.Conn)
+	switch {
+	case l == nil:
+		n.errs = append(n.errs, errors.New("nil listener"))
+	case !ok:
+		n.errs = append(n.errs, fmt.Errorf("listener %T has no descriptor (want a *net.TCPListener)", l))
+	}
+	n.listen = append(n.listen, listenSpec{listener: sc, addr: listenerName(l)})
+	return n
+}
+
+// listenSpec is one WithListen address or WithListener listener.
+type listenSpec struct {
+	addr     string       // WithListen's address, or the listener's for reports
+	listener syscall.Conn // WithListener's, or nil
+}
+
+func listenerName(l net.Listener) string {
+	if l == nil {
+		return "<nil>"
+	}
+	return l.Addr().String()
 }
 
 // Listening is one WithListen socket, bound and listening.
 type Listening struct {
-	Addr  string         // the address given to WithListen
+	Addr  string         // the address given to WithListen, or the WithListener listener's
 	Bound netip.AddrPort // the address it is bound to: the real port when WithListen asked for port 0
 	Fd    int32          // the guest's fd of the socket
 }
 
-// WithOnListen sets fn, which Run calls once for every WithListen socket,
+// WithOnListen sets fn, which Run calls once for every WithListen and
+// WithListener socket,
 // in the order they were added, when all of them are bound and listening
 // and before the guest starts: so a caller learns the port the system
 // chose for ":0", and the fd the guest finds the socket at. A connection

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"net"
 	"os"
 	"sync"
 	"time"
@@ -124,6 +125,39 @@ func ExampleConfig_WithOnListen() {
 	}
 	// Output:
 	// 127.0.0.1:0 bound: true fd 4
+}
+
+// Hand the guest a listener the program opened itself. The guest gets a
+// duplicate of it, at the fd reported; the policy decides it as tcp.bind
+// and tcp.listen before the guest starts.
+func ExampleConfig_WithListener() {
+	wasm, err := os.ReadFile("testdata/example/hello.wasm")
+	if err != nil {
+		log.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer ln.Close() // the guest's copy is closed with the guest
+	allowLoopback := network.PolicyFunc(func(ctx context.Context, req *network.Request) (network.Verdict, error) {
+		if req.Addr.IsLoopback() {
+			return policy.Allow("loopback"), nil
+		}
+		return policy.Deny("only loopback"), nil
+	})
+	cfg := host.NewConfig().
+		WithNetwork(&network.Default{Policy: allowLoopback}).
+		WithListener(ln).
+		WithOnListen(func(l host.Listening) error {
+			fmt.Println("same address:", l.Bound.String() == ln.Addr().String(), "fd", l.Fd)
+			return nil
+		})
+	if _, err := host.Run(context.Background(), wasm, cfg); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// same address: true fd 4
 }
 
 // A Runtime for a read-only container: compiled code is kept in memory

@@ -29,11 +29,12 @@ const listenBacklog = math.MaxInt32
 //     It comes after the user's directories, so the first of those is
 //     fd 3 as on every other runtime, and before any socket, because it
 //     is a directory (preopen scans stop at the first fd that is not);
-//  2. one listening TCP socket per --listen address (s.cfg.listen), bound
-//     and listening through the configured Network, so the policy decides
-//     tcp.bind and tcp.listen exactly as for a guest's own listener. Any
-//     failure, a denial included, fails the start: the operator asked for
-//     that socket.
+//  2. one listening TCP socket per WithListen address (--listen) or
+//     WithListener listener (s.cfg.listen, in the order given): an address
+//     is bound and listened on through the configured Network, a listener
+//     adopted through it (network.Adopter), so the policy decides tcp.bind
+//     and tcp.listen exactly as for a guest's own listener. Any failure, a
+//     denial included, fails the start: the operator asked for that socket.
 func (s *state) openPreopenedSockets(ctx context.Context) error {
 	if s.hasNetwork() && !s.hasOwnEtc() {
 		if _, err := s.fds.insert(preopenEntry(sysfs.NewFSDir(dnsstub.Files()), "/etc")); err != nil {
@@ -41,10 +42,16 @@ func (s *state) openPreopenedSockets(ctx context.Context) error {
 		}
 	}
 	var bound []Listening
-	for _, addr := range s.cfg.listen {
-		l, err := s.openListener(ctx, addr)
+	for _, spec := range s.cfg.listen {
+		var l Listening
+		var err error
+		if spec.listener != nil {
+			l, err = s.adoptListener(ctx, spec)
+		} else {
+			l, err = s.openListener(ctx, spec.addr)
+		}
 		if err != nil {
-			return fmt.Errorf("--listen %s: %w", addr, err)
+			return fmt.Errorf("listen %s: %w", spec.addr, err)
 		}
 		bound = append(bound, l)
 	}
@@ -139,4 +146,28 @@ func (s *state) openListener(ctx context.Context, addr string) (Listening, error
 		return Listening{}, err
 	}
 	return Listening{Addr: addr, Bound: bound, Fd: fd}, nil
+}
+
+// adoptListener hands the guest a duplicate of a WithListener listener,
+// adopted through the configured Network.
+func (s *state) adoptListener(ctx context.Context, spec listenSpec) (Listening, error) {
+	a, ok := s.network().(network.Adopter)
+	if !ok {
+		return Listening{}, fmt.Errorf("the network (%T) cannot adopt a listener", s.network())
+	}
+	sock, err := a.AdoptListener(ctx, spec.listener)
+	if err != nil {
+		return Listening{}, err
+	}
+	bound, err := sock.LocalAddr()
+	if err != nil {
+		sock.Close()
+		return Listening{}, err
+	}
+	fd, err := s.fds.insert(newSocketEntry(s.newSocketFile(sock), false))
+	if err != nil {
+		sock.Close()
+		return Listening{}, err
+	}
+	return Listening{Addr: spec.addr, Bound: bound, Fd: fd}, nil
 }

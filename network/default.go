@@ -276,6 +276,43 @@ func (d *Default) Socket(ctx context.Context, proto Proto, family Family) (Socke
 	return &guardedSocket{d: d, s: s, proto: proto, family: family}, nil
 }
 
+// AdoptListener implements Adopter: it takes over the listening socket l
+// (a duplicate of its descriptor) when the underlying Network is an
+// Adopter, and decides tcp.bind and tcp.listen of its local address as if
+// the guest had bound and listened there itself; its connections are then
+// decided as tcp.accept like any other. A denial closes the duplicate, not
+// l. It counts against MaxSockets.
+func (d *Default) AdoptListener(ctx context.Context, l syscall.Conn) (Socket, error) {
+	a, ok := d.base().(Adopter)
+	if !ok {
+		return nil, &OpError{Op: "adopt", Net: "tcp", Err: syscall.EOPNOTSUPP}
+	}
+	if !d.reserve() {
+		return nil, &OpError{Op: "adopt", Net: "tcp", Err: syscall.EMFILE}
+	}
+	s, err := a.AdoptListener(ctx, l)
+	if err != nil {
+		d.release()
+		return nil, err
+	}
+	g := &guardedSocket{d: d, s: s, proto: TCP, family: s.Family()}
+	local, err := s.LocalAddr()
+	if err == nil {
+		local = reported(local)
+		if err = g.decideAddr(ctx, policy.OpTCPBind, local, false); err == nil {
+			err = g.decideAddr(ctx, policy.OpTCPListen, local, false)
+		}
+		if err != nil {
+			err = g.deny("listen", local, err)
+		}
+	}
+	if err != nil {
+		g.Close()
+		return nil, err
+	}
+	return g, nil
+}
+
 func (d *Default) base() Network {
 	if d.Network != nil {
 		return d.Network

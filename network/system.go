@@ -90,3 +90,19 @@ func opErr(op string, proto Proto, addr netip.AddrPort, err error) error {
 	}
 	return &OpError{Op: op, Net: proto.String(), Addr: s, Err: err}
 }
+
+// Adopter is a Network that can take over a listening TCP socket that the
+// host already has, such as one a supervisor passed in or a net.Listener
+// the embedding program opened (host.Config.WithListener).
+type Adopter interface {
+	// AdoptListener returns a Socket on a duplicate of l's descriptor:
+	// l stays the caller's, and closing either closes only that copy.
+	// It fails with ENOTSOCK unless l is a listening TCP socket of the
+	// IPv4 or IPv6 family.
+	AdoptListener(ctx context.Context, l syscall.Conn) (Socket, error)
+}
+
+// AdoptListener implements Adopter with the system's sockets.
+func (System) AdoptListener(ctx context.Context, l syscall.Conn) (Socket, error) {
+	return adoptSystemListener(l)
+}

@@ -517,3 +517,62 @@ func ignoringEINTR(f func() error) error {
 		}
 	}
 }
+
+// adoptSystemListener duplicates l's descriptor (close-on-exec,
+// non-blocking) after checking that it is a listening TCP socket of an
+// IP family: the guest must not be handed a UNIX socket or a connection
+// under the name of a listener.
+func adoptSystemListener(l syscall.Conn) (Socket, error) {
+	fail := func(err error) (Socket, error) {
+		return nil, opErr("adopt", TCP, netip.AddrPort{}, err)
+	}
+	rc, err := l.SyscallConn()
+	if err != nil {
+		return fail(err)
+	}
+	nfd := -1
+	var derr error
+	if err := rc.Control(func(fd uintptr) {
+		nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil {
+		return fail(err)
+	}
+	if derr != nil {
+		return fail(derr)
+	}
+	check := func() (Family, error) {
+		if t, err := unix.GetsockoptInt(nfd, unix.SOL_SOCKET, unix.SO_TYPE); err != nil || t != unix.SOCK_STREAM {
+			return 0, syscall.ENOTSOCK
+		}
+		// Go's net.Listen makes Multipath TCP listeners by default
+		// (Go 1.24 on): that is TCP to the guest and to the policy.
+		if p, err := unix.GetsockoptInt(nfd, unix.SOL_SOCKET, unix.SO_PROTOCOL); err != nil || p != unix.IPPROTO_TCP && p != unix.IPPROTO_MPTCP {
+			return 0, syscall.ENOTSOCK
+		}
+		if a, err := unix.GetsockoptInt(nfd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN); err != nil || a != 1 {
+			return 0, syscall.ENOTSOCK
+		}
+		d, err := unix.GetsockoptInt(nfd, unix.SOL_SOCKET, unix.SO_DOMAIN)
+		if err != nil {
+			return 0, syscall.ENOTSOCK
+		}
+		switch d {
+		case unix.AF_INET:
+			return IPv4, nil
+		case unix.AF_INET6:
+			return IPv6, nil
+		}
+		return 0, syscall.ENOTSOCK
+	}
+	fam, err := check()
+	if err == nil {
+		// The duplicate shares the file status flags with l: l is
+		// non-blocking already when it is a Go net.Listener.
+		err = unix.SetNonblock(nfd, true)
+	}
+	if err != nil {
+		unix.Close(nfd)
+		return fail(err)
+	}
+	return &systemSocket{proto: TCP, family: fam, fd: nfd}, nil
+}

@@ -11,3 +11,7 @@ import (
 func newSystemSocket(proto Proto, family Family) (Socket, error) {
 	return nil, opErr("socket", proto, netip.AddrPort{}, syscall.ENOSYS)
 }
+
+func adoptSystemListener(l syscall.Conn) (Socket, error) {
+	return nil, opErr("adopt", TCP, netip.AddrPort{}, syscall.ENOSYS)
+}

@@ -18,7 +18,7 @@ func main() {
 
 const usage = `usage:
   wasmgate run [--policy FILE [--audit FILE|-]] [--dir HOST[:GUEST][:ro]]... [--env K=V]...
-               [--listen ADDR]... [--listen-report FILE|-] [--max-memory SIZE] [--timeout DUR]
+               [--listen ADDR|fd:N]... [--listen-report FILE|-] [--max-memory SIZE] [--timeout DUR]
                [--metrics ADDR] [--no-cache] WASM [ARGS...]
                                       run a WASI program; no --policy = no network
   wasmgate check FILE                 validate a manifest and its plugins

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"strconv"
@@ -39,7 +40,7 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var dirs, envs, listens multiFlag
 	fs.Var(&dirs, "dir", "preopen `HOST[:GUEST][:ro]` (repeatable); GUEST defaults to HOST")
 	fs.Var(&envs, "env", "set guest environment variable `K=V` (repeatable)")
-	fs.Var(&listens, "listen", "open a listening TCP socket on `ADDR` for the guest (repeatable)")
+	fs.Var(&listens, "listen", "open a listening TCP socket on `ADDR` for the guest, or hand it the listening socket at host fd N with \"fd:N\" (socket activation) (repeatable)")
 	listenReport := fs.String("listen-report", "", "when every --listen socket is bound, write its address (the real port for :0) to `FILE`, one \"ADDR\\n\" line each in --listen order (- = stderr)")
 	timeout := fs.Duration("timeout", 0, "stop the guest after `DUR` (exit 124); 0 = no limit")
 	policyPath := fs.String("policy", "", "policy manifest `FILE`; without it all network access is denied")
@@ -86,6 +87,16 @@ failure (unreadable or invalid WASM); 124 --timeout expired; 130 interrupted; 13
 		cfg = cfg.WithEnv(k, v)
 	}
 	for _, l := range listens {
+		if fd, ok := strings.CutPrefix(l, "fd:"); ok {
+			ln, err := inheritedListener(fd)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("--listen %s: %w", l, err))
+				continue
+			}
+			defer ln.Close()
+			cfg = cfg.WithListener(ln)
+			continue
+		}
 		cfg = cfg.WithListen(l)
 	}
 	if *listenReport != "" {
@@ -261,4 +272,26 @@ func listenReporter(path string, n int, w io.Writer) func(host.Listening) error 
 		}
 		return nil
 	}
+}
+
+// inheritedListener is the listening TCP socket at host fd n (a string of
+// --listen fd:N), which the process inherited from whoever started it, as
+// a supervisor's socket activation does (systemd passes them from fd 3).
+// Stdio is refused: a guest must not get the host's terminal as a socket.
+func inheritedListener(n string) (net.Listener, error) {
+	fd, err := strconv.Atoi(n)
+	if err != nil || fd < 3 {
+		return nil, fmt.Errorf("want fd:N with N a descriptor number of 3 or more")
+	}
+	f := os.NewFile(uintptr(fd), "fd:"+n)
+	defer f.Close()
+	ln, err := net.FileListener(f)
+	if err != nil {
+		return nil, fmt.Errorf("fd %d is not a listening socket the process inherited: %w", fd, err)
+	}
+	if _, ok := ln.(*net.TCPListener); !ok {
+		ln.Close()
+		return nil, fmt.Errorf("fd %d is not a TCP listener", fd)
+	}
+	return ln, nil
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/wasmgate/wasmgate/host"
 	"github.com/wasmgate/wasmgate/internal/testenv"
+	"golang.org/x/sys/unix"
 )
 
 var (
@@ -340,13 +342,21 @@ type serverRun struct {
 // FLAGS... probe GUESTARGS...` in the background on a free port.
 func startServer(t *testing.T, flags []string, guestArgs ...string) *serverRun {
 	t.Helper()
-	wasm := guestWasm(t, "probe")
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &serverRun{port: l.Addr().(*net.TCPAddr).Port, done: make(chan int, 1)}
+	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
+	return startServerOn(t, fmt.Sprintf("127.0.0.1:%d", port), port, flags, guestArgs...)
+}
+
+// startServerOn is startServer with the --listen argument given: an
+// address with the port, or "fd:N" for a listener at port.
+func startServerOn(t *testing.T, listen string, port int, flags []string, guestArgs ...string) *serverRun {
+	t.Helper()
+	wasm := guestWasm(t, "probe")
+	s := &serverRun{port: port, done: make(chan int, 1)}
 	manifest := filepath.Join(t.TempDir(), "policy.toml")
 	if err := os.WriteFile(manifest, []byte(fmt.Sprintf(`default = "deny"
 [[plugins]]
@@ -357,7 +367,7 @@ rules = ["bind tcp://127.0.0.1:%d", "accept tcp://127.0.0.1"]
 `, s.port)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	args := append([]string{"run", "--policy", manifest, "--listen", fmt.Sprintf("127.0.0.1:%d", s.port)}, flags...)
+	args := append([]string{"run", "--policy", manifest, "--listen", listen}, flags...)
 	args = append(append(args, wasm), guestArgs...)
 	go func() { s.done <- run(args, strings.NewReader(""), &s.out, &s.errb) }()
 	return s
@@ -412,5 +422,69 @@ func TestRunDirAndListen(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(ro, "x.txt")); !os.IsNotExist(err) {
 		t.Errorf("a file appeared in the read-only preopen: %v", err)
+	}
+}
+
+// TestRunListenFd: `--listen fd:N` hands the guest the listening socket
+// the process inherited at fd N (socket activation), decided like a
+// --listen socket; fds that are not an inherited TCP listener are refused
+// with a message that says so.
+func TestRunListenFd(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	f, err := l.(*net.TCPListener).File() // a duplicate: run closes it
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd := int(f.Fd())
+	rw := t.TempDir()
+	if err := os.WriteFile(filepath.Join(rw, "in.txt"), []byte("from the host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := startServerOn(t, fmt.Sprintf("fd:%d", fd), l.Addr().(*net.TCPAddr).Port, []string{"--dir", rw + ":/data"}, "servefile", "/data")
+	s.waitOutput(t, "listening")
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("from the client\n")); err != nil {
+		t.Fatal(err)
+	}
+	if reply, err := io.ReadAll(c); err != nil || string(reply) != "from the host\n" {
+		t.Errorf("reply %q, %v: the guest did not serve the inherited listener", reply, err)
+	}
+	if code := <-s.done; code != 0 {
+		t.Errorf("exit %d; stderr %s", code, s.errb.String())
+	}
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil {
+		t.Errorf("fd %d is still open after the run: the inherited descriptor leaks", fd)
+	}
+	runtime.KeepAlive(f)
+
+	wasm := guestWasm(t, "hello")
+	pipeR, pipeW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pipeR.Close()
+	defer pipeW.Close()
+	pipeFd, err := syscall.Dup(int(pipeR.Fd())) // run closes it
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ arg, want string }{
+		{"fd:x", "want fd:N"},
+		{"fd:1", "want fd:N"},
+		{fmt.Sprintf("fd:%d", pipeFd), "not a listening socket"},
+		{"fd:1000000", "not a listening socket"},
+	} {
+		code, _, errOut := runCLI(t, "", "run", "--listen", c.arg, wasm)
+		if code != exitUsage || !strings.Contains(errOut, c.want) {
+			t.Errorf("--listen %s: exit %d, stderr %q; want usage error with %q", c.arg, code, errOut, c.want)
+		}
 	}
 }
