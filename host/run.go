@@ -247,7 +247,7 @@ func newState(cfg *Config) (*state, error) {
 			var err error
 			d, err = sysfs.OpenHostDir(m.host, m.readOnly)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("--dir %s: %w", m.host, err))
+				errs = append(errs, fmt.Errorf("directory %s: %w", m.host, err))
 				continue
 			}
 		}
