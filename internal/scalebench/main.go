@@ -20,6 +20,23 @@
 // per connection), and the same loop built natively. Printed per level and
 // server: the time to open and echo all, the server's CPU for it, its RSS
 // and open fds with all connections held.
+//
+//	go run ./internal/scalebench seq 2000
+//
+// seq N: N sequential connections to each server (connect, 100 bytes
+// echoed, close); time and server CPU per connection, and the guest's
+// speed as a fraction of native.
+//
+//	go run ./internal/scalebench bulk 1024
+//
+// bulk MIB: MIB echoed through one connection to each server.
+//
+//	go run ./internal/scalebench soak 10m [IDLE]
+//
+// soak DURATION: the guest server alone for DURATION (30s to 1h) with IDLE
+// (default 1000) connections held open and 4 workers churning connections;
+// RSS, fds and the host's goroutines every 10 s, and a failure if they
+// do not stay flat after the warm-up.
 package main
 
 import (
@@ -42,7 +59,7 @@ import (
 
 func main() {
 	if len(os.Args) < 3 && (len(os.Args) < 2 || os.Args[1] != "native-echo") {
-		fmt.Fprintln(os.Stderr, "usage: scalebench rss MIB... | conns N...")
+		fmt.Fprintln(os.Stderr, "usage: scalebench rss MIB... | conns N... | seq N | bulk MIB | soak DURATION [IDLE]")
 		os.Exit(2)
 	}
 	var err error
@@ -51,6 +68,12 @@ func main() {
 		err = rss(os.Args[2:])
 	case "conns":
 		err = conns(os.Args[2:])
+	case "seq":
+		err = seq(os.Args[2])
+	case "bulk":
+		err = bulk(os.Args[2])
+	case "soak":
+		err = soak(os.Args[2:])
 	case "native-echo":
 		err = nativeEcho()
 	default:
@@ -290,35 +313,58 @@ func level(s *server, n int) (elapsed, cpu time.Duration, rssKB, fds int, err er
 	return elapsed, cpu, rssKB, fds, err
 }
 
-func conns(levels []string) error {
+// echoServers builds and starts the two echo servers of conns, seq, bulk
+// and soak: the guest under `wasmgate run --policy` (default allow; with
+// extra run flags) and the native one. stop stops both and removes the
+// build directory.
+func echoServers(runFlags ...string) (guest, native *server, stop func(), err error) {
 	dir, err := os.MkdirTemp("", "scalebench")
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
-	defer os.RemoveAll(dir)
+	stop = func() {
+		if guest != nil {
+			guest.stop()
+		}
+		if native != nil {
+			native.stop()
+		}
+		os.RemoveAll(dir)
+	}
+	defer func() {
+		if err != nil {
+			stop()
+		}
+	}()
 	if err := build(dir, "sockguests/probe"); err != nil {
-		return err
+		return nil, nil, nil, err
 	}
 	policy := filepath.Join(dir, "policy.toml")
 	// Loopback only: the client dials 127.0.0.1, the guest only listens.
 	if err := os.WriteFile(policy, []byte("default = \"allow\"\n"), 0o644); err != nil {
-		return err
+		return nil, nil, nil, err
 	}
 	self, err := os.Executable()
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
-	guest, err := startServer("guest", exec.Command(filepath.Join(dir, "wasmgate"), "run", "--policy", policy,
-		filepath.Join(dir, "probe.wasm"), "echoserve", "127.0.0.1:0", "-1", "4096"))
+	args := append([]string{"run", "--policy", policy}, runFlags...)
+	args = append(args, filepath.Join(dir, "probe.wasm"), "echoserve", "127.0.0.1:0", "-1", "4096")
+	if guest, err = startServer("guest", exec.Command(filepath.Join(dir, "wasmgate"), args...)); err != nil {
+		return nil, nil, nil, err
+	}
+	if native, err = startServer("native", exec.Command(self, "native-echo")); err != nil {
+		return nil, nil, nil, err
+	}
+	return guest, native, stop, nil
+}
+
+func conns(levels []string) error {
+	guest, native, stop, err := echoServers()
 	if err != nil {
 		return err
 	}
-	defer guest.stop()
-	native, err := startServer("native", exec.Command(self, "native-echo"))
-	if err != nil {
-		return err
-	}
-	defer native.stop()
+	defer stop()
 	fmt.Printf("%-7s %-7s %-10s %-10s %-9s %-7s\n", "conns", "server", "time", "CPU", "RSS", "fds")
 	for _, l := range levels {
 		n, err := strconv.Atoi(l)
