@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
+	"os"
 
 	"github.com/wasmgate/wasmgate/network"
 	"github.com/wasmgate/wasmgate/sdk/policy"
@@ -56,4 +58,42 @@ func ExampleCanonicalName() {
 	//  invalid DNS name "a..b": empty label
 	//  invalid DNS name "127.1": numeric top-level label (an address, not a name)
 	//  invalid DNS name "bücher.example": non-ASCII (use punycode)
+}
+
+// A Go policy in front of another (here a stand-in for a plugin chain),
+// with every decision written to an audit log in wasmgate's format.
+func ExampleAll() {
+	onlyTLS := network.PolicyFunc(func(ctx context.Context, r *network.Request) (network.Verdict, error) {
+		if r.Op == policy.OpTCPConnect && r.Port != 443 {
+			return policy.Deny("only port 443"), nil
+		}
+		return policy.Abstain(), nil
+	})
+	chain := network.PolicyFunc(func(ctx context.Context, r *network.Request) (network.Verdict, error) {
+		return policy.Allow("the chain allows it"), nil
+	})
+	audit := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey || a.Key == "duration_us" {
+				return slog.Attr{} // varies from run to run
+			}
+			return a
+		},
+	}))
+	d := &network.Default{
+		Network: &network.Simulated{}, // no real sockets in this example
+		Policy:  network.Audited(network.All(onlyTLS, chain), audit),
+	}
+	ctx := context.Background()
+	for _, port := range []uint16{443, 80} {
+		s, _ := d.Socket(ctx, network.TCP, network.IPv4)
+		err := s.Connect(ctx, netip.AddrPortFrom(netip.MustParseAddr("192.0.2.7"), port))
+		fmt.Println("connect", port, "denied:", errors.Is(err, network.ErrDenied))
+		s.Close()
+	}
+	// Output:
+	// {"level":"INFO","msg":"decision","guest":"","op":"tcp.connect","proto":"tcp","addr":"192.0.2.7","port":443,"names":[],"verdict":"allow","plugin":"","reason":"the chain allows it","cached":false}
+	// connect 443 denied: false
+	// {"level":"INFO","msg":"decision","guest":"","op":"tcp.connect","proto":"tcp","addr":"192.0.2.7","port":80,"names":[],"verdict":"deny","plugin":"","reason":"only port 443","cached":false}
+	// connect 80 denied: true
 }

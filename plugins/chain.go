@@ -274,36 +274,9 @@ func (c *Chain) record(ctx context.Context, r *network.Request, o *Outcome, star
 	if c.audit == nil {
 		return
 	}
-	names := r.Names
-	if names == nil {
-		names = []string{}
-	}
-	addr := ""
-	if r.Addr.IsValid() {
-		addr = r.Addr.String()
-	}
-	attrs := []slog.Attr{
-		slog.String("guest", r.Guest),
-		slog.String("op", string(r.Op)),
-		slog.String("proto", r.Proto),
-		slog.String("addr", addr),
-		slog.Int("port", int(r.Port)),
-		slog.Any("names", names),
-	}
-	if r.Name != "" {
-		attrs = append(attrs, slog.String("name", r.Name))
-	}
-	if r.Local.IsValid() {
-		attrs = append(attrs, slog.String("local", r.Local.String()))
-	}
-	attrs = append(attrs,
-		slog.String("verdict", o.Audit),
-		slog.String("plugin", o.Plugin),
-		slog.String("reason", o.Verdict.Reason),
-		slog.Bool("cached", o.Cached),
-		slog.Int64("duration_us", d.Microseconds()),
-	)
-	c.audit.LogAttrs(ctx, slog.LevelInfo, "decision", attrs...)
+	network.WriteAudit(ctx, c.audit, r, network.AuditEntry{
+		Verdict: o.Audit, Plugin: o.Plugin, Reason: o.Verdict.Reason, Cached: o.Cached, Duration: d,
+	})
 }
 
 // Plugins lists the plugin names in manifest order.
