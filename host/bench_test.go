@@ -265,7 +265,7 @@ func BenchmarkSmallWrites100k(b *testing.B) {
 		}
 		b.Run("wasmgate"+suffix, func(b *testing.B) {
 			dir := b.TempDir()
-			cfg := NewConfig().WithArgs("w").WithDir(dir, "/data", false).WithCloseOnContextDone(on).WithCompilationCacheDir(testCacheDir)
+			cfg := NewConfig().WithArgs("w").WithDir(dir, "/data", ReadWrite).WithCloseOnContextDone(on).WithCompilationCacheDir(testCacheDir)
 			warm := cfg.WithArgs("w", "1")
 			if _, err := Run(context.Background(), wasm, warm); err != nil {
 				b.Fatal(err)

@@ -116,10 +116,10 @@ func (c *Config) WithEnv(key, value string) *Config {
 // outside hostDir is reachable by "..", symlinks or absolute paths, not
 // even through a symlink swapped in during a call (on Linux the kernel
 // checks every lookup: openat2 RESOLVE_BENEATH; os.Root elsewhere).
-// readOnly refuses every modification with EROFS (and opening for write
+// ReadOnly refuses every modification with EROFS (and opening for write
 // with EROFS too). A read-only directory mounted inside a writable one is
 // writable through the outer mount. See docs/filesystem.md.
-func (c *Config) WithDir(hostDir, guestPath string, readOnly bool) *Config {
+func (c *Config) WithDir(hostDir, guestPath string, access Access) *Config {
 	n := c.clone()
 	if hostDir == "" {
 		n.errs = append(n.errs, errors.New("directory mount with empty host path"))
@@ -128,9 +128,18 @@ func (c *Config) WithDir(hostDir, guestPath string, readOnly bool) *Config {
 	if err != nil {
 		n.errs = append(n.errs, err)
 	}
-	n.mounts = append(n.mounts, mount{host: hostDir, guest: g, readOnly: readOnly})
+	n.mounts = append(n.mounts, mount{host: hostDir, guest: g, readOnly: bool(access)})
 	return n
 }
+
+// Access says whether the guest may modify a WithDir directory.
+type Access bool
+
+// The two kinds of access to a WithDir directory.
+const (
+	ReadWrite Access = false
+	ReadOnly  Access = true
+)
 
 // WithFS preopens the read-only virtual directory fsys as guestPath (for
 // example a generated /etc). Paths in fsys follow io/fs rules; the guest

@@ -31,7 +31,7 @@ func ExampleRun() {
 	cfg := host.NewConfig().
 		WithArgs("app", "--verbose").
 		WithEnv("HOME", "/data").
-		WithDir("/srv/app-data", "/data", true).
+		WithDir("/srv/app-data", "/data", host.ReadOnly).
 		WithStdout(os.Stdout).
 		WithStderr(os.Stderr).
 		WithNetwork(&network.Default{Policy: allowLoopback, Guest: "app"})

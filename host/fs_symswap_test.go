@@ -61,7 +61,7 @@ func TestSymlinkSwapNeverEscapes(t *testing.T) {
 	stopFile := swap("flink", "in/secret", filepath.Join(outside, "secret"), "in/secret", "../outside/secret")
 
 	code, out, errOut, err := hostRunGuest(t, wasm,
-		NewConfig().WithArgs("symswap", "3000").WithDir(data, "/data", false), 2*time.Minute)
+		NewConfig().WithArgs("symswap", "3000").WithDir(data, "/data", ReadWrite), 2*time.Minute)
 	swaps := stopDir() + stopFile()
 	if err != nil || code != 0 {
 		t.Fatalf("code %d err %v stderr %s", code, err, errOut)

@@ -43,7 +43,7 @@ func TestGoGuestFileSystem(t *testing.T) {
 	if err := os.Symlink("../..", filepath.Join(data, "up")); err != nil {
 		t.Fatal(err)
 	}
-	cfg := NewConfig().WithArgs("fsops").WithDir(data, "/data", false).WithDir(ro, "/data/ro", true)
+	cfg := NewConfig().WithArgs("fsops").WithDir(data, "/data", ReadWrite).WithDir(ro, "/data/ro", ReadOnly)
 	code, out, errOut, err := hostRunGuest(t, wasm, cfg, time.Minute)
 	if err != nil || code != 0 {
 		t.Fatalf("code %d err %v stderr %s", code, err, errOut)
@@ -110,7 +110,7 @@ content: "h"
 func TestCGuestFileSystem(t *testing.T) {
 	wasm := hostCGuest(t, "cfs")
 	dir := t.TempDir()
-	code, out, errOut, err := hostRunGuest(t, wasm, NewConfig().WithArgs("cfs").WithDir(dir, "/data", false), time.Minute)
+	code, out, errOut, err := hostRunGuest(t, wasm, NewConfig().WithArgs("cfs").WithDir(dir, "/data", ReadWrite), time.Minute)
 	if err != nil || code != 3 {
 		t.Fatalf("code %d err %v stderr %s", code, err, errOut)
 	}
@@ -157,7 +157,7 @@ func TestGoGuestRootAcrossDirectories(t *testing.T) {
 		}
 	}
 	gdir := t.TempDir()
-	code, out, errOut, err := hostRunGuest(t, wasm, NewConfig().WithArgs("rootops", "/data").WithDir(gdir, "/data", false), time.Minute)
+	code, out, errOut, err := hostRunGuest(t, wasm, NewConfig().WithArgs("rootops", "/data").WithDir(gdir, "/data", ReadWrite), time.Minute)
 	if err != nil || code != 0 {
 		t.Fatalf("code %d err %v stderr %s", code, err, errOut)
 	}

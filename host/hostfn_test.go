@@ -50,7 +50,7 @@ func newHarness(t testing.TB, cfg *Config) *fnHarness {
 	if cfg == nil {
 		cfg = NewConfig()
 	}
-	s, err := newState(cfg.WithDir(dir, "/", false))
+	s, err := newState(cfg.WithDir(dir, "/", ReadWrite))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,7 +25,7 @@ func TestOnListenReportsBoundAddress(t *testing.T) {
 	var got []Listening
 	cfg := NewConfig().WithArgs("hello").
 		WithNetwork(&network.Default{Policy: network.PolicyFunc(allowLoopback)}).
-		WithDir(t.TempDir(), "/data", false).
+		WithDir(t.TempDir(), "/data", ReadWrite).
 		WithListen("127.0.0.1:0").
 		WithListen("[::1]:0").
 		WithOnListen(func(l Listening) error {

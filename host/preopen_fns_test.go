@@ -34,7 +34,7 @@ func (h *fnHarness) preopenFd(t *testing.T, name string) uint64 {
 // on a read-only preopen set_times is EROFS and changes nothing.
 func TestPreopenDirFunctions(t *testing.T) {
 	ro := t.TempDir()
-	h := newHarness(t, NewConfig().WithDir(ro, "/ro", true))
+	h := newHarness(t, NewConfig().WithDir(ro, "/ro", ReadOnly))
 	rw := h.preopenFd(t, "/")
 	rofd := h.preopenFd(t, "/ro")
 	if e := h.call("fd_filestat_get", rw, 400); e != 0 {

@@ -247,7 +247,7 @@ func TestRightsReadOnlyMount(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "f"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	h := newHarness(t, NewConfig().WithDir(dir, "/ro", true)) // fd 3 "/ro", fd 4 "/"
+	h := newHarness(t, NewConfig().WithDir(dir, "/ro", ReadOnly)) // fd 3 "/ro", fd 4 "/"
 	for off, s := range rightsPaths {
 		h.put(off, []byte(s))
 	}
@@ -288,14 +288,14 @@ func TestVirtualEtcPlacement(t *testing.T) {
 		cfg  *Config
 		want string // preopen names from fd 3 on
 	}{
-		{"no network", NewConfig().WithDir(a, "/a", false), "/a"},
+		{"no network", NewConfig().WithDir(a, "/a", ReadWrite), "/a"},
 		{"no network, no dirs", NewConfig(), ""},
-		{"Default without a policy", NewConfig().WithNetwork(&network.Default{}).WithDir(a, "/a", false), "/a"},
-		{"network", withNet.WithDir(a, "/a", false).WithDir(b, "/b", true), "/a /b /etc"},
+		{"Default without a policy", NewConfig().WithNetwork(&network.Default{}).WithDir(a, "/a", ReadWrite), "/a"},
+		{"network", withNet.WithDir(a, "/a", ReadWrite).WithDir(b, "/b", ReadOnly), "/a /b /etc"},
 		{"network, no dirs", withNet, "/etc"},
-		{"network, own /etc", withNet.WithDir(a, "/etc", true), "/etc"},
-		{"network, own /", withNet.WithDir(a, "/", false), "/"},
-		{"network, own /etc/ssl", withNet.WithDir(a, "/etc/ssl", true), "/etc/ssl"},
+		{"network, own /etc", withNet.WithDir(a, "/etc", ReadOnly), "/etc"},
+		{"network, own /", withNet.WithDir(a, "/", ReadWrite), "/"},
+		{"network, own /etc/ssl", withNet.WithDir(a, "/etc/ssl", ReadOnly), "/etc/ssl"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := preopenNames(t, tc.cfg); got != tc.want {

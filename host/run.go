@@ -30,7 +30,7 @@
 //
 //	code, err := host.Run(ctx, wasm, host.NewConfig().
 //		WithArgs("app", "-v").
-//		WithDir("/srv/data", "/data", true).
+//		WithDir("/srv/data", "/data", host.ReadOnly).
 //		WithStdout(os.Stdout).
 //		WithNetwork(&network.Default{Policy: p}))
 //

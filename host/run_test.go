@@ -144,8 +144,8 @@ func TestGoGuestSpinTimeout(t *testing.T) {
 }
 
 func TestConfigErrorsReportedTogether(t *testing.T) {
-	cfg := NewConfig().WithEnv("", "x").WithEnv("A=B", "x").WithDir("", "/a", false).
-		WithFS("/b", nil).WithDir("/nonexistent-wasmgate-dir", "/c", false).WithDir("/tmp", "/c", true)
+	cfg := NewConfig().WithEnv("", "x").WithEnv("A=B", "x").WithDir("", "/a", ReadWrite).
+		WithFS("/b", nil).WithDir("/nonexistent-wasmgate-dir", "/c", ReadWrite).WithDir("/tmp", "/c", ReadOnly)
 	_, err := Run(context.Background(), nil, cfg)
 	if err == nil {
 		t.Fatal("no error")
@@ -156,7 +156,7 @@ func TestConfigErrorsReportedTogether(t *testing.T) {
 		}
 	}
 	// A directory that does not exist is reported at Run.
-	_, err = Run(context.Background(), hostGoGuest(t, "hello"), NewConfig().WithDir("/nonexistent-wasmgate-dir", "/x", false).WithCompilationCacheDir(testCacheDir))
+	_, err = Run(context.Background(), hostGoGuest(t, "hello"), NewConfig().WithDir("/nonexistent-wasmgate-dir", "/x", ReadWrite).WithCompilationCacheDir(testCacheDir))
 	if err == nil || !strings.Contains(err.Error(), "nonexistent-wasmgate-dir") {
 		t.Errorf("missing dir: %v", err)
 	}

@@ -76,7 +76,7 @@ failure (unreadable or invalid WASM); 124 --timeout expired; 130 interrupted; 13
 			errs = append(errs, err)
 			continue
 		}
-		cfg = cfg.WithDir(h, g, ro)
+		cfg = cfg.WithDir(h, g, host.Access(ro))
 	}
 	for _, e := range envs {
 		k, v, ok := strings.Cut(e, "=")
