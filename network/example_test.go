@@ -64,13 +64,13 @@ func ExampleCanonicalName() {
 // with every decision written to an audit log in wasmgate's format.
 func ExampleAll() {
 	onlyTLS := network.PolicyFunc(func(ctx context.Context, r *network.Request) (network.Verdict, error) {
-		if r.Op == policy.OpTCPConnect && r.Port != 443 {
-			return policy.Deny("only port 443"), nil
+		if r.Op == network.OpTCPConnect && r.Port != 443 {
+			return network.Deny("only port 443"), nil
 		}
-		return policy.Abstain(), nil
+		return network.Abstain(), nil
 	})
 	chain := network.PolicyFunc(func(ctx context.Context, r *network.Request) (network.Verdict, error) {
-		return policy.Allow("the chain allows it"), nil
+		return network.Allow("the chain allows it"), nil
 	})
 	audit := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{
 		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
