@@ -127,6 +127,7 @@ deciding each through the manifest's plugins on a simulated network (docs/manife
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	status := 0
 	n := 0
+	var buf []byte
 	for sc.Scan() {
 		n++
 		line := bytes.TrimSpace(sc.Bytes())
@@ -139,7 +140,8 @@ deciding each through the manifest's plugins on a simulated network (docs/manife
 			enc.Encode(map[string]string{"error": fmt.Sprintf("line %d: %v", n, err)})
 			continue
 		}
-		enc.Encode(res)
+		buf = appendOutput(buf[:0], res)
+		out.Write(buf)
 	}
 	if err := sc.Err(); err != nil {
 		enc.Encode(map[string]string{"error": fmt.Sprintf("line %d: reading input: %v", n+1, err)})
@@ -192,8 +194,10 @@ func (r *recorder) setBypass(b bool) {
 func (r *recorder) take() []recorded {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	// The next line reuses the array: callers use what they took before
+	// they decide the next line.
 	o := r.outcomes
-	r.outcomes = nil
+	r.outcomes = o[:0]
 	return o
 }
 
@@ -208,6 +212,8 @@ type decider struct {
 	prev    network.Socket
 	prevOp  string
 	prevKey string
+
+	out output // the line's result, reused: written out before the next line
 }
 
 func newDecider(p *plugins.Policy) *decider {
@@ -224,6 +230,11 @@ type input struct {
 	Addr  *string `json:"addr"`
 	Port  *int64  `json:"port"`
 	Local *string `json:"local"`
+
+	// What the pointers point to, when decodeInputFast filled them
+	// (one allocation per line instead of one per field).
+	port              int64
+	host, addr, local string
 }
 
 // output is one result line; members in the documented order (docs/manifest.md#wasmgate-decide).
@@ -239,17 +250,22 @@ type output struct {
 	Dropped *[]string `json:"dropped,omitempty"`
 	Plugin  *string   `json:"plugin,omitempty"`
 	Reason  string    `json:"reason"`
+
+	plugin string // what Plugin points to, when verdict sets it
 }
 
 func parseInput(line []byte) (*input, error) {
-	var in input
-	dec := json.NewDecoder(bytes.NewReader(line))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&in); err != nil {
-		return nil, fmt.Errorf("bad JSON: %v", err)
-	}
-	if dec.More() {
-		return nil, errors.New("bad JSON: more than one value on the line")
+	in, ok := decodeInputFast(line)
+	if !ok {
+		in = new(input)
+		dec := json.NewDecoder(bytes.NewReader(line))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(in); err != nil {
+			return nil, fmt.Errorf("bad JSON: %v", err)
+		}
+		if dec.More() {
+			return nil, errors.New("bad JSON: more than one value on the line")
+		}
 	}
 	need := func(cond bool, msg string) error {
 		if !cond {
@@ -287,7 +303,7 @@ func parseInput(line []byte) (*input, error) {
 	if in.Local != nil && in.Op != "accept" && in.Op != "recv" {
 		return nil, fmt.Errorf(`%s: "local" is only for accept and recv`, in.Op)
 	}
-	return &in, nil
+	return in, nil
 }
 
 // parseAddr parses addr strictly (netip syntax). A zoned address parses: the
@@ -319,7 +335,8 @@ func (s *decider) line(ctx context.Context, line []byte) (*output, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := &output{Op: in.Op, Host: in.Host, Proto: in.Proto, Addr: in.Addr, Port: in.Port, Local: in.Local}
+	out := &s.out
+	*out = output{Op: in.Op, Host: in.Host, Proto: in.Proto, Addr: in.Addr, Port: in.Port, Local: in.Local}
 	var ap netip.AddrPort
 	if in.Addr != nil {
 		a, err := parseAddr(*in.Addr)
@@ -336,13 +353,19 @@ func (s *decider) line(ctx context.Context, line []byte) (*output, error) {
 		}
 	}
 	s.rec.take()
-	key := in.Proto + " " + ap.String()
+	var key string // what a listen line continues from a bind line
+	if in.Op == "bind" || in.Op == "listen" {
+		key = in.Proto + " " + ap.String()
+	}
 	var opErr error
 	switch in.Op {
 	case "resolve":
 		return s.resolve(ctx, in, out), nil
 	case "connect":
-		opErr = s.fresh(ctx, in.Proto, ap.Addr(), func(sock network.Socket) error { return sock.Connect(ctx, ap) })
+		var sock network.Socket
+		if sock, opErr = s.freshSocket(ctx, in.Proto, ap.Addr()); opErr == nil {
+			opErr = sock.Connect(ctx, ap)
+		}
 	case "send":
 		opErr = s.fresh(ctx, in.Proto, ap.Addr(), func(sock network.Socket) error {
 			_, err := sock.Send(ctx, [][]byte{[]byte("wasmgate decide")}, ap, 0)
@@ -382,21 +405,39 @@ func (s *decider) line(ctx context.Context, line []byte) (*output, error) {
 // fresh runs op on a new socket of the line's proto and addr's family; the
 // socket is closed unless keep is called next.
 func (s *decider) fresh(ctx context.Context, proto string, a netip.Addr, op func(network.Socket) error) error {
+	sock, err := s.freshSocket(ctx, proto, a)
+	if err != nil {
+		return err
+	}
+	return op(sock)
+}
+
+// freshSocket is fresh without the operation (a connect line calls it
+// directly: no closure to allocate per line).
+func (s *decider) freshSocket(ctx context.Context, proto string, a netip.Addr) (network.Socket, error) {
 	fam := family(a)
 	if a.Is4In6() {
 		fam = network.IPv6 // what a guest passing a mapped address uses
 	}
-	return s.freshFam(ctx, proto, fam, op)
+	return s.newSocket(ctx, proto, fam)
 }
 
 func (s *decider) freshFam(ctx context.Context, proto string, fam network.Family, op func(network.Socket) error) error {
-	s.drop()
-	sock, err := s.net.Socket(ctx, protoOf(proto), fam)
+	sock, err := s.newSocket(ctx, proto, fam)
 	if err != nil {
 		return err
 	}
-	s.prev, s.prevOp, s.prevKey = sock, "", ""
 	return op(sock)
+}
+
+func (s *decider) newSocket(ctx context.Context, proto string, fam network.Family) (network.Socket, error) {
+	s.drop()
+	sock, err := s.net.Socket(ctx, protoOf(proto), fam)
+	if err != nil {
+		return nil, err
+	}
+	s.prev, s.prevOp, s.prevKey = sock, "", ""
+	return sock, nil
 }
 
 func (s *decider) keep(op, key string) { s.prevOp, s.prevKey = op, key }
@@ -490,13 +531,13 @@ func wildcard(a netip.Addr) netip.Addr {
 // line caused and the operation's result.
 func (s *decider) verdict(out *output, opErr error) {
 	recs := s.rec.take()
-	plugin := ""
-	out.Plugin = &plugin
+	out.Plugin = &out.plugin
 	var denied *network.DeniedError
 	switch {
+	case opErr == nil:
 	case errors.As(opErr, &denied):
 		out.Verdict = "deny"
-		plugin, out.Reason = denied.Plugin, denied.Reason
+		out.plugin, out.Reason = denied.Plugin, denied.Reason
 		return
 	case errors.Is(opErr, syscall.EINVAL) && len(recs) == 0:
 		out.Verdict, out.Reason = "deny", "invalid address"
@@ -505,7 +546,7 @@ func (s *decider) verdict(out *output, opErr error) {
 	for _, r := range recs {
 		if !r.Allowed() {
 			// Denied but invisible to the guest (accept, recv).
-			out.Verdict, plugin, out.Reason = "deny", r.Plugin, r.Reason
+			out.Verdict, out.plugin, out.Reason = "deny", r.Plugin, r.Reason
 			return
 		}
 	}
@@ -518,10 +559,10 @@ func (s *decider) verdict(out *output, opErr error) {
 		return
 	}
 	last := recs[len(recs)-1]
-	out.Verdict, plugin, out.Reason = "allow", last.Plugin, last.Reason
+	out.Verdict, out.plugin, out.Reason = "allow", last.Plugin, last.Reason
 	for _, r := range recs {
 		if r.Audit == "would_deny" {
-			out.Verdict, plugin, out.Reason = "would_deny", r.Plugin, r.Reason
+			out.Verdict, out.plugin, out.Reason = "would_deny", r.Plugin, r.Reason
 			break
 		}
 	}

@@ -10,7 +10,7 @@ import (
 	"github.com/wasmgate/wasmgate/sdk/policy"
 )
 
-func builtinInstance(b *testing.B, name, config string) *Instance {
+func builtinInstance(b testing.TB, name, config string) *Instance {
 	wasm, ok := builtin.Lookup(name)
 	if !ok {
 		b.Fatal("no builtin", name)

@@ -89,6 +89,11 @@ func run(c []string) error {
 		return dialMany(args[0], atoi(args[1]))
 	case "halfclose":
 		return halfClose(args[0])
+	case "connectloop":
+		// connectloop ADDR N: N sequential connections, each a connect, a
+		// 1-byte echo and a close; prints the mean nanoseconds per
+		// connection (host/sock_policy_bench_test.go).
+		return connectLoop(args[0], atoi(args[1]))
 	case "echoserve":
 		// echoserve ADDR N [BUFSIZE]: N connections (-1: forever), each
 		// echoed with io.Copy, or with an explicit BUFSIZE-byte loop.
@@ -275,6 +280,26 @@ func dialMany(addr string, n int) error {
 		return err
 	}
 	say("ok %d", n)
+	return nil
+}
+
+func connectLoop(addr string, n int) error {
+	b := []byte{'x'}
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		c, err := socket.Dial("tcp", addr)
+		if err != nil {
+			return err
+		}
+		if _, err := c.Write(b); err != nil {
+			return err
+		}
+		if _, err := io.ReadFull(c, b); err != nil {
+			return err
+		}
+		c.Close()
+	}
+	say("ns/conn %d", time.Since(start).Nanoseconds()/int64(max(n, 1)))
 	return nil
 }
 

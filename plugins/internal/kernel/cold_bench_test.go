@@ -1,0 +1,85 @@
+package kernel
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/wasmgate/wasmgate/plugins/internal/testbuild"
+)
+
+// thrash evicts what a guest's own work between two decisions evicts.
+func thrash(junk []byte, stride int) byte {
+	var s byte
+	for i := 0; i < len(junk); i += stride {
+		junk[i]++
+		s += junk[i]
+	}
+	return s
+}
+
+// BenchmarkColdCall times single calls, hot and after evicting what a
+// guest's own work between two decisions evicts (cold-median-ns/op, the
+// median call): "tlb" touches one line in every 4 KiB page of 256 MiB (the
+// TLBs and most of L2), "llc" walks 32 MiB line by line (the caches).
+// "nop" is an export that does nothing (the host and wazero call path,
+// kernel.Call), "sdkallow" sdk/policy's fast path with a handler that only
+// allows (the SDK's own per-decision code), "allowlist" the built-in's
+// decision. What it showed (BENCHMARKS.md, "Decision cost in a running
+// guest"): cold, the SDK's code costs ~10× its hot time, the host's call
+// path ~5×, and a 2 MiB walk (caches only, few pages) changes nothing:
+// the cost is in pages of code and data touched, not in cache lines.
+//
+//	go test -run XXX -bench ColdCall -benchtime 2000x ./plugins/internal/kernel/
+func BenchmarkColdCall(b *testing.B) {
+	in := []byte(`{"op":"tcp.connect","proto":"tcp","addr":"93.184.216.34","port":443,"names":["api.example.test"],"guest":"app","time_ms":1795780800000}`)
+	bin := toBinary(b, in)
+	a := builtinInstance(b, "allowlist", `{"rules":["tcp://api.example.test:443","tcp://*.cdn.example.test:443"],"cache_ttl":"0s"}`)
+	e := NewEngineWithCache(testbuild.Cache())
+	m, err := e.Compile(context.Background(), Config{Name: "nop", Wasm: testbuild.Bytes(b, "plugins/internal/testplugins/nop"), Timeout: time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close(context.Background())
+	nop, err := m.Instantiate(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	m2, err := e.Compile(context.Background(), Config{Name: "sdkallow", Wasm: testbuild.Bytes(b, "plugins/internal/testplugins/sdkallow"), Timeout: time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m2.Close(context.Background())
+	sa, err := m2.Instantiate(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	if sa.FastSize() == 0 {
+		b.Fatal("sdkallow: no fast path")
+	}
+	calls := map[string]func(){
+		"sdkallow":  func() { sa.DecideFast(bin) },
+		"nop":       func() { nop.Call("noop", nil) },
+		"allowlist": func() { a.DecideFast(bin) },
+	}
+	junk := map[string][]byte{"llc": make([]byte, 32<<20), "tlb": make([]byte, 256<<20), "l2": make([]byte, 2<<20), "hot": nil}
+	stride := map[string]int{"llc": 64, "tlb": 4096, "l2": 64, "hot": 64}
+	for _, cn := range []string{"nop", "sdkallow", "allowlist"} {
+		for _, tn := range []string{"hot", "tlb", "llc"} {
+			b.Run(cn+"/"+tn, func(b *testing.B) {
+				var ds []time.Duration
+				var sink byte
+				for b.Loop() {
+					sink += thrash(junk[tn], stride[tn])
+					start := time.Now()
+					calls[cn]()
+					ds = append(ds, time.Since(start))
+				}
+				_ = sink
+				slices.Sort(ds)
+				b.ReportMetric(float64(ds[len(ds)/2].Nanoseconds()), "cold-median-ns/op")
+			})
+		}
+	}
+}
