@@ -30,6 +30,7 @@ type Metrics struct {
 	duration     *prometheus.HistogramVec
 	cacheHits    prometheus.Counter
 	pluginErrors *prometheus.CounterVec
+	reloads      *prometheus.CounterVec
 
 	mu      sync.Mutex
 	sockets []func() int
@@ -57,8 +58,16 @@ func New() *Metrics {
 			Name: "wasmgate_plugin_errors_total",
 			Help: "Plugin calls that failed (and so denied), by plugin and kind: timeout, trap, malformed (output that is not a verdict), rc (a non-zero return), other.",
 		}, []string{"plugin", "kind"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wasmgate_policy_reloads_total",
+			Help: "Policy reloads (SIGHUP, --watch), by result: ok (the new policy is in force) or error (the old one stays).",
+		}, []string{"result"}),
 	}
-	m.reg.MustRegister(m.decisions, m.duration, m.cacheHits, m.pluginErrors,
+	// Both results exist from the start, so that rate() and alerts on
+	// errors work before the first failure.
+	m.reloads.WithLabelValues("ok")
+	m.reloads.WithLabelValues("error")
+	m.reg.MustRegister(m.decisions, m.duration, m.cacheHits, m.pluginErrors, m.reloads,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "wasmgate_open_sockets",
 			Help: "Sockets the guests watched by this registry hold open.",
@@ -93,6 +102,16 @@ func (m *Metrics) openSockets() float64 {
 		n += f()
 	}
 	return float64(n)
+}
+
+// Reload counts one policy reload: ok true when the new policy is in
+// force, false when it failed and the old one stays.
+func (m *Metrics) Reload(ok bool) {
+	r := "error"
+	if ok {
+		r = "ok"
+	}
+	m.reloads.WithLabelValues(r).Inc()
 }
 
 // Verdicts, as wasmgate_decisions_total labels them.

@@ -74,6 +74,7 @@ type Default struct {
 	NameTTL time.Duration
 	// MaxSockets caps the guest's open sockets, accepted ones included;
 	// past it, Socket and Accept fail with EMFILE. Zero means no limit.
+	// After first use change it only with SetMaxSockets.
 	MaxSockets int
 	// Now is the clock for Request.TimeMs and binding expiry. nil means
 	// time.Now.
@@ -310,6 +311,15 @@ func (d *Default) reserve() bool {
 func (d *Default) release() {
 	d.mu.Lock()
 	d.open--
+	d.mu.Unlock()
+}
+
+// SetMaxSockets changes MaxSockets while the Default is in use (a policy
+// reload): later Socket and Accept calls see the new limit. Sockets already
+// open stay open, also when they are more than n.
+func (d *Default) SetMaxSockets(n int) {
+	d.mu.Lock()
+	d.MaxSockets = n
 	d.mu.Unlock()
 }
 

@@ -47,9 +47,12 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	maxMemory := fs.String("max-memory", "", "cap the guest's linear memory at `SIZE` (bytes, or with K, M, G: KiB, MiB, GiB), rounded down to 64 KiB pages; past it memory.grow fails")
 	noCache := fs.Bool("no-cache", false, "do not use the on-disk compilation cache (guest and plugins)")
 	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics at http://`ADDR`/metrics while the guest runs (\":PORT\" listens on 127.0.0.1)")
+	watch := fs.Bool("watch", false, "reload the --policy manifest when it or one of its plugin files changes (SIGHUP always reloads it)")
 	logLevel := logLevelFlag(fs)
 	setUsage(fs, "wasmgate run [FLAGS] WASM [ARGS...]", `Run the WASI (preview 1) program WASM with arguments ARGS. Flags come before WASM; what
-follows WASM is the guest's. Without --policy the guest has no network access.
+follows WASM is the guest's. Without --policy the guest has no network access. SIGHUP (and,
+with --watch, a change of the manifest or its plugin files) reloads --policy while the guest
+runs; a manifest that fails to load leaves the policy in force (docs/operations.md).
 Exit status: the guest's; 2 bad command line or configuration; 1 bad --policy or host
 failure (unreadable or invalid WASM); 124 --timeout expired; 130 interrupted; 134 trap.
 `)
@@ -104,6 +107,9 @@ failure (unreadable or invalid WASM); 124 --timeout expired; 130 interrupted; 13
 	if *audit != "" && *policyPath == "" {
 		errs = append(errs, errNoPolicyAudit)
 	}
+	if *watch && *policyPath == "" {
+		errs = append(errs, errors.New("--watch needs --policy"))
+	}
 	if len(errs) > 0 {
 		fmt.Fprintf(stderr, "wasmgate run: %v\n", errors.Join(errs...))
 		return exitUsage
@@ -133,7 +139,7 @@ failure (unreadable or invalid WASM); 124 --timeout expired; 130 interrupted; 13
 		}
 		defer stopMetrics()
 	}
-	nw, lim, release, err := guestNetwork(ctx, *policyPath, *audit, wasmPath, *noCache, logs.Logger(), mets, stderr)
+	nw, lim, rel, release, err := guestNetwork(ctx, *policyPath, *audit, wasmPath, *noCache, logs.Logger(), mets, stderr)
 	if err != nil {
 		var ue usageError
 		if errors.As(err, &ue) {
@@ -150,6 +156,19 @@ failure (unreadable or invalid WASM); 124 --timeout expired; 130 interrupted; 13
 		return exitManifest
 	}
 	defer release()
+	if rel != nil {
+		// Reloads stop before the policy is released (defers run last
+		// in, first out).
+		defer rel.onSIGHUP(ctx)()
+		if *watch {
+			stopWatch, err := rel.watch(ctx)
+			if err != nil {
+				fmt.Fprintf(stderr, "wasmgate run: %v\n", err)
+				return exitHost
+			}
+			defer stopWatch()
+		}
+	}
 	if mets != nil {
 		mets.WatchSockets(nw.OpenSockets)
 	}
