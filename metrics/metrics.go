@@ -31,6 +31,7 @@ type Metrics struct {
 	cacheHits    prometheus.Counter
 	pluginErrors *prometheus.CounterVec
 	reloads      *prometheus.CounterVec
+	revoked      prometheus.Counter
 
 	mu      sync.Mutex
 	sockets []func() int
@@ -62,12 +63,16 @@ func New() *Metrics {
 			Name: "wasmgate_policy_reloads_total",
 			Help: "Policy reloads (SIGHUP, --watch), by result: ok (the new policy is in force) or error (the old one stays).",
 		}, []string{"result"}),
+		revoked: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wasmgate_revoked_sockets_total",
+			Help: "Sockets (connections, listeners, connected UDP sockets) closed because a reloaded policy denied them.",
+		}),
 	}
 	// Both results exist from the start, so that rate() and alerts on
 	// errors work before the first failure.
 	m.reloads.WithLabelValues("ok")
 	m.reloads.WithLabelValues("error")
-	m.reg.MustRegister(m.decisions, m.duration, m.cacheHits, m.pluginErrors, m.reloads,
+	m.reg.MustRegister(m.decisions, m.duration, m.cacheHits, m.pluginErrors, m.reloads, m.revoked,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "wasmgate_open_sockets",
 			Help: "Sockets the guests watched by this registry hold open.",
@@ -113,6 +118,9 @@ func (m *Metrics) Reload(ok bool) {
 	}
 	m.reloads.WithLabelValues(r).Inc()
 }
+
+// Revoked counts one socket revoked after a reload.
+func (m *Metrics) Revoked() { m.revoked.Inc() }
 
 // Verdicts, as wasmgate_decisions_total labels them.
 const (

@@ -7,9 +7,11 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -61,12 +63,80 @@ func (r *reloader) reload(ctx context.Context, cause string) error {
 	r.warnFixed(p.Manifest)
 	r.live.Swap(p)
 	r.d.SetMaxSockets(p.Manifest.MaxSockets)
-	r.auditReload(ctx, cause, hexSum, nil, 0)
+	revoked := 0
+	if p.Manifest.Revoke {
+		// After the swap: every standing socket is asked again under
+		// the new policy (docs/operations.md#revoke).
+		revoked = r.d.Revalidate(ctx)
+	}
+	r.auditReload(ctx, cause, hexSum, nil, revoked)
 	if r.mets != nil {
 		r.mets.Reload(true)
 	}
-	fmt.Fprintf(r.stderr, "wasmgate: reloaded %s (%s, sha256 %s)\n", r.path, cause, hexSum)
+	fmt.Fprintf(r.stderr, "wasmgate: reloaded %s (%s, sha256 %s); %d sockets revoked\n", r.path, cause, hexSum, revoked)
 	return nil
+}
+
+// onRevoke is the Default's OnRevoke: an audit record, a line on stderr
+// and the metric for each revoked socket.
+func onRevoke(audit *slog.Logger, mets *metrics.Metrics, stderr io.Writer) func(network.Revoked) {
+	return func(rv network.Revoked) {
+		r := rv.Request
+		addr := netip.AddrPortFrom(r.Addr, r.Port)
+		by := ""
+		if rv.Denied.Plugin != "" {
+			by = " by " + rv.Denied.Plugin
+		}
+		fmt.Fprintf(stderr, "wasmgate: revoked %s %s%s, denied%s: %s; the guest now gets %s\n",
+			r.Op, addr, namesSuffix(r.Names), by, rv.Denied.Reason, errnoName(rv.Errno))
+		if mets != nil {
+			mets.Revoked()
+		}
+		if audit == nil {
+			return
+		}
+		names := r.Names
+		if names == nil {
+			names = []string{}
+		}
+		attrs := []slog.Attr{
+			slog.String("guest", r.Guest),
+			slog.String("op", string(r.Op)),
+			slog.String("proto", r.Proto),
+			slog.String("addr", r.Addr.String()),
+			slog.Int("port", int(r.Port)),
+			slog.Any("names", names),
+		}
+		if r.Local.IsValid() {
+			attrs = append(attrs, slog.String("local", r.Local.String()))
+		}
+		attrs = append(attrs,
+			slog.String("plugin", rv.Denied.Plugin),
+			slog.String("reason", rv.Denied.Reason),
+			slog.String("errno", errnoName(rv.Errno)),
+		)
+		audit.LogAttrs(context.Background(), slog.LevelInfo, "revoke", attrs...)
+	}
+}
+
+// namesSuffix is " (a, b)" for the names bound to a revoked socket's
+// address, "" for none.
+func namesSuffix(names []string) string {
+	if len(names) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(names, ", ") + ")"
+}
+
+// errnoName names the errnos a revoked socket's calls fail with.
+func errnoName(e syscall.Errno) string {
+	switch e {
+	case syscall.ECONNRESET:
+		return "ECONNRESET"
+	case syscall.ECONNABORTED:
+		return "ECONNABORTED"
+	}
+	return e.Error()
 }
 
 // warnFixed warns about the manifest keys whose change does not reach a

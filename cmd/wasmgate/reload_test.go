@@ -24,8 +24,12 @@ import (
 // echoloop probe guest: it echoes every line, answers "stop" once told to,
 // and can drop its connections.
 type echoServer struct {
-	port     int
-	stop     atomic.Bool
+	port int
+	stop atomic.Bool
+	// hold, when set, makes the server keep the lines it reads without
+	// answering, and signal held for each.
+	hold     atomic.Bool
+	held     chan struct{}
 	accepted atomic.Int32
 	mu       sync.Mutex
 	conns    []net.Conn
@@ -37,7 +41,7 @@ func newEchoServer(t *testing.T) *echoServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &echoServer{port: l.Addr().(*net.TCPAddr).Port}
+	s := &echoServer{port: l.Addr().(*net.TCPAddr).Port, held: make(chan struct{}, 100)}
 	var wg sync.WaitGroup
 	t.Cleanup(func() { l.Close(); s.drop(); wg.Wait() })
 	wg.Add(1)
@@ -61,6 +65,10 @@ func newEchoServer(t *testing.T) *echoServer {
 					line, err := r.ReadString('\n')
 					if err != nil {
 						return
+					}
+					if s.hold.Load() {
+						s.held <- struct{}{}
+						continue
 					}
 					if s.stop.Load() {
 						line = "stop\n"
@@ -86,12 +94,13 @@ func (s *echoServer) drop() {
 }
 
 // echoManifest is a policy allowing connects to 127.0.0.1:port when allow,
-// otherwise only to another port; extra is appended.
-func echoManifest(port int, allow bool, extra string) string {
+// otherwise only to another port; top goes after default, extra at the end.
+func echoManifest(port int, allow bool, extra string, top ...string) string {
 	if !allow {
 		port++
 	}
 	return fmt.Sprintf(`default = "deny"
+`+strings.Join(top, "\n")+`
 
 [[plugins]]
 name = "egress"
@@ -341,5 +350,110 @@ func TestRunReloadWatch(t *testing.T) {
 	srv.stop.Store(true)
 	if code := r.wait(t); code != 0 {
 		t.Errorf("exit %d; stderr:\n%s", code, r.errb.String())
+	}
+}
+
+// The issue's test: a guest with an open connection keeps echoing until
+// the rule allowing it is removed and SIGHUP is sent; then its read, which
+// was waiting for the echo, fails with ECONNRESET, and a new connect is
+// denied. The reload's audit record counts the revoked socket, which has
+// its own record (and the revalidation its deny decision), and the
+// metric counts it. Putting the rule back lets the guest connect again.
+func TestRunReloadRevokes(t *testing.T) {
+	wasm := guestWasm(t, "probe")
+	srv := newEchoServer(t)
+	dir := t.TempDir()
+	manifest, auditPath := filepath.Join(dir, "policy.toml"), filepath.Join(dir, "audit.jsonl")
+	writeFile(t, manifest, echoManifest(srv.port, true, ""))
+	r := startRun(t, func() { srv.hold.Store(false); srv.stop.Store(true) }, "--policy", manifest, "--audit", auditPath, "--metrics", ":0", wasm,
+		"echoloop", fmt.Sprintf("127.0.0.1:%d", srv.port), "100000")
+	r.waitOut(t, "] echo ", 3)
+
+	// The guest is now waiting in a read for an echo that does not come.
+	srv.hold.Store(true)
+	select {
+	case <-srv.held:
+	case <-time.After(time.Minute):
+		t.Fatal("the guest sent nothing")
+	}
+	writeFile(t, manifest, echoManifest(srv.port, false, ""))
+	sum := sha256File(t, manifest)
+	sighup(t)
+	r.waitOut(t, "] conn error: ", 1)
+	r.waitOut(t, "] dial error: ", 1)
+	out := r.out.String()
+	connErr := out[strings.Index(out, "] conn error: "):]
+	connErr = connErr[:strings.Index(connErr, "\n")]
+	if !strings.Contains(connErr, "read tcp") || !strings.Contains(strings.ToLower(connErr), "connection reset by peer") {
+		t.Errorf("the guest's read failed with %q, want a connection reset", connErr)
+	}
+	if !strings.Contains(strings.ToLower(out), "connect: permission denied") {
+		t.Errorf("the new connect was not denied:\n%s", out)
+	}
+	r.waitErr(t, fmt.Sprintf("wasmgate: revoked tcp.connect 127.0.0.1:%d, denied: no plugin allowed tcp.connect; manifest default is deny; the guest now gets ECONNRESET", srv.port))
+	r.waitErr(t, "; 1 sockets revoked")
+	text := scrapeMetrics(t, r.errb.String())
+	if !strings.Contains(text, "wasmgate_revoked_sockets_total 1") {
+		t.Errorf("scrape lacks the revoked socket:\n%s", grepWasmgate([]byte(text)))
+	}
+
+	// The rule back: the guest connects again.
+	srv.hold.Store(false)
+	writeFile(t, manifest, echoManifest(srv.port, true, ""))
+	sighup(t)
+	r.waitOut(t, "] dial ok", 2)
+	srv.stop.Store(true)
+	if code := r.wait(t); code != 0 {
+		t.Errorf("exit %d; stderr:\n%s", code, r.errb.String())
+	}
+
+	reloads := auditOf(t, auditPath, "reload")
+	if len(reloads) != 2 || reloads[0]["result"] != "ok" || reloads[0]["revoked"] != float64(1) || reloads[0]["sha256"] != sum ||
+		reloads[1]["revoked"] != float64(0) {
+		t.Errorf("reload records %v", reloads)
+	}
+	revokes := auditOf(t, auditPath, "revoke")
+	if len(revokes) != 1 {
+		t.Fatalf("revoke records %v, want one", revokes)
+	}
+	rv := revokes[0]
+	if rv["op"] != "tcp.connect" || rv["addr"] != "127.0.0.1" || rv["port"] != float64(srv.port) || rv["errno"] != "ECONNRESET" ||
+		rv["proto"] != "tcp" || !strings.Contains(fmt.Sprint(rv["reason"]), "manifest default is deny") {
+		t.Errorf("revoke record %v", rv)
+	}
+	// The revalidation is a decision like any other: allowed at first,
+	// denied after the reload.
+	var verdicts []string
+	for _, d := range auditOf(t, auditPath, "decision") {
+		if d["op"] == "tcp.connect" {
+			verdicts = append(verdicts, fmt.Sprint(d["verdict"]))
+		}
+	}
+	if len(verdicts) < 3 || verdicts[0] != "allow" || verdicts[1] != "deny" || verdicts[len(verdicts)-1] != "allow" {
+		t.Errorf("tcp.connect verdicts %v: want allow (connect), deny (revalidation, then the new connects), allow (after the rule is back)", verdicts)
+	}
+}
+
+// revoke = false: a reload that denies an open connection leaves it
+// open (new connects are still denied).
+func TestRunReloadRevokeOff(t *testing.T) {
+	wasm := guestWasm(t, "probe")
+	srv := newEchoServer(t)
+	manifest := filepath.Join(t.TempDir(), "policy.toml")
+	writeFile(t, manifest, echoManifest(srv.port, true, "", "revoke = false"))
+	r := startRun(t, func() { srv.stop.Store(true) }, "--policy", manifest, wasm,
+		"echoloop", fmt.Sprintf("127.0.0.1:%d", srv.port), "1")
+	r.waitOut(t, "] echo ", 2)
+	writeFile(t, manifest, echoManifest(srv.port, false, "", "revoke = false"))
+	sighup(t)
+	r.waitErr(t, "; 0 sockets revoked")
+	n := echoes(r.out.String())
+	r.waitFor(t, "echoes after the reload", func(out, _ string) bool { return echoes(out) >= n+2 })
+	srv.drop()
+	if code := r.wait(t); code != 1 {
+		t.Errorf("exit %d, want 1 (the new dial is denied)", code)
+	}
+	if !strings.Contains(strings.ToLower(r.out.String()), "connect: permission denied") {
+		t.Errorf("the new connect was not denied:\n%s", r.out.String())
 	}
 }
