@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -271,5 +272,86 @@ func TestDefaultRevalidateRace(t *testing.T) {
 	}
 	if _, _, _, err := c.Recv(ctx, [][]byte{make([]byte, 4)}, 0); !isErrno(err, syscall.ECONNRESET) {
 		t.Errorf("Recv: %v, want ECONNRESET", err)
+	}
+}
+
+// Connects racing with a policy flip and Revalidate (run with -race):
+// once the new policy denies everything, every connection that was
+// allowed, whenever its decision was made, ends up revoked, and OnRevoke
+// hears of each exactly once.
+func TestDefaultRevalidateConcurrent(t *testing.T) {
+	ctx := context.Background()
+	rec := &recorder{}
+	d, _, _ := newTestDefault(rec)
+	var revokedN atomic.Int32
+	d.OnRevoke = func(Revoked) { revokedN.Add(1) }
+	var denyAll atomic.Bool
+	rec.setFn(func(*Request) (Verdict, error) {
+		if denyAll.Load() {
+			return policy.Deny("new"), nil
+		}
+		return policy.Allow("old"), nil
+	})
+	peer := newLoopbackTCP(t)
+	go func() { // drain the peer's side
+		for c := range peer.conns {
+			defer c.Close()
+		}
+	}()
+	const workers = 4
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var allowed []*guardedSocket
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for denials := 0; denials < 5; {
+				s, err := d.Socket(ctx, TCP, IPv4)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				t.Cleanup(func() { s.Close() })
+				err = s.Connect(ctx, peer.addr())
+				switch {
+				case errors.Is(err, ErrDenied):
+					denials++
+				case err == nil || errors.Is(err, syscall.EINPROGRESS):
+					mu.Lock()
+					allowed = append(allowed, s.(*guardedSocket))
+					mu.Unlock()
+				default:
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	// Revalidations under the old policy while connects go on, then the
+	// flip with more of them.
+	for n := 0; n < 40; {
+		d.Revalidate(ctx)
+		mu.Lock()
+		n = len(allowed)
+		mu.Unlock()
+	}
+	denyAll.Store(true)
+	for range 10 {
+		d.Revalidate(ctx)
+	}
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(allowed) == 0 {
+		t.Fatal("no connect was allowed before the flip")
+	}
+	for i, g := range allowed {
+		if g.revoked.Load() == 0 {
+			t.Errorf("allowed connection %d of %d was never revoked", i, len(allowed))
+		}
+	}
+	if n := int(revokedN.Load()); n != len(allowed) {
+		t.Errorf("OnRevoke called %d times for %d revoked connections", n, len(allowed))
 	}
 }
