@@ -101,6 +101,40 @@ type Default struct {
 	// epoch counts Revalidate calls; a socket whose decision raced
 	// with one is decided again (see guardedSocket.stand).
 	epoch atomic.Uint64
+
+	// The running totals of Counters, each on its own cache line: they
+	// are added to on every read and write of every socket.
+	bytesIn  paddedCounter
+	bytesOut paddedCounter
+	dns      [3]paddedCounter // allowed, denied, failed
+}
+
+// paddedCounter is an atomic counter alone on its cache line.
+type paddedCounter struct {
+	atomic.Uint64
+	_ [56]byte
+}
+
+// Counters are a Default's running totals, for metrics
+// (docs/metrics.md).
+type Counters struct {
+	// BytesIn and BytesOut count the payload bytes of the guest's
+	// sockets: received into its buffers (datagrams the policy dropped
+	// are not), and sent. A splice counts its bytes both in and out.
+	BytesIn, BytesOut uint64
+	// DNSAllowed, DNSDenied and DNSFailed count ResolveAddresses calls
+	// for names (IP literals are not queries): answered with addresses;
+	// denied (the lookup, a name of its CNAME chain, or every answer);
+	// failed otherwise (invalid name, resolver error, no such name).
+	DNSAllowed, DNSDenied, DNSFailed uint64
+}
+
+// Counters returns the running totals of this guest.
+func (d *Default) Counters() Counters {
+	return Counters{
+		BytesIn: d.bytesIn.Load(), BytesOut: d.bytesOut.Load(),
+		DNSAllowed: d.dns[0].Load(), DNSDenied: d.dns[1].Load(), DNSFailed: d.dns[2].Load(),
+	}
 }
 
 // Revoked describes a socket that Revalidate closed.
@@ -173,6 +207,20 @@ func (d *Default) ResolveAddresses(ctx context.Context, name string) ([]netip.Ad
 		}
 		return []netip.Addr{a}, nil
 	}
+	addrs, err := d.resolveName(ctx, name)
+	switch {
+	case err == nil:
+		d.dns[0].Add(1)
+	case errors.Is(err, ErrDenied):
+		d.dns[1].Add(1)
+	default:
+		d.dns[2].Add(1)
+	}
+	return addrs, err
+}
+
+// resolveName is ResolveAddresses for a name that is not an IP literal.
+func (d *Default) resolveName(ctx context.Context, name string) ([]netip.Addr, error) {
 	cn, err := CanonicalName(name)
 	if err != nil {
 		return nil, &OpError{Op: "resolve", Net: "dns", Addr: name, Err: err}
@@ -813,6 +861,9 @@ func (g *guardedSocket) Recv(ctx context.Context, bufs [][]byte, flags RecvFlags
 	}
 	if g.proto != UDP {
 		n, from, res, err := g.s.Recv(ctx, bufs, flags)
+		if n > 0 && flags&RecvPeek == 0 {
+			g.d.bytesIn.Add(uint64(n))
+		}
 		if n == 0 || err != nil {
 			// The end of stream (or the error) of a revocation racing
 			// with this call is a reset too.
@@ -865,6 +916,9 @@ func (g *guardedSocket) Recv(ctx context.Context, bufs [][]byte, flags RecvFlags
 				continue
 			}
 		}
+		if flags&RecvPeek == 0 {
+			g.d.bytesIn.Add(uint64(n))
+		}
 		return n, from2, out, nil
 	}
 }
@@ -913,6 +967,9 @@ func (g *guardedSocket) Send(ctx context.Context, bufs [][]byte, to netip.AddrPo
 	}
 	if to == (netip.AddrPort{}) {
 		n, err := g.s.Send(ctx, bufs, to, flags)
+		if n > 0 {
+			g.d.bytesOut.Add(uint64(n))
+		}
 		if err != nil {
 			if rerr := g.revokedErr("send"); rerr != nil {
 				return 0, rerr
@@ -930,7 +987,11 @@ func (g *guardedSocket) Send(ctx context.Context, bufs [][]byte, to netip.AddrPo
 	if err := g.decideAddr(ctx, policy.OpUDPSend, c, true); err != nil {
 		return 0, g.deny("send", c, err)
 	}
-	return g.s.Send(ctx, bufs, k, flags)
+	n, err := g.s.Send(ctx, bufs, k, flags)
+	if n > 0 {
+		g.d.bytesOut.Add(uint64(n))
+	}
+	return n, err
 }
 
 // Shutdown, options and addresses need no decision. SO_BINDTODEVICE is

@@ -293,9 +293,14 @@ func TestDefaultRevalidateConcurrent(t *testing.T) {
 		return policy.Allow("old"), nil
 	})
 	peer := newLoopbackTCP(t)
-	go func() { // drain the peer's side
-		for c := range peer.conns {
-			defer c.Close()
+	defer func() { // the peer's side
+		for {
+			select {
+			case c := <-peer.conns:
+				c.Close()
+			default:
+				return
+			}
 		}
 	}()
 	const workers = 4

@@ -104,6 +104,10 @@ func (g *guardedSocket) Splice(ctx context.Context, dst Socket, max int) (int64,
 		return 0, 0, err
 	}
 	n, st, err := sp.Splice(ctx, d.s, max)
+	if n > 0 {
+		g.d.bytesIn.Add(uint64(n))
+		g.d.bytesOut.Add(uint64(n))
+	}
 	if n == 0 && (err != nil || st == SpliceEOF) {
 		// A revocation racing with this call.
 		if rerr := g.revokedErr("splice"); rerr != nil {

@@ -396,6 +396,13 @@ func TestRunReloadRevokes(t *testing.T) {
 	if !strings.Contains(text, "wasmgate_revoked_sockets_total 1") {
 		t.Errorf("scrape lacks the revoked socket:\n%s", grepWasmgate([]byte(text)))
 	}
+	// The echoes so far, both ways ("ping N\n" is at least 7 bytes).
+	for _, dir := range []string{"in", "out"} {
+		m := regexp.MustCompile(`wasmgate_bytes_total\{direction="` + dir + `"\} (\d+)`).FindStringSubmatch(text)
+		if m == nil || len(m[1]) < 2 {
+			t.Errorf("bytes %s: %v, want at least 3 echoes' worth:\n%s", dir, m, grepWasmgate([]byte(text)))
+		}
+	}
 
 	// The rule back: the guest connects again.
 	srv.hold.Store(false)
