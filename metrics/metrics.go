@@ -33,6 +33,7 @@ type Metrics struct {
 	pluginErrors *prometheus.CounterVec
 	reloads      *prometheus.CounterVec
 	revoked      prometheus.Counter
+	divergences  prometheus.Counter
 
 	mu       sync.Mutex
 	sockets  []func() int
@@ -78,12 +79,16 @@ func New() *Metrics {
 			Name: "wasmgate_revoked_sockets_total",
 			Help: "Sockets (connections, listeners, connected UDP sockets) closed because a reloaded policy denied them.",
 		}),
+		divergences: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wasmgate_shadow_divergences_total",
+			Help: "Decisions where the --shadow candidate policy's verdict (allowed or not) differs from the enforced one.",
+		}),
 	}
 	// Both results exist from the start, so that rate() and alerts on
 	// errors work before the first failure.
 	m.reloads.WithLabelValues("ok")
 	m.reloads.WithLabelValues("error")
-	m.reg.MustRegister(m.decisions, m.duration, m.cacheHits, m.pluginErrors, m.reloads, m.revoked,
+	m.reg.MustRegister(m.decisions, m.duration, m.cacheHits, m.pluginErrors, m.reloads, m.revoked, m.divergences,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "wasmgate_open_sockets",
 			Help: "Sockets the guests watched by this registry hold open.",
@@ -184,6 +189,10 @@ func (m *Metrics) Reload(ok bool) {
 
 // Revoked counts one socket revoked after a reload.
 func (m *Metrics) Revoked() { m.revoked.Inc() }
+
+// ShadowDivergence counts one decision on which the shadow policy
+// disagreed with the enforced one.
+func (m *Metrics) ShadowDivergence() { m.divergences.Inc() }
 
 // Verdicts, as wasmgate_decisions_total labels them.
 const (

@@ -47,6 +47,7 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	maxMemory := fs.String("max-memory", "", "cap the guest's linear memory at `SIZE` (bytes, or with K, M, G: KiB, MiB, GiB), rounded down to 64 KiB pages; past it memory.grow fails")
 	noCache := fs.Bool("no-cache", false, "do not use the on-disk compilation cache (guest and plugins)")
 	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics at http://`ADDR`/metrics while the guest runs (\":PORT\" listens on 127.0.0.1)")
+	shadowPath := fs.String("shadow", "", "also evaluate the candidate manifest `FILE` (its default, mode and plugins) on every decision, in report mode: it changes nothing, its audit records say \"shadow\": true and \"diverged\" (docs/operations.md#shadow)")
 	watch := fs.Bool("watch", false, "reload the --policy manifest when it or one of its plugin files changes (SIGHUP always reloads it)")
 	logLevel := logLevelFlag(fs)
 	setUsage(fs, "wasmgate run [FLAGS] WASM [ARGS...]", `Run the WASI (preview 1) program WASM with arguments ARGS. Flags come before WASM; what
@@ -110,6 +111,9 @@ failure (unreadable or invalid WASM); 124 --timeout expired; 130 interrupted; 13
 	if *watch && *policyPath == "" {
 		errs = append(errs, errors.New("--watch needs --policy"))
 	}
+	if *shadowPath != "" && *policyPath == "" {
+		errs = append(errs, errors.New("--shadow needs --policy: the candidate is compared with the enforced policy"))
+	}
 	if len(errs) > 0 {
 		fmt.Fprintf(stderr, "wasmgate run: %v\n", errors.Join(errs...))
 		return exitUsage
@@ -156,6 +160,16 @@ failure (unreadable or invalid WASM); 124 --timeout expired; 130 interrupted; 13
 		return exitManifest
 	}
 	defer release()
+	if *shadowPath != "" {
+		sp, err := loadShadow(ctx, *shadowPath, rel.opts)
+		if err != nil {
+			fmt.Fprintf(stderr, "wasmgate run: bad --shadow, the guest was not started:\n%v\n", err)
+			return exitManifest
+		}
+		shadow := &shadowPolicy{enforced: rel.live, shadow: sp, mets: mets, stderr: stderr, sem: make(chan struct{}, maxShadowInFlight)}
+		nw.Policy = shadow
+		defer shadow.close() // before release closes the audit log
+	}
 	if rel != nil {
 		// Reloads stop before the policy is released (defers run last
 		// in, first out).
