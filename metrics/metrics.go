@@ -1,7 +1,8 @@
 // Package metrics exports what wasmgate's policy does as Prometheus
 // metrics: decisions by op, verdict and deciding plugin, how long they
 // took, verdict-cache hits, plugin failures by kind, the guest's open
-// sockets, and the Go runtime and process of the host. `wasmgate run
+// sockets, bytes and DNS queries, policy reloads and revoked sockets, and
+// the Go runtime and process of the host. `wasmgate run
 // --metrics ADDR` serves them; an embedder passes a *Metrics to
 // plugins.Options and serves Handler itself. The metric names are listed
 // in docs/metrics.md.
@@ -30,9 +31,22 @@ type Metrics struct {
 	duration     *prometheus.HistogramVec
 	cacheHits    prometheus.Counter
 	pluginErrors *prometheus.CounterVec
+	reloads      *prometheus.CounterVec
+	revoked      prometheus.Counter
+	divergences  prometheus.Counter
 
-	mu      sync.Mutex
-	sockets []func() int
+	mu       sync.Mutex
+	sockets  []func() int
+	counters []func() GuestCounters
+}
+
+// GuestCounters are one guest's running totals, as
+// network.Default.Counters returns them (the same fields, so one converts
+// to the other): payload bytes received and sent by its sockets, and its
+// DNS queries by outcome.
+type GuestCounters struct {
+	BytesIn, BytesOut                uint64
+	DNSAllowed, DNSDenied, DNSFailed uint64
 }
 
 // New returns a registry with wasmgate's metrics and the Go runtime and
@@ -57,12 +71,36 @@ func New() *Metrics {
 			Name: "wasmgate_plugin_errors_total",
 			Help: "Plugin calls that failed (and so denied), by plugin and kind: timeout, trap, malformed (output that is not a verdict), rc (a non-zero return), other.",
 		}, []string{"plugin", "kind"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wasmgate_policy_reloads_total",
+			Help: "Policy reloads (SIGHUP, --watch), by result: ok (the new policy is in force) or error (the old one stays).",
+		}, []string{"result"}),
+		revoked: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wasmgate_revoked_sockets_total",
+			Help: "Sockets (connections, listeners, connected UDP sockets) closed because a reloaded policy denied them.",
+		}),
+		divergences: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wasmgate_shadow_divergences_total",
+			Help: "Decisions where the --shadow candidate policy's verdict (allowed or not) differs from the enforced one.",
+		}),
 	}
-	m.reg.MustRegister(m.decisions, m.duration, m.cacheHits, m.pluginErrors,
+	// Both results exist from the start, so that rate() and alerts on
+	// errors work before the first failure.
+	m.reloads.WithLabelValues("ok")
+	m.reloads.WithLabelValues("error")
+	m.reg.MustRegister(m.decisions, m.duration, m.cacheHits, m.pluginErrors, m.reloads, m.revoked, m.divergences,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "wasmgate_open_sockets",
 			Help: "Sockets the guests watched by this registry hold open.",
 		}, m.openSockets),
+		&guestCollector{m: m,
+			bytes: prometheus.NewDesc("wasmgate_bytes_total",
+				"Payload bytes of the guests' sockets, by direction: in (received into the guest), out (sent by it); a splice counts both.",
+				[]string{"direction"}, nil),
+			dns: prometheus.NewDesc("wasmgate_dns_queries_total",
+				"Name lookups of the guests, by verdict: allow (answered), deny (the lookup, a CNAME, or every answer denied), error (invalid name, resolver failure, no such name).",
+				[]string{"verdict"}, nil),
+		},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -85,6 +123,50 @@ func (m *Metrics) WatchSockets(count func() int) {
 	m.sockets = append(m.sockets, count)
 }
 
+// WatchCounters adds a guest's running totals (network.Default.Counters,
+// converted) to wasmgate_bytes_total and wasmgate_dns_queries_total. They
+// are read at each scrape: the guest's own updates are plain atomic
+// additions, with nothing of Prometheus on its path.
+func (m *Metrics) WatchCounters(f func() GuestCounters) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.counters = append(m.counters, f)
+}
+
+// guestCollector sums the watched guests' counters at each scrape.
+type guestCollector struct {
+	m          *Metrics
+	bytes, dns *prometheus.Desc
+}
+
+func (c *guestCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.bytes
+	ch <- c.dns
+}
+
+func (c *guestCollector) Collect(ch chan<- prometheus.Metric) {
+	c.m.mu.Lock()
+	fs := slices.Clone(c.m.counters)
+	c.m.mu.Unlock()
+	var t GuestCounters
+	for _, f := range fs {
+		g := f()
+		t.BytesIn += g.BytesIn
+		t.BytesOut += g.BytesOut
+		t.DNSAllowed += g.DNSAllowed
+		t.DNSDenied += g.DNSDenied
+		t.DNSFailed += g.DNSFailed
+	}
+	counter := func(d *prometheus.Desc, v uint64, label string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), label)
+	}
+	counter(c.bytes, t.BytesIn, "in")
+	counter(c.bytes, t.BytesOut, "out")
+	counter(c.dns, t.DNSAllowed, "allow")
+	counter(c.dns, t.DNSDenied, "deny")
+	counter(c.dns, t.DNSFailed, "error")
+}
+
 func (m *Metrics) openSockets() float64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -94,6 +176,23 @@ func (m *Metrics) openSockets() float64 {
 	}
 	return float64(n)
 }
+
+// Reload counts one policy reload: ok true when the new policy is in
+// force, false when it failed and the old one stays.
+func (m *Metrics) Reload(ok bool) {
+	r := "error"
+	if ok {
+		r = "ok"
+	}
+	m.reloads.WithLabelValues(r).Inc()
+}
+
+// Revoked counts one socket revoked after a reload.
+func (m *Metrics) Revoked() { m.revoked.Inc() }
+
+// ShadowDivergence counts one decision on which the shadow policy
+// disagreed with the enforced one.
+func (m *Metrics) ShadowDivergence() { m.divergences.Inc() }
 
 // Verdicts, as wasmgate_decisions_total labels them.
 const (

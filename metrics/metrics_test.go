@@ -42,6 +42,10 @@ func TestSeries(t *testing.T) {
 	s.PluginError(1, "timeout")
 	m.WatchSockets(func() int { return 2 })
 	m.WatchSockets(func() int { return 3 })
+	m.WatchCounters(func() GuestCounters {
+		return GuestCounters{BytesIn: 10, BytesOut: 20, DNSAllowed: 1, DNSDenied: 2, DNSFailed: 3}
+	})
+	m.WatchCounters(func() GuestCounters { return GuestCounters{BytesIn: 1, DNSDenied: 1} })
 	text := scrape(t, m)
 	for _, want := range []string{
 		`wasmgate_decisions_total{op="tcp.connect",plugin="egress",verdict="allow"} 2`,
@@ -53,6 +57,13 @@ func TestSeries(t *testing.T) {
 		`wasmgate_decision_cache_hits_total 1`,
 		`wasmgate_plugin_errors_total{kind="timeout",plugin="ranges"} 2`,
 		`wasmgate_open_sockets 5`,
+		`wasmgate_bytes_total{direction="in"} 11`,
+		`wasmgate_bytes_total{direction="out"} 20`,
+		`wasmgate_dns_queries_total{verdict="allow"} 1`,
+		`wasmgate_dns_queries_total{verdict="deny"} 3`,
+		`wasmgate_dns_queries_total{verdict="error"} 3`,
+		`wasmgate_policy_reloads_total{result="error"} 0`,
+		`wasmgate_revoked_sockets_total 0`,
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("lacks %q:\n%s", want, text)

@@ -74,6 +74,7 @@ type Default struct {
 	NameTTL time.Duration
 	// MaxSockets caps the guest's open sockets, accepted ones included;
 	// past it, Socket and Accept fail with EMFILE. Zero means no limit.
+	// After first use change it only with SetMaxSockets.
 	MaxSockets int
 	// Now is the clock for Request.TimeMs and binding expiry. nil means
 	// time.Now.
@@ -86,10 +87,100 @@ type Default struct {
 	// and must not modify the error. DenyNotifier makes one that tells
 	// the user on stderr.
 	OnDeny func(*DeniedError)
+	// OnRevoke, when set, is called once for every socket that a
+	// revalidation closed (see Revalidate), never while the Default
+	// holds a lock. It must be safe for concurrent use.
+	OnRevoke func(Revoked)
 
-	mu       sync.Mutex // guards bindings and open
+	mu       sync.Mutex // guards bindings, open and standing
 	bindings bindingTable
 	open     int
+	// standing holds the sockets that are open on the strength of a
+	// decision (connected, listening, accepted), for Revalidate.
+	standing map[*guardedSocket]struct{}
+	// epoch counts Revalidate calls; a socket whose decision raced
+	// with one is decided again (see guardedSocket.stand).
+	epoch atomic.Uint64
+
+	// The running totals of Counters, each on its own cache line: they
+	// are added to on every read and write of every socket.
+	bytesIn  paddedCounter
+	bytesOut paddedCounter
+	dns      [3]paddedCounter // allowed, denied, failed
+}
+
+// paddedCounter is an atomic counter alone on its cache line.
+type paddedCounter struct {
+	atomic.Uint64
+	_ [56]byte
+}
+
+// Counters are a Default's running totals, for metrics
+// (docs/metrics.md).
+type Counters struct {
+	// BytesIn and BytesOut count the payload bytes of the guest's
+	// sockets: received into its buffers (datagrams the policy dropped
+	// are not), and sent. A splice counts its bytes both in and out.
+	BytesIn, BytesOut uint64
+	// DNSAllowed, DNSDenied and DNSFailed count ResolveAddresses calls
+	// for names (IP literals are not queries): answered with addresses;
+	// denied (the lookup, a name of its CNAME chain, or every answer);
+	// failed otherwise (invalid name, resolver error, no such name).
+	DNSAllowed, DNSDenied, DNSFailed uint64
+}
+
+// Counters returns the running totals of this guest.
+func (d *Default) Counters() Counters {
+	return Counters{
+		BytesIn: d.bytesIn.Load(), BytesOut: d.bytesOut.Load(),
+		DNSAllowed: d.dns[0].Load(), DNSDenied: d.dns[1].Load(), DNSFailed: d.dns[2].Load(),
+	}
+}
+
+// Revoked describes a socket that Revalidate closed.
+type Revoked struct {
+	// Request is the decision asked again: the socket's original op,
+	// address, port, names and listener address, at a new time.
+	Request *Request
+	// Denied is the new policy's deny.
+	Denied *DeniedError
+	// Errno is what the guest's calls on the socket fail with from now
+	// on: ECONNRESET, or ECONNABORTED for a listener.
+	Errno syscall.Errno
+}
+
+// Revalidate decides again, under the policy now in force, every socket
+// that is open on the strength of an earlier decision: each connected TCP
+// socket (tcp.connect), accepted connection (tcp.accept, with the
+// listener's address), listener (tcp.listen) and connected UDP socket
+// (udp.connect), with the op, address, port and names of its original
+// request. Those now denied are revoked: shut down at once (the peer sees
+// the connection end, a listener's queue is reset) and from then on every
+// call the guest makes on them fails with ECONNRESET, ECONNABORTED for a
+// listener, until it closes them (they keep their MaxSockets slot until
+// then). Revalidate calls OnRevoke for each and returns how many it
+// revoked. Unconnected UDP sockets need nothing: each datagram is decided
+// anyway.
+//
+// Call it after the Policy changed its mind (a reload). A socket whose
+// decision was in flight while Revalidate ran is decided again when it
+// is established, so that none escapes: what the old policy allowed
+// after Revalidate started is checked under the new one too.
+func (d *Default) Revalidate(ctx context.Context) int {
+	d.epoch.Add(1)
+	d.mu.Lock()
+	socks := make([]*guardedSocket, 0, len(d.standing))
+	for g := range d.standing {
+		socks = append(socks, g)
+	}
+	d.mu.Unlock()
+	n := 0
+	for _, g := range socks {
+		if g.recheck(ctx) {
+			n++
+		}
+	}
+	return n
 }
 
 // ResolveAddresses resolves name for the guest.
@@ -116,6 +207,20 @@ func (d *Default) ResolveAddresses(ctx context.Context, name string) ([]netip.Ad
 		}
 		return []netip.Addr{a}, nil
 	}
+	addrs, err := d.resolveName(ctx, name)
+	switch {
+	case err == nil:
+		d.dns[0].Add(1)
+	case errors.Is(err, ErrDenied):
+		d.dns[1].Add(1)
+	default:
+		d.dns[2].Add(1)
+	}
+	return addrs, err
+}
+
+// resolveName is ResolveAddresses for a name that is not an IP literal.
+func (d *Default) resolveName(ctx context.Context, name string) ([]netip.Addr, error) {
 	cn, err := CanonicalName(name)
 	if err != nil {
 		return nil, &OpError{Op: "resolve", Net: "dns", Addr: name, Err: err}
@@ -350,6 +455,15 @@ func (d *Default) release() {
 	d.mu.Unlock()
 }
 
+// SetMaxSockets changes MaxSockets while the Default is in use (a policy
+// reload): later Socket and Accept calls see the new limit. Sockets already
+// open stay open, also when they are more than n.
+func (d *Default) SetMaxSockets(n int) {
+	d.mu.Lock()
+	d.MaxSockets = n
+	d.mu.Unlock()
+}
+
 // OpenSockets reports how many sockets of this guest are open.
 func (d *Default) OpenSockets() int {
 	d.mu.Lock()
@@ -446,6 +560,76 @@ type guardedSocket struct {
 	acceptLocal atomic.Pointer[netip.AddrPort]
 
 	closeOnce sync.Once
+
+	// standing is the request whose allow keeps the socket open
+	// (connect, listen, accept); nil: none. See Default.Revalidate.
+	standing atomic.Pointer[Request]
+	// revoked is the errno every call fails with once a revalidation
+	// denied the socket; 0: not revoked.
+	revoked atomic.Uint32
+}
+
+// stand records req, decided allowed when the Default's epoch was epoch,
+// as the decision keeping the socket open. If a Revalidate started since
+// (the decision may have been made by the policy it replaced, and its
+// snapshot may have missed this socket), the socket is decided again now.
+func (g *guardedSocket) stand(ctx context.Context, req *Request, epoch uint64) {
+	g.standing.Store(req)
+	g.d.mu.Lock()
+	if g.d.standing == nil {
+		g.d.standing = make(map[*guardedSocket]struct{})
+	}
+	g.d.standing[g] = struct{}{}
+	g.d.mu.Unlock()
+	if g.d.epoch.Load() != epoch {
+		g.recheck(ctx)
+	}
+}
+
+// recheck decides the socket's standing request again and revokes the
+// socket if it is now denied. It reports whether it revoked it.
+func (g *guardedSocket) recheck(ctx context.Context) bool {
+	orig := g.standing.Load()
+	if orig == nil || g.revoked.Load() != 0 {
+		return false
+	}
+	req := *orig
+	req.TimeMs = g.d.now().UnixMilli()
+	de := g.d.judge(ctx, &req)
+	if de == nil {
+		return false
+	}
+	errno := syscall.ECONNRESET
+	if req.Op == policy.OpTCPListen {
+		errno = syscall.ECONNABORTED
+	}
+	if !g.revoked.CompareAndSwap(0, uint32(errno)) {
+		return false
+	}
+	// Shut down, not closed: the descriptor stays the guest's (the host
+	// polls it by number) until the guest closes it, but the peer sees
+	// the end now and a guest waiting on it wakes up.
+	g.s.Shutdown(ShutBoth)
+	g.unstand()
+	if g.d.OnRevoke != nil {
+		g.d.OnRevoke(Revoked{Request: &req, Denied: de, Errno: errno})
+	}
+	return true
+}
+
+func (g *guardedSocket) unstand() {
+	g.d.mu.Lock()
+	delete(g.d.standing, g)
+	g.d.mu.Unlock()
+}
+
+// revokedErr is the error of a call on a revoked socket, nil if it is
+// not revoked.
+func (g *guardedSocket) revokedErr(op string) error {
+	if e := g.revoked.Load(); e != 0 {
+		return &OpError{Op: op, Net: g.proto.String(), Err: syscall.Errno(e)}
+	}
+	return nil
 }
 
 func (g *guardedSocket) Proto() Proto   { return g.proto }
@@ -491,12 +675,16 @@ func (g *guardedSocket) decideAddr(ctx context.Context, op policy.Op, ap netip.A
 
 // judgeAddr is decideAddr without OnDeny, for Recv, which holds recvMu.
 func (g *guardedSocket) judgeAddr(ctx context.Context, op policy.Op, ap netip.AddrPort, names bool) *DeniedError {
+	return g.d.judge(ctx, g.addrRequest(op, ap, names))
+}
+
+func (g *guardedSocket) addrRequest(op policy.Op, ap netip.AddrPort, names bool) *Request {
 	req := g.d.request(op, g.proto.String())
 	req.Addr, req.Port = ap.Addr(), ap.Port()
 	if names {
 		req.Names = g.d.NamesFor(ap.Addr())
 	}
-	return g.d.judge(ctx, req)
+	return req
 }
 
 func (g *guardedSocket) deny(op string, ap netip.AddrPort, err error) error {
@@ -505,6 +693,9 @@ func (g *guardedSocket) deny(op string, ap netip.AddrPort, err error) error {
 
 // Bind decides tcp.bind or udp.bind of the local address.
 func (g *guardedSocket) Bind(ctx context.Context, local netip.AddrPort) error {
+	if err := g.revokedErr("bind"); err != nil {
+		return err
+	}
 	c, k, err := g.canon("bind", local)
 	if err != nil {
 		return err
@@ -521,7 +712,13 @@ func (g *guardedSocket) Bind(ctx context.Context, local netip.AddrPort) error {
 
 // Connect decides tcp.connect or udp.connect, with the names bound to the
 // remote address. The kernel's implicit bind is part of the connect.
+//
+// An established (or, non-blocking, started) connection stands on this
+// decision: Revalidate asks it again.
 func (g *guardedSocket) Connect(ctx context.Context, remote netip.AddrPort) error {
+	if err := g.revokedErr("connect"); err != nil {
+		return err
+	}
 	c, k, err := g.canonRemote("connect", remote)
 	if err != nil {
 		return err
@@ -530,10 +727,16 @@ func (g *guardedSocket) Connect(ctx context.Context, remote netip.AddrPort) erro
 	if g.proto == UDP {
 		op = policy.OpUDPConnect
 	}
-	if err := g.decideAddr(ctx, op, c, true); err != nil {
+	epoch := g.d.epoch.Load()
+	req := g.addrRequest(op, c, true)
+	if err := g.d.decide(ctx, req); err != nil {
 		return g.deny("connect", c, err)
 	}
-	return g.s.Connect(ctx, k)
+	err = g.s.Connect(ctx, k)
+	if err == nil || errors.Is(err, syscall.EINPROGRESS) {
+		g.stand(ctx, req, epoch)
+	}
+	return err
 }
 
 // Listen decides tcp.listen with the socket's actual local address. On an
@@ -544,6 +747,10 @@ func (g *guardedSocket) Listen(ctx context.Context, backlog int) error {
 	if g.proto != TCP {
 		return &OpError{Op: "listen", Net: g.proto.String(), Err: syscall.EOPNOTSUPP}
 	}
+	if err := g.revokedErr("listen"); err != nil {
+		return err
+	}
+	epoch := g.d.epoch.Load()
 	local, err := g.s.LocalAddr()
 	if err != nil {
 		return err
@@ -564,10 +771,15 @@ func (g *guardedSocket) Listen(ctx context.Context, backlog int) error {
 		}
 	}
 	local = reported(local)
-	if err := g.decideAddr(ctx, policy.OpTCPListen, local, false); err != nil {
+	req := g.addrRequest(policy.OpTCPListen, local, false)
+	if err := g.d.decide(ctx, req); err != nil {
 		return g.deny("listen", local, err)
 	}
-	return g.s.Listen(ctx, backlog)
+	if err := g.s.Listen(ctx, backlog); err != nil {
+		return err
+	}
+	g.stand(ctx, req, epoch)
+	return nil
 }
 
 // reported canonicalises an address that the kernel reported: unmapped and
@@ -585,6 +797,9 @@ func reported(ap netip.AddrPort) netip.AddrPort {
 // denials in one call, see there). At MaxSockets it fails
 // with EMFILE without taking a connection.
 func (g *guardedSocket) Accept(ctx context.Context) (Socket, error) {
+	if err := g.revokedErr("accept"); err != nil {
+		return nil, err
+	}
 	local, err := g.listenerAddr()
 	if err != nil {
 		return nil, err
@@ -596,9 +811,13 @@ func (g *guardedSocket) Accept(ctx context.Context) (Socket, error) {
 		if !g.d.reserve() {
 			return nil, &OpError{Op: "accept", Net: g.proto.String(), Err: syscall.EMFILE}
 		}
+		epoch := g.d.epoch.Load()
 		c, peer, err := acceptPeer(ctx, g.s)
 		if err != nil {
 			g.d.release()
+			if rerr := g.revokedErr("accept"); rerr != nil {
+				return nil, rerr
+			}
 			return nil, err
 		}
 		if c == nil {
@@ -609,8 +828,9 @@ func (g *guardedSocket) Accept(ctx context.Context) (Socket, error) {
 		if !peer.IsValid() {
 			peer, err = c.PeerAddr()
 		}
+		var req *Request
 		if err == nil {
-			req := g.d.request(policy.OpTCPAccept, g.proto.String())
+			req = g.d.request(policy.OpTCPAccept, g.proto.String())
 			peer = reported(peer)
 			req.Addr, req.Port, req.Local = peer.Addr(), peer.Port(), local
 			req.Names = g.d.NamesFor(req.Addr)
@@ -626,7 +846,9 @@ func (g *guardedSocket) Accept(ctx context.Context) (Socket, error) {
 			continue
 		}
 		g.acceptLocal.Store(&local)
-		return &guardedSocket{d: g.d, s: c, proto: g.proto, family: g.family}, nil
+		a := &guardedSocket{d: g.d, s: c, proto: g.proto, family: g.family}
+		a.stand(ctx, req, epoch)
+		return a, nil
 	}
 }
 
@@ -671,8 +893,22 @@ func (g *guardedSocket) listenerAddr() (netip.AddrPort, error) {
 // still consumed. Stream sockets are not decided per read: the connection
 // was.
 func (g *guardedSocket) Recv(ctx context.Context, bufs [][]byte, flags RecvFlags) (int, netip.AddrPort, RecvResult, error) {
+	if err := g.revokedErr("recv"); err != nil {
+		return 0, netip.AddrPort{}, 0, err
+	}
 	if g.proto != UDP {
-		return g.s.Recv(ctx, bufs, flags)
+		n, from, res, err := g.s.Recv(ctx, bufs, flags)
+		if n > 0 && flags&RecvPeek == 0 {
+			g.d.bytesIn.Add(uint64(n))
+		}
+		if n == 0 || err != nil {
+			// The end of stream (or the error) of a revocation racing
+			// with this call is a reset too.
+			if rerr := g.revokedErr("recv"); rerr != nil {
+				return 0, netip.AddrPort{}, 0, rerr
+			}
+		}
+		return n, from, res, err
 	}
 	// Denials are reported to OnDeny after recvMu is released (the
 	// deferred calls run in reverse order); at most 2*maxSkips of them.
@@ -686,6 +922,9 @@ func (g *guardedSocket) Recv(ctx context.Context, bufs [][]byte, flags RecvFlags
 			return 0, netip.AddrPort{}, 0, err
 		}
 		_, from, _, err := g.s.Recv(ctx, scratch, RecvPeek)
+		if rerr := g.revokedErr("recv"); rerr != nil {
+			return 0, netip.AddrPort{}, 0, rerr // revoked while waiting
+		}
 		if err != nil {
 			return 0, netip.AddrPort{}, 0, err
 		}
@@ -713,6 +952,9 @@ func (g *guardedSocket) Recv(ctx context.Context, bufs [][]byte, flags RecvFlags
 				}
 				continue
 			}
+		}
+		if flags&RecvPeek == 0 {
+			g.d.bytesIn.Add(uint64(n))
 		}
 		return n, from2, out, nil
 	}
@@ -757,8 +999,20 @@ func zeroPrefix(bufs [][]byte, n int) {
 // or tcp.connect), so there is nothing to decide again. A destination on a
 // stream socket fails with EISCONN before any decision.
 func (g *guardedSocket) Send(ctx context.Context, bufs [][]byte, to netip.AddrPort, flags SendFlags) (int, error) {
+	if err := g.revokedErr("send"); err != nil {
+		return 0, err
+	}
 	if to == (netip.AddrPort{}) {
-		return g.s.Send(ctx, bufs, to, flags)
+		n, err := g.s.Send(ctx, bufs, to, flags)
+		if n > 0 {
+			g.d.bytesOut.Add(uint64(n))
+		}
+		if err != nil {
+			if rerr := g.revokedErr("send"); rerr != nil {
+				return 0, rerr
+			}
+		}
+		return n, err
 	}
 	if g.proto != UDP {
 		return 0, &OpError{Op: "send", Net: g.proto.String(), Addr: to.String(), Err: syscall.EISCONN}
@@ -770,7 +1024,11 @@ func (g *guardedSocket) Send(ctx context.Context, bufs [][]byte, to netip.AddrPo
 	if err := g.decideAddr(ctx, policy.OpUDPSend, c, true); err != nil {
 		return 0, g.deny("send", c, err)
 	}
-	return g.s.Send(ctx, bufs, k, flags)
+	n, err := g.s.Send(ctx, bufs, k, flags)
+	if n > 0 {
+		g.d.bytesOut.Add(uint64(n))
+	}
+	return n, err
 }
 
 // Shutdown, options and addresses need no decision. SO_BINDTODEVICE is
@@ -809,6 +1067,9 @@ func (g *guardedSocket) Fd() int { return g.s.Fd() }
 func (g *guardedSocket) Close() error {
 	var err error
 	g.closeOnce.Do(func() {
+		if g.standing.Load() != nil {
+			g.unstand()
+		}
 		err = g.s.Close()
 		g.d.release()
 	})

@@ -97,5 +97,25 @@ func (g *guardedSocket) Splice(ctx context.Context, dst Socket, max int) (int64,
 	if !ok {
 		return 0, 0, &OpError{Op: "splice", Net: g.proto.String(), Err: ErrSpliceUnsupported}
 	}
-	return sp.Splice(ctx, d.s, max)
+	if err := g.revokedErr("splice"); err != nil {
+		return 0, 0, err
+	}
+	if err := d.revokedErr("splice"); err != nil {
+		return 0, 0, err
+	}
+	n, st, err := sp.Splice(ctx, d.s, max)
+	if n > 0 {
+		g.d.bytesIn.Add(uint64(n))
+		g.d.bytesOut.Add(uint64(n))
+	}
+	if n == 0 && (err != nil || st == SpliceEOF) {
+		// A revocation racing with this call.
+		if rerr := g.revokedErr("splice"); rerr != nil {
+			return 0, 0, rerr
+		}
+		if rerr := d.revokedErr("splice"); rerr != nil {
+			return 0, 0, rerr
+		}
+	}
+	return n, st, err
 }

@@ -54,6 +54,7 @@ type Manifest struct {
 	Path       string                  // the manifest file, as given
 	Default    policy.Action           // ActionAllow or ActionDeny: the verdict when every plugin abstains
 	Report     bool                    // mode = "report": log would_deny, never deny
+	Revoke     bool                    // revoke = true (the default): a reload revokes the sockets the new policy denies
 	Guest      string                  // [guest] name
 	Labels     map[string]string       // [guest] labels
 	DNSServers []string                // [dns] servers, "ip:port"; empty = the system resolver
@@ -286,8 +287,8 @@ func join(prefix, k string) string {
 }
 
 func (v *validator) manifest(raw map[string]any) *Manifest {
-	m := &Manifest{Default: policy.ActionDeny, NameTTL: DefaultNameTTL}
-	v.unknown("", raw, "default", "mode", "guest", "dns", "limits", "plugins")
+	m := &Manifest{Default: policy.ActionDeny, NameTTL: DefaultNameTTL, Revoke: true}
+	v.unknown("", raw, "default", "mode", "revoke", "guest", "dns", "limits", "plugins")
 	if x, ok := raw["default"]; ok {
 		if s, ok := v.str("default", x); ok {
 			switch s {
@@ -301,6 +302,13 @@ func (v *validator) manifest(raw map[string]any) *Manifest {
 	}
 	if x, ok := raw["mode"]; ok {
 		m.Report = v.mode("mode", x)
+	}
+	if x, ok := raw["revoke"]; ok {
+		if b, ok := x.(bool); ok {
+			m.Revoke = b
+		} else {
+			v.add("revoke", "must be true or false, not %s", tomlType(x))
+		}
 	}
 	if x, ok := raw["guest"]; ok {
 		if t, ok := v.table("guest", x); ok {

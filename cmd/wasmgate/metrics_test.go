@@ -46,6 +46,10 @@ func TestRunMetrics(t *testing.T) {
 		`wasmgate_decisions_total{op="tcp.connect",plugin="",verdict="deny"} 1`,
 		`wasmgate_decisions_total{op="tcp.bind",plugin="server",verdict="allow"} 1`,
 		`wasmgate_open_sockets 1`,
+		`wasmgate_bytes_total{direction="in"} 0`,
+		`wasmgate_dns_queries_total{verdict="allow"} 0`,
+		`wasmgate_policy_reloads_total{result="ok"} 0`,
+		`wasmgate_revoked_sockets_total 0`,
 		`go_goroutines `,
 	} {
 		if !bytes.Contains(text, []byte(want)) {

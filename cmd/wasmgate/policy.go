@@ -42,24 +42,27 @@ type guestLimits struct {
 // the hint (docs/policy.md#hint) on stderr for every new denied
 // destination. guest names the guest when the manifest does not.
 //
+// The Default's policy and resolver are a plugins.Live, which the returned
+// reloader replaces on a reload (docs/operations.md#reload).
+//
 // policyPath == "" means no policy: Default denies everything (Policy nil)
-// and DenyNotifier says so once.
+// and DenyNotifier says so once; the reloader is nil.
 //
 // The returned release closes the plugins and then the audit file; call it
-// after the guest has finished. A command-line problem is a usageError; a
-// manifest problem is the plugins.Load error (a *plugins.ManifestError
-// listing every problem).
-func guestNetwork(ctx context.Context, policyPath, auditSpec, guest string, noCache bool, logger *slog.Logger, mets *metrics.Metrics, stderr io.Writer) (d *network.Default, lim guestLimits, release func(), err error) {
+// after the guest has finished and the reloader is stopped. A command-line
+// problem is a usageError; a manifest problem is the plugins.Load error (a
+// *plugins.ManifestError listing every problem).
+func guestNetwork(ctx context.Context, policyPath, auditSpec, guest string, noCache bool, logger *slog.Logger, mets *metrics.Metrics, stderr io.Writer) (d *network.Default, lim guestLimits, rel *reloader, release func(), err error) {
 	onDeny := network.DenyNotifier(stderr)
 	if policyPath == "" {
 		if auditSpec != "" {
-			return nil, guestLimits{}, nil, errNoPolicyAudit
+			return nil, guestLimits{}, nil, nil, errNoPolicyAudit
 		}
-		return &network.Default{Policy: nil, Guest: guest, OnDeny: onDeny}, guestLimits{}, func() {}, nil
+		return &network.Default{Policy: nil, Guest: guest, OnDeny: onDeny}, guestLimits{}, nil, func() {}, nil
 	}
 	audit, closeAudit, err := openAudit(auditSpec, stderr)
 	if err != nil {
-		return nil, guestLimits{}, nil, usageError{err}
+		return nil, guestLimits{}, nil, nil, usageError{err}
 	}
 	opts := plugins.Options{Audit: audit, Logger: logger, Metrics: mets}
 	if noCache {
@@ -68,18 +71,20 @@ func guestNetwork(ctx context.Context, policyPath, auditSpec, guest string, noCa
 	p, err := plugins.Load(ctx, policyPath, opts)
 	if err != nil {
 		closeAudit()
-		return nil, guestLimits{}, nil, err
+		return nil, guestLimits{}, nil, nil, err
 	}
+	live := plugins.NewLive(p)
 	d = p.NewDefault(nil)
+	d.Policy, d.Resolver = live, live
 	if d.Guest == "" {
 		d.Guest = guest
 	}
 	d.OnDeny = onDeny
+	d.OnRevoke = onRevoke(audit, mets, stderr)
+	rel = &reloader{path: policyPath, opts: opts, live: live, d: d, mets: mets, stderr: stderr, start: p.Manifest}
 	release = func() {
-		// Background: the run's context may be cancelled (timeout,
-		// SIGINT) and closing must still happen.
-		p.Close(context.Background())
+		live.Close()
 		closeAudit()
 	}
-	return d, guestLimits{maxFds: p.Manifest.MaxFds, maxMemory: p.Manifest.MaxMemory}, release, nil
+	return d, guestLimits{maxFds: p.Manifest.MaxFds, maxMemory: p.Manifest.MaxMemory}, rel, release, nil
 }

@@ -53,7 +53,7 @@ func TestGuestNetworkMaxFds(t *testing.T) {
 		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		_, lim, release, err := guestNetwork(context.Background(), p, "", "g", true, nil, nil, io.Discard)
+		_, lim, _, release, err := guestNetwork(context.Background(), p, "", "g", true, nil, nil, io.Discard)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -48,9 +48,13 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	maxMemory := fs.String("max-memory", "", "cap the guest's linear memory at `SIZE` (bytes, or with K, M, G: KiB, MiB, GiB), rounded down to 64 KiB pages; past it memory.grow fails")
 	noCache := fs.Bool("no-cache", false, "do not use the on-disk compilation cache (guest and plugins)")
 	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics at http://`ADDR`/metrics while the guest runs (\":PORT\" listens on 127.0.0.1)")
+	shadowPath := fs.String("shadow", "", "also evaluate the candidate manifest `FILE` (its default, mode and plugins) on every decision, in report mode: it changes nothing, its audit records say \"shadow\": true and \"diverged\" (docs/operations.md#shadow)")
+	watch := fs.Bool("watch", false, "reload the --policy manifest when it or one of its plugin files changes (SIGHUP always reloads it)")
 	logLevel := logLevelFlag(fs)
 	setUsage(fs, "wasmgate run [FLAGS] WASM [ARGS...]", `Run the WASI (preview 1) program WASM with arguments ARGS. Flags come before WASM; what
-follows WASM is the guest's. Without --policy the guest has no network access.
+follows WASM is the guest's. Without --policy the guest has no network access. SIGHUP (and,
+with --watch, a change of the manifest or its plugin files) reloads --policy while the guest
+runs; a manifest that fails to load leaves the policy in force (docs/operations.md).
 Exit status: the guest's; 2 bad command line or configuration; 1 bad --policy or host
 failure (unreadable or invalid WASM); 124 --timeout expired; 130 interrupted; 134 trap.
 `)
@@ -115,6 +119,12 @@ failure (unreadable or invalid WASM); 124 --timeout expired; 130 interrupted; 13
 	if *audit != "" && *policyPath == "" {
 		errs = append(errs, errNoPolicyAudit)
 	}
+	if *watch && *policyPath == "" {
+		errs = append(errs, errors.New("--watch needs --policy"))
+	}
+	if *shadowPath != "" && *policyPath == "" {
+		errs = append(errs, errors.New("--shadow needs --policy: the candidate is compared with the enforced policy"))
+	}
 	if len(errs) > 0 {
 		fmt.Fprintf(stderr, "wasmgate run: %v\n", errors.Join(errs...))
 		return exitUsage
@@ -144,7 +154,7 @@ failure (unreadable or invalid WASM); 124 --timeout expired; 130 interrupted; 13
 		}
 		defer stopMetrics()
 	}
-	nw, lim, release, err := guestNetwork(ctx, *policyPath, *audit, wasmPath, *noCache, logs.Logger(), mets, stderr)
+	nw, lim, rel, release, err := guestNetwork(ctx, *policyPath, *audit, wasmPath, *noCache, logs.Logger(), mets, stderr)
 	if err != nil {
 		var ue usageError
 		if errors.As(err, &ue) {
@@ -161,8 +171,32 @@ failure (unreadable or invalid WASM); 124 --timeout expired; 130 interrupted; 13
 		return exitManifest
 	}
 	defer release()
+	if *shadowPath != "" {
+		sp, err := loadShadow(ctx, *shadowPath, rel.opts)
+		if err != nil {
+			fmt.Fprintf(stderr, "wasmgate run: bad --shadow, the guest was not started:\n%v\n", err)
+			return exitManifest
+		}
+		shadow := &shadowPolicy{enforced: rel.live, shadow: sp, mets: mets, stderr: stderr, sem: make(chan struct{}, maxShadowInFlight)}
+		nw.Policy = shadow
+		defer shadow.close() // before release closes the audit log
+	}
+	if rel != nil {
+		// Reloads stop before the policy is released (defers run last
+		// in, first out).
+		defer rel.onSIGHUP(ctx)()
+		if *watch {
+			stopWatch, err := rel.watch(ctx)
+			if err != nil {
+				fmt.Fprintf(stderr, "wasmgate run: %v\n", err)
+				return exitHost
+			}
+			defer stopWatch()
+		}
+	}
 	if mets != nil {
 		mets.WatchSockets(nw.OpenSockets)
+		mets.WatchCounters(func() metrics.GuestCounters { return metrics.GuestCounters(nw.Counters()) })
 	}
 	cfg = cfg.WithNetwork(nw).WithMaxFds(lim.maxFds)
 	if lim.maxMemory > 0 && *maxMemory == "" { // --max-memory wins

@@ -106,6 +106,9 @@ func run(c []string) error {
 		return echoOnce(args[0])
 	case "sendpattern":
 		return sendPattern(args[0], int64(atoi(args[1])))
+	case "echoloop":
+		// echoloop ADDR MAXFAIL: see echoLoop.
+		return echoLoop(args[0], atoi(args[1]))
 	case "servefile":
 		return serveFile(args[0])
 	case "writefile":
@@ -405,4 +408,57 @@ func sendPattern(addr string, n int64) error {
 	sent, err := io.Copy(c, io.LimitReader(&pattern{}, n))
 	say("sent %d %v", sent, err)
 	return c.(interface{ CloseWrite() error }).CloseWrite()
+}
+
+// echoLoop keeps a connection to addr and sends "ping N\n" on it every
+// 20 ms, printing "echo N" for each line that comes back as sent. A failed
+// read or write prints "conn error: ..." and drops the connection; the next
+// round dials again, printing "dial ok" or "dial error: ...". It returns
+// when the server answers "stop" (nil), or after maxFail failed dials in
+// a row.
+func echoLoop(addr string, maxFail int) error {
+	var (
+		c     net.Conn
+		r     *bufio.Reader
+		fails int
+	)
+	for i := 0; ; i++ {
+		if i > 0 {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if c == nil {
+			var err error
+			c, err = socket.Dial("tcp", addr)
+			if err != nil {
+				say("dial error: %v", err)
+				if fails++; fails >= maxFail {
+					return fmt.Errorf("%d dials failed", fails)
+				}
+				continue
+			}
+			fails = 0
+			say("dial ok")
+			r = bufio.NewReader(c)
+		}
+		msg := fmt.Sprintf("ping %d\n", i)
+		_, err := io.WriteString(c, msg)
+		line := ""
+		if err == nil {
+			line, err = r.ReadString('\n')
+		}
+		switch {
+		case line == "stop\n":
+			c.Close()
+			say("stopped")
+			return nil
+		case err == nil && line == msg:
+			say("echo %d", i)
+			continue
+		case err == nil:
+			err = fmt.Errorf("got %q for %q", line, msg)
+		}
+		say("conn error: %v", err)
+		c.Close()
+		c = nil
+	}
 }
