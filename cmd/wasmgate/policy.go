@@ -65,11 +65,12 @@ func guestNetwork(ctx context.Context, policyPath, auditSpec, guest string, noCa
 	if noCache {
 		opts.CacheDir = "-"
 	}
-	p, err := plugins.Load(ctx, policyPath, opts)
+	p, err := loadPolicy(ctx, policyPath, opts)
 	if err != nil {
 		closeAudit()
 		return nil, guestLimits{}, nil, err
 	}
+	auditStart(ctx, audit, policyPath, p)
 	d = p.NewDefault(nil)
 	if d.Guest == "" {
 		d.Guest = guest
