@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wasmgate/wasmgate/internal/oci"
 	"github.com/wasmgate/wasmgate/internal/testenv"
 )
 
@@ -205,5 +207,54 @@ behave = "allowall"
 		}
 		checkConnect(t, conns[0], "127.0.0.1", port, "allow", "gate", nil)
 		checkConnect(t, conns[1], "127.0.0.2", port, "deny", "block", nil)
+	}
+}
+
+// TestOCIPolicyFilesVerified: a policy's files in the cache that were
+// changed are written again before they load; a manifest in an artifact
+// that names a file outside it (here an absolute path on this machine)
+// is refused, so an artifact cannot load a host file its digest does not
+// cover.
+func TestOCIPolicyFilesVerified(t *testing.T) {
+	repo := registryRepo(t)
+	plugin := multiPlugin(t)
+	dir := t.TempDir()
+	b, _ := os.ReadFile(plugin)
+	if err := os.WriteFile(filepath.Join(dir, "gate.wasm"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	text := "[[plugins]]\nname = \"gate\"\npath = \"gate.wasm\"\n[plugins.config]\nbehave = \"allowall\"\n"
+	if err := os.WriteFile(filepath.Join(dir, "policy.toml"), []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dig := cli(t, "policy", "push", dir, repo+":v1")
+	policy := "oci://" + repo + "@" + dig
+	cli(t, "check", policy)
+	extracted := filepath.Join(oci.DefaultCacheDir(), "policies", strings.TrimPrefix(dig, "sha256:"), "gate.wasm")
+	if err := os.WriteFile(extracted, trapWasm, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cli(t, "check", policy)
+	if sha256File(t, extracted) != sha256File(t, plugin) {
+		t.Fatal("the changed file in the policy's cache directory was not written again")
+	}
+
+	// An artifact whose manifest names the plugin by an absolute path.
+	outside := "[[plugins]]\nname = \"gate\"\npath = " + fmt.Sprintf("%q", plugin) + "\n[plugins.config]\nbehave = \"allowall\"\n"
+	evil, err := (&oci.Client{}).PushPolicy(context.Background(), repo+":evil", "policy.toml", []byte(outside), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runCLI(t, "", "check", "oci://"+repo+"@"+evil)
+	if code != 1 || !strings.Contains(errOut, "is not a file of the policy artifact") {
+		t.Fatalf("outside path: exit %d stderr %q", code, errOut)
+	}
+	// policy push refuses to pack such a manifest in the first place.
+	if err := os.WriteFile(filepath.Join(dir, "policy.toml"), []byte(outside), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut = runCLI(t, "", "policy", "push", dir, repo+":v2")
+	if code != 1 || !strings.Contains(errOut, "is outside") {
+		t.Fatalf("policy push of an outside path: exit %d stderr %q", code, errOut)
 	}
 }

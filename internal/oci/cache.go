@@ -51,11 +51,14 @@ func (c *Client) readBlob(digest string, limit int64) ([]byte, error) {
 		return nil, errNotCached
 	}
 	defer f.Close()
-	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() || st.Size() > limit {
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() || st.Size() > limit {
 		return nil, errNotCached
 	}
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil || int64(len(b)) > limit {
+	// One allocation of the size the file has; a file that grew since
+	// Stat fails the hash below.
+	b := make([]byte, st.Size())
+	if _, err := io.ReadFull(f, b); err != nil {
 		return nil, errNotCached
 	}
 	if digestOf(b) != digest {

@@ -288,7 +288,7 @@ func (c *Client) fetch(ctx context.Context, ref name.Digest, check func(*ociMani
 			// go-containerregistry's own check of the manifest's digest.
 			return nil, fmt.Errorf("%s: manifest: %w: %v", ref, ErrDigest, err)
 		}
-		return nil, fmt.Errorf("%s: %w", ref, err)
+		return nil, fmt.Errorf("%s: not in the cache, and from the registry: %w", ref, err)
 	}
 	if got := digestOf(desc.Manifest); got != want {
 		return nil, fmt.Errorf("%s: manifest: %w: the registry sent %s", ref, ErrDigest, got)
