@@ -157,6 +157,19 @@ behave = "allowall"
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
+	// decide and test take oci:// as run does.
+	line := fmt.Sprintf(`{"op":"connect","proto":"tcp","addr":"127.0.0.2","port":%d}`, port)
+	code, out, errOut := runCLI(t, line+"\n", "decide", "--policy", "oci://"+pinned)
+	if code != 0 || !strings.Contains(out, `"verdict":"deny","plugin":"block"`) {
+		t.Errorf("decide --policy oci://: exit %d stdout %s stderr %s", code, out, errOut)
+	}
+	cases := filepath.Join(t.TempDir(), "cases.jsonl")
+	if err := os.WriteFile(cases, []byte(strings.TrimSuffix(line, "}")+`,"expect":"deny"}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := cli(t, "test", "--policy", "oci://"+pinned, cases); got != "1 passed, 0 failed" {
+		t.Errorf("test --policy oci:// printed %q", got)
+	}
 	pluginDigest := cli(t, "plugin", "push", plugin, repo+"-gate:v1")
 	local := filepath.Join(t.TempDir(), "policy.toml")
 	localText := "default = \"deny\"\n[guest]\nname = \"e2e\"\n\n" + fmt.Sprintf(plugins, fmt.Sprintf("oci = %q", repo+"-gate@"+pluginDigest))
