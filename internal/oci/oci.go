@@ -310,9 +310,11 @@ func (c *Client) fetch(ctx context.Context, ref name.Digest, check func(*ociMani
 			return nil, fmt.Errorf("%s: blob %s: %w", ref, d.Digest, err)
 		}
 		defer rc.Close()
-		b, err := io.ReadAll(io.LimitReader(rc, limit+1))
-		if int64(len(b)) > limit {
-			return nil, fmt.Errorf("%s: blob %s: %w (limit %d bytes)", ref, d.Digest, ErrTooLarge, limit)
+		// At most the size the manifest gives (itself within the limit):
+		// a blob that is larger fails the hash below.
+		b, err := io.ReadAll(io.LimitReader(rc, d.Size+1))
+		if int64(len(b)) > d.Size {
+			return nil, fmt.Errorf("%s: blob %s: %w: larger than the %d bytes the manifest says", ref, d.Digest, ErrDigest, d.Size)
 		}
 		if got := digestOf(b); got != d.Digest.String() {
 			// Checked before the read error: go-containerregistry's own

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -15,6 +16,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/wasmgate/wasmgate/internal/testenv"
 )
@@ -514,4 +518,23 @@ func BenchmarkPullWasmCached(b *testing.B) {
 	b.ReportMetric(float64(pull.Microseconds())/1e3/float64(b.N), "pull-ms/op")
 	b.ReportMetric(float64(read.Microseconds())/1e3/float64(b.N), "read-ms/op")
 	b.ReportMetric(float64((pull-read).Microseconds())/1e3/float64(b.N), "added-ms/op")
+}
+
+// TestPolicySizeCap: the layers of a policy together are capped, also
+// when the sizes a manifest claims would overflow a sum.
+func TestPolicySizeCap(t *testing.T) {
+	layer := func(mt, name string, size int64) v1.Descriptor {
+		h, _ := v1.NewHash("sha256:" + strings.Repeat("0", 64))
+		return v1.Descriptor{MediaType: types.MediaType(mt), Size: size, Digest: h, Annotations: map[string]string{TitleAnnotation: name}}
+	}
+	for _, sizes := range [][2]int64{{200 << 20, 100 << 20}, {math.MaxInt64, math.MaxInt64}, {1, math.MaxInt64}} {
+		m := &ociManifest{Config: layer(PolicyConfigMediaType, "", 2), Layers: []v1.Descriptor{
+			layer(PolicyManifestMediaType, "policy.toml", 100),
+			layer(WasmLayerMediaType, "a.wasm", sizes[0]),
+			layer(WasmLayerMediaType, "b.wasm", sizes[1]),
+		}}
+		if err := checkPolicy(m); !errors.Is(err, ErrTooLarge) {
+			t.Errorf("sizes %v: err = %v, want ErrTooLarge", sizes, err)
+		}
+	}
 }

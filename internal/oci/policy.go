@@ -21,6 +21,8 @@ const (
 	TitleAnnotation = "org.opencontainers.image.title"
 	// MaxPolicyFiles caps the plugin files of one policy artifact.
 	MaxPolicyFiles = 64
+	// MaxPolicyBytes caps the sum of a policy artifact's layers.
+	MaxPolicyBytes = 256 << 20
 	// maxPolicyManifest is plugins' limit on a manifest file.
 	maxPolicyManifest = 1 << 20
 )
@@ -70,6 +72,17 @@ func checkPolicy(m *ociManifest) error {
 	if len(m.Layers)-1 > MaxPolicyFiles {
 		return fmt.Errorf("%w: %d plugin files; the limit is %d", ErrLayout, len(m.Layers)-1, MaxPolicyFiles)
 	}
+	var total int64
+	for _, l := range m.Layers {
+		if l.Size > MaxPolicyBytes { // each first: the sum must not overflow
+			total = l.Size
+			break
+		}
+		total += l.Size
+	}
+	if total > MaxPolicyBytes {
+		return fmt.Errorf("the policy's files are %d bytes: %w (limit %d)", total, ErrTooLarge, MaxPolicyBytes)
+	}
 	seen := map[string]bool{}
 	for i, l := range m.Layers {
 		if i > 0 && l.MediaType != WasmLayerMediaType {
@@ -114,6 +127,13 @@ func (c *Client) PushPolicy(ctx context.Context, ref, manifestName string, manif
 			return "", fmt.Errorf("%s is %d bytes: %w (limit %d bytes; --max-size raises it)", f.Name, len(f.Data), ErrTooLarge, c.maxLayer())
 		}
 		layers = append(layers, blob{mediaType: WasmLayerMediaType, data: f.Data, annotations: map[string]string{TitleAnnotation: f.Name}})
+	}
+	var total int64
+	for _, l := range layers {
+		total += int64(len(l.data))
+	}
+	if total > MaxPolicyBytes {
+		return "", fmt.Errorf("the policy's files are %d bytes: %w (limit %d)", total, ErrTooLarge, MaxPolicyBytes)
 	}
 	cfg := policyConfig{Created: "1970-01-01T00:00:00Z", Manifest: manifestName}
 	for _, l := range layers {
