@@ -23,6 +23,7 @@ var registry struct {
 	addr    string
 	err     error
 	missing bool
+	exited  chan error // receives cmd.Wait's result
 }
 
 // Registry returns the "127.0.0.1:PORT" of an OCI registry (RegistryBinary)
@@ -84,8 +85,19 @@ http:
 	if r.err = r.cmd.Start(); r.err != nil {
 		return
 	}
+	exited := make(chan error, 1)
+	go func() { exited <- r.cmd.Wait() }()
+	r.exited = exited
 	deadline := time.Now().Add(15 * time.Second)
 	for {
+		select {
+		case err := <-exited:
+			// E.g. the port was taken between our probe and its bind.
+			r.err = fmt.Errorf("exited before it was ready: %v; stderr: %s", err, r.cmd.Stderr)
+			r.cmd = nil
+			return
+		default:
+		}
 		resp, err := http.Get("http://" + r.addr + "/v2/")
 		if err == nil {
 			resp.Body.Close()
@@ -108,7 +120,7 @@ func StopRegistry() {
 	r := &registry
 	if r.cmd != nil && r.cmd.Process != nil {
 		r.cmd.Process.Kill()
-		r.cmd.Wait()
+		<-r.exited
 		r.cmd = nil
 	}
 	if r.dir != "" {
