@@ -6,9 +6,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/wasmgate/wasmgate/internal/oci"
@@ -269,5 +272,67 @@ func TestOCIPolicyFilesVerified(t *testing.T) {
 	code, _, errOut = runCLI(t, "", "policy", "push", dir, repo+":v2")
 	if code != 1 || !strings.Contains(errOut, "is outside") {
 		t.Fatalf("policy push of an outside path: exit %d stderr %q", code, errOut)
+	}
+}
+
+// tcpProxy forwards connections to addr until stop is called: a registry
+// that can go down.
+func tcpProxy(t *testing.T, addr string) (string, func()) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			in, err := l.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", addr)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, in, out)
+			mu.Unlock()
+			go func() { io.Copy(out, in); out.Close() }()
+			go func() { io.Copy(in, out); in.Close() }()
+		}
+	}()
+	stop := func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	}
+	t.Cleanup(stop)
+	return l.Addr().String(), stop
+}
+
+// TestOCIPolicyRegistryDown: a pinned policy loaded once loads again with
+// its registry down; with an empty cache the load fails, saying so.
+func TestOCIPolicyRegistryDown(t *testing.T) {
+	addr, _ := testenv.Registry(t)
+	via, stop := tcpProxy(t, addr)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "policy.toml"), []byte("[[plugins]]\nname = \"deny-all\"\nuse = \"denylist\"\n[plugins.config]\nrules = [\"tcp://*:*\"]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	repo := via + "/cli/registry-down"
+	dig := cli(t, "policy", "push", dir, repo+":v1")
+	policy := "oci://" + repo + "@" + dig
+	cli(t, "check", policy)
+	stop()
+	cli(t, "check", policy)
+	t.Setenv("XDG_CACHE_HOME", t.TempDir()) // an empty user cache
+	code, _, errOut := runCLI(t, "", "check", policy)
+	if code != 1 || !strings.Contains(errOut, "not in the cache") || !strings.Contains(errOut, "connection refused") {
+		t.Fatalf("registry down, empty cache: exit %d stderr %q", code, errOut)
 	}
 }
