@@ -502,6 +502,7 @@ func BenchmarkPullWasmCached(b *testing.B) {
 		b.Fatal(err)
 	}
 	var pull, read time.Duration
+	minPull, minRead := time.Hour, time.Hour
 	b.ReportAllocs()
 	for b.Loop() {
 		t0 := time.Now()
@@ -512,9 +513,14 @@ func BenchmarkPullWasmCached(b *testing.B) {
 		if _, err := os.ReadFile(file); err != nil {
 			b.Fatal(err)
 		}
-		pull += t1.Sub(t0)
-		read += time.Since(t1)
+		dp, dr := t1.Sub(t0), time.Since(t1)
+		pull += dp
+		read += dr
+		minPull, minRead = min(minPull, dp), min(minRead, dr)
 	}
+	// The fastest of each: what it costs when the machine is not busy.
+	b.ReportMetric(float64(minPull.Microseconds())/1e3, "min-pull-ms")
+	b.ReportMetric(float64((minPull-minRead).Microseconds())/1e3, "min-added-ms")
 	b.ReportMetric(float64(pull.Microseconds())/1e3/float64(b.N), "pull-ms/op")
 	b.ReportMetric(float64(read.Microseconds())/1e3/float64(b.N), "read-ms/op")
 	b.ReportMetric(float64((pull-read).Microseconds())/1e3/float64(b.N), "added-ms/op")
