@@ -3,12 +3,16 @@ package oci
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -542,5 +546,49 @@ func TestPolicySizeCap(t *testing.T) {
 		if err := checkPolicy(m); !errors.Is(err, ErrTooLarge) {
 			t.Errorf("sizes %v: err = %v, want ErrTooLarge", sizes, err)
 		}
+	}
+}
+
+// TestCredentialsFromDockerConfig: the standard docker configuration
+// ($DOCKER_CONFIG/config.json, as `docker login` writes it) gives the
+// credentials, through a registry that demands basic auth.
+func TestCredentialsFromDockerConfig(t *testing.T) {
+	addr, _ := testenv.Registry(t)
+	target, _ := url.Parse("http://" + addr)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	var authorized atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, p, ok := r.BasicAuth(); !ok || u != "fleet" || p != "s3cret" {
+			w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+			http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`, http.StatusUnauthorized)
+			return
+		}
+		authorized.Add(1)
+		rp.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	ctx := context.Background()
+	mod := module(t, 10)
+
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	if _, err := client(t).PushWasm(ctx, mod, host+"/tests/auth:v1"); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("push without credentials: %v, want 401", err)
+	}
+	cfg := t.TempDir()
+	auth := base64.StdEncoding.EncodeToString([]byte("fleet:s3cret"))
+	if err := os.WriteFile(filepath.Join(cfg, "config.json"), []byte(`{"auths":{"`+host+`":{"auth":"`+auth+`"}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("DOCKER_CONFIG", cfg)
+	dig, err := client(t).PushWasm(ctx, mod, host+"/tests/auth:v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := client(t).PullWasm(ctx, host+"/tests/auth@"+dig); err != nil || !bytes.Equal(got, mod) {
+		t.Fatalf("pull with credentials: %v", err)
+	}
+	if authorized.Load() == 0 {
+		t.Fatal("no request carried the credentials")
 	}
 }
