@@ -143,7 +143,7 @@ func newClient(insecure bool, maxSize string) (*oci.Client, error) {
 const pluginUsage = `usage:
   wasmgate plugin push [--insecure] [--max-size SIZE] FILE REF
                               push FILE as a wasm OCI artifact to REF (REGISTRY/REPO:TAG); prints its digest
-  wasmgate plugin pull [--insecure] [--max-size SIZE] [-o FILE] REF
+  wasmgate plugin pull [--insecure] [--max-size SIZE] [--output FILE] REF
                               pull REF into the cache (and FILE); prints REGISTRY/REPO@sha256:DIGEST
   wasmgate plugin resolve [--insecure] REF
                               print REF pinned: REGISTRY/REPO@sha256:DIGEST, for [[plugins]] oci
@@ -170,8 +170,8 @@ func cmdPlugin(args []string, stdout, stderr io.Writer) int {
 		synopsis, text, nargs = "wasmgate plugin push [--insecure] [--max-size SIZE] FILE REF", "Push the wasm module FILE to REF (REGISTRY/REPO:TAG) as a CNCF wasm OCI artifact and print\nits digest (sha256:...). The same file always gives the same digest.\n", 2
 	case "pull":
 		insecure, maxSize = registryFlags(fs, true)
-		out = fs.String("o", "", "also write the module to `FILE`")
-		synopsis, text = "wasmgate plugin pull [--insecure] [--max-size SIZE] [-o FILE] REF", "Pull the wasm artifact REF (a tag is resolved first) into the cache, verified, and print\nREGISTRY/REPO@sha256:DIGEST. A pinned reference already in the cache needs no registry.\n"
+		out = fs.String("output", "", "also write the module to `FILE`")
+		synopsis, text = "wasmgate plugin pull [--insecure] [--max-size SIZE] [--output FILE] REF", "Pull the wasm artifact REF (a tag is resolved first) into the cache, verified, and print\nREGISTRY/REPO@sha256:DIGEST. A pinned reference already in the cache needs no registry.\n"
 	case "resolve":
 		insecure, _ = registryFlags(fs, false)
 		synopsis, text = "wasmgate plugin resolve [--insecure] REF", "Print REF pinned to the digest the registry serves for it now, REGISTRY/REPO@sha256:DIGEST:\nwhat a manifest's [[plugins]] oci key and --policy oci:// need.\n"

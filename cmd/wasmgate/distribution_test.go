@@ -56,7 +56,7 @@ func TestPluginPushPullResolveCLI(t *testing.T) {
 		t.Fatalf("resolve printed %q, want %s@%s", got, repo, dig)
 	}
 	out := filepath.Join(t.TempDir(), "pulled.wasm")
-	if got := cli(t, "plugin", "pull", "-o", out, repo+":v1"); got != repo+"@"+dig {
+	if got := cli(t, "plugin", "pull", "--output", out, repo+":v1"); got != repo+"@"+dig {
 		t.Fatalf("pull printed %q, want %s@%s", got, repo, dig)
 	}
 	if sha256File(t, out) != sha256File(t, plugin) {
@@ -334,5 +334,33 @@ func TestOCIPolicyRegistryDown(t *testing.T) {
 	code, _, errOut := runCLI(t, "", "check", policy)
 	if code != 1 || !strings.Contains(errOut, "not in the cache") || !strings.Contains(errOut, "connection refused") {
 		t.Fatalf("registry down, empty cache: exit %d stderr %q", code, errOut)
+	}
+}
+
+func TestPluginPolicyHelp(t *testing.T) {
+	for _, c := range []struct {
+		args  []string
+		flags []string
+	}{
+		{[]string{"plugin", "push"}, []string{"--insecure", "--max-size SIZE"}},
+		{[]string{"plugin", "pull"}, []string{"--insecure", "--max-size SIZE", "--output FILE"}},
+		{[]string{"plugin", "resolve"}, []string{"--insecure"}},
+		{[]string{"policy", "push"}, []string{"--insecure", "--max-size SIZE", "--manifest NAME"}},
+		{[]string{"policy", "pull"}, []string{"--insecure", "--max-size SIZE"}},
+	} {
+		code, out, errOut := runCLI(t, "", append(c.args, "--help")...)
+		if code != 0 || errOut != "" || !strings.Contains(out, "usage: wasmgate "+strings.Join(c.args, " ")) {
+			t.Errorf("%v --help: exit %d stdout %q stderr %q", c.args, code, out, errOut)
+		}
+		for _, f := range c.flags {
+			if !strings.Contains(out, f) {
+				t.Errorf("%v --help lacks %q:\n%s", c.args, f, out)
+			}
+		}
+	}
+	for _, cmd := range []string{"plugin", "policy"} {
+		if code, out, _ := runCLI(t, "", cmd, "help"); code != 0 || !strings.Contains(out, "docs/distribution.md") {
+			t.Errorf("%s help: exit %d stdout %q", cmd, code, out)
+		}
 	}
 }
