@@ -52,6 +52,7 @@ const DefaultMaxConfigBytes = 1 << 20
 // plugin's bytes read and (if pinned) hash-verified. Paths are absolute.
 type Manifest struct {
 	Path       string                  // the manifest file, as given
+	SHA256     string                  // hex sha256 of the manifest's bytes (audit start records)
 	Default    policy.Action           // ActionAllow or ActionDeny: the verdict when every plugin abstains
 	Report     bool                    // mode = "report": log would_deny, never deny
 	Revoke     bool                    // revoke = true (the default): a reload revokes the sockets the new policy denies
@@ -72,6 +73,7 @@ type PluginSpec struct {
 	Name    string
 	Use     string        // built-in name, or ""
 	Path    string        // absolute path of the .wasm file, or ""
+	OCI     string        // REGISTRY/REPO@sha256:DIGEST of an OCI artifact, or "" (docs/distribution.md)
 	SHA256  string        // lower-case hex pin as written, or ""
 	Timeout time.Duration // per call
 	Init    time.Duration // each load-time call (init_timeout)
@@ -171,6 +173,8 @@ func ParseManifestData(path string, data []byte, lookup BuiltinLookup) (*Manifes
 		return nil, &ManifestError{v.problems}
 	}
 	m.Path = path
+	sum := sha256.Sum256(data)
+	m.SHA256 = hex.EncodeToString(sum[:])
 	m.text = strings.Split(string(data), "\n")
 	return m, nil
 }
@@ -502,7 +506,7 @@ func canonicalName(s string) (string, error) {
 
 func (v *validator) plugin(key string, t map[string]any) PluginSpec {
 	p := PluginSpec{Timeout: DefaultTimeout, Init: DefaultInit, Memory: DefaultMemory, Config: []byte("{}"), Line: v.line(key)}
-	v.unknown(key, t, "name", "use", "path", "sha256", "timeout", "init_timeout", "memory", "mode", "config")
+	v.unknown(key, t, "name", "use", "path", "oci", "sha256", "timeout", "init_timeout", "memory", "mode", "config")
 	if x, ok := t["name"]; ok {
 		if s, ok := v.str(key+".name", x); ok {
 			if s == "" {
@@ -515,7 +519,12 @@ func (v *validator) plugin(key string, t map[string]any) PluginSpec {
 	}
 	use, hasUse := t["use"]
 	path, hasPath := t["path"]
+	ref, hasOCI := t["oci"]
 	switch {
+	case hasOCI && (hasUse || hasPath):
+		v.add(key, `has oci and use or path; a plugin is one of a built-in (use), a file (path) or an OCI artifact (oci)`)
+	case hasOCI:
+		p.OCI, p.Wasm = v.oci(key, ref, t)
 	case hasUse && hasPath:
 		v.add(key, `has both use and path; a plugin is either a built-in (use = "allowlist") or a file (path = "x.wasm")`)
 	case !hasUse && !hasPath:

@@ -44,7 +44,7 @@ one per line, and exits 1. Exit 2: bad command line.
 	logs := newPluginLogs(stderr, *logLevel)
 	defer logs.Close()
 	ctx := context.Background()
-	p, err := plugins.Load(ctx, path, plugins.Options{Logger: logs.Logger()})
+	p, err := loadPolicy(ctx, path, plugins.Options{Logger: logs.Logger()})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -111,7 +111,7 @@ deciding each through the manifest's plugins on a simulated network (docs/manife
 	}
 	defer closeAudit()
 	ctx := context.Background()
-	p, err := plugins.Load(ctx, *policyPath, plugins.Options{Audit: audit, Logger: logs.Logger()})
+	p, err := loadPolicy(ctx, *policyPath, plugins.Options{Audit: audit, Logger: logs.Logger()})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

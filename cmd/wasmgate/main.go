@@ -25,7 +25,12 @@ const usage = `usage:
   wasmgate decide --policy FILE       JSON Lines requests on stdin, one verdict line out per line
   wasmgate test --policy FILE CASES.jsonl...
                                       check a policy's verdicts against expected ones
+  wasmgate plugin push|pull|resolve ...
+                                      plugins as OCI artifacts (docs/distribution.md)
+  wasmgate policy push|pull ...       a whole policy as one OCI artifact
   wasmgate version
+
+--policy FILE may be oci://REGISTRY/REPO@sha256:DIGEST, a policy artifact (pulled, verified, cached).
 
 Every command but version takes --log-level debug|info|warn|error (default warn): plugin log
 lines at that level and above are written on stderr. "wasmgate COMMAND --help" for details.
@@ -47,6 +52,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdDecide(args[1:], stdin, stdout, stderr)
 	case "test":
 		return cmdTest(args[1:], stdout, stderr)
+	case "plugin":
+		return cmdPlugin(args[1:], stdout, stderr)
+	case "policy":
+		return cmdPolicy(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "wasmgate", version)
 		return 0

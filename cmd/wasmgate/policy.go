@@ -35,7 +35,7 @@ type guestLimits struct {
 }
 
 // guestNetwork builds the network of one `wasmgate run` guest: the
-// manifest at policyPath (its chain, resolver, guest identity, labels, name
+// manifest at policyPath, a file or oci://REF@sha256:... (loadPolicy; its chain, resolver, guest identity, labels, name
 // TTL and socket limit; its other limits, max_fds and max_memory, are
 // returned, 0 when unset), audit records to auditSpec ("" none, "-" stderr, else a file
 // appended to), plugin logs to logger, decisions to mets (nil: none), and
@@ -48,7 +48,8 @@ type guestLimits struct {
 // policyPath == "" means no policy: Default denies everything (Policy nil)
 // and DenyNotifier says so once; the reloader is nil.
 //
-// The returned release closes the plugins and then the audit file; call it
+// The audit log gets the start record first (auditStart). The returned
+// release closes the plugins and then the audit file; call it
 // after the guest has finished and the reloader is stopped. A command-line
 // problem is a usageError; a manifest problem is the plugins.Load error (a
 // *plugins.ManifestError listing every problem).
@@ -68,11 +69,12 @@ func guestNetwork(ctx context.Context, policyPath, auditSpec, guest string, noCa
 	if noCache {
 		opts.CacheDir = "-"
 	}
-	p, err := plugins.Load(ctx, policyPath, opts)
+	p, err := loadPolicy(ctx, policyPath, opts)
 	if err != nil {
 		closeAudit()
 		return nil, guestLimits{}, nil, nil, err
 	}
+	auditStart(ctx, audit, policyPath, p)
 	live := plugins.NewLive(p)
 	d = p.NewDefault(nil)
 	d.Policy, d.Resolver = live, live

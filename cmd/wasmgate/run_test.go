@@ -64,6 +64,7 @@ func guestWasm(t *testing.T, name string) string {
 func TestMain(m *testing.M) {
 	testenv.IsolateUserCache() // the CLI's default caches
 	code := m.Run()
+	testenv.StopRegistry() // started by the distribution tests, if any
 	if buildDir != "" {
 		os.RemoveAll(buildDir)
 	}

@@ -128,5 +128,5 @@ func loadShadow(ctx context.Context, path string, opts plugins.Options) (*plugin
 		opts.Audit = slog.New(shadowAudit{opts.Audit.Handler()})
 	}
 	opts.Metrics = nil
-	return plugins.Load(ctx, path, opts)
+	return loadPolicy(ctx, path, opts)
 }

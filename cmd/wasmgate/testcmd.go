@@ -43,7 +43,7 @@ func cmdTest(args []string, stdout, stderr io.Writer) int {
 	logs := newPluginLogs(stderr, *logLevel)
 	defer logs.Close()
 	ctx := context.Background()
-	p, err := plugins.Load(ctx, *policyPath, plugins.Options{Logger: logs.Logger()})
+	p, err := loadPolicy(ctx, *policyPath, plugins.Options{Logger: logs.Logger()})
 	if err != nil {
 		fmt.Fprintf(stderr, "wasmgate test: %v\n", err)
 		return 1
