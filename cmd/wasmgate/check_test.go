@@ -113,7 +113,9 @@ func TestCheck(t *testing.T) {
 	if code := run([]string{"check", "../../testdata/decide/plugin-report.toml"}, nil, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
-	if want := "../../testdata/decide/plugin-report.toml: ok (2 plugins: no-special-ranges, no-smtp)\n"; stdout.String() != want {
+	if want := "../../testdata/decide/plugin-report.toml: ok (2 plugins: no-special-ranges, no-smtp)\n" +
+		"  no-special-ranges: engine wasmgate (every import is one the kernel serves)\n" +
+		"  no-smtp: engine wasmgate (every import is one the kernel serves)\n"; stdout.String() != want {
 		t.Fatalf("stdout %q, want %q", stdout.String(), want)
 	}
 	stdout.Reset()
