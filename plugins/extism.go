@@ -192,11 +192,16 @@ func (i *sdkInstance) CallTimeout(fn string, input []byte, timeout time.Duration
 		i.fresh = false
 	}
 	i.p.Timeout = timeout
+	start := time.Now()
 	rc, out, err := i.p.CallWithContext(context.Background(), fn, input)
 	if err != nil {
 		var exit *sys.ExitError
 		switch {
-		case errors.As(err, &exit) && (exit.ExitCode() == sys.ExitCodeDeadlineExceeded || exit.ExitCode() == sys.ExitCodeContextCanceled):
+		case errors.As(err, &exit) && (exit.ExitCode() == sys.ExitCodeDeadlineExceeded || exit.ExitCode() == sys.ExitCodeContextCanceled),
+			// A host function (http_request) that failed because the
+			// deadline passed.
+			time.Since(start) >= timeout && errors.Is(err, context.DeadlineExceeded),
+			time.Since(start) >= timeout && strings.Contains(err.Error(), context.DeadlineExceeded.Error()):
 			i.Close()
 			return nil, fmt.Errorf("timeout after %v", timeout)
 		case errors.As(err, &exit):
