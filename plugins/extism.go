@@ -137,7 +137,17 @@ func (m *sdkModule) Instantiate(ctx context.Context) (callable, error) {
 		m.exports = ex
 		m.mu.Unlock()
 	})
-	return &sdkInstance{m: m, p: p, fresh: true}, nil
+	inst := &sdkInstance{m: m, p: p, fresh: true}
+	if m.HasExport("describe") {
+		// Start the language runtime now, under init_timeout, with the
+		// one export that has no effects (docs/plugins.md §4), so that
+		// the first decision gets only the per-call timeout.
+		if _, err := inst.CallTimeout("describe", nil, m.cfg.init); err != nil {
+			inst.Close()
+			return nil, fmt.Errorf("starting the instance: describe: %v", err)
+		}
+	}
+	return inst, nil
 }
 
 func (m *sdkModule) HasExport(name string) bool {
