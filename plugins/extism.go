@@ -83,6 +83,14 @@ func compileSDK(ctx context.Context, cfg sdkConfig) (*sdkModule, error) {
 	if err != nil {
 		return nil, err
 	}
+	// go-sdk would start the plugin's language runtime inside its first
+	// call, under that call's deadline; hidden under other names, the
+	// start functions are called by Instantiate under init_timeout, as
+	// the kernel calls _initialize.
+	wasm, err = renameExports(wasm, map[string]string{"_initialize": sdkStart, "__wasm_call_ctors": sdkCtors})
+	if err != nil {
+		return nil, err
+	}
 	rc := wazero.NewRuntimeConfig()
 	if cfg.interp {
 		rc = wazero.NewRuntimeConfigInterpreter()
@@ -137,18 +145,26 @@ func (m *sdkModule) Instantiate(ctx context.Context) (callable, error) {
 		m.exports = ex
 		m.mu.Unlock()
 	})
-	inst := &sdkInstance{m: m, p: p, fresh: true}
-	if m.HasExport("describe") {
-		// Start the language runtime now, under init_timeout, with the
-		// one export that has no effects (docs/plugins.md §4), so that
-		// the first decision gets only the per-call timeout.
-		if _, err := inst.CallTimeout("describe", nil, m.cfg.init); err != nil {
-			inst.Close()
-			return nil, fmt.Errorf("starting the instance: describe: %v", err)
+	inst := &sdkInstance{m: m, p: p}
+	// A WASI reactor's _initialize, else a command's constructors: what
+	// go-sdk would have called (renamed in compileSDK).
+	for _, fn := range []string{sdkStart, sdkCtors} {
+		if m.HasExport(fn) {
+			if _, err := inst.CallTimeout(fn, nil, m.cfg.init); err != nil {
+				inst.Close()
+				return nil, fmt.Errorf("_initialize: %v", err)
+			}
+			break
 		}
 	}
 	return inst, nil
 }
+
+// The names the start functions are exported under for go-sdk.
+const (
+	sdkStart = "wasmgate_initialize"
+	sdkCtors = "wasmgate_call_ctors"
+)
 
 func (m *sdkModule) HasExport(name string) bool {
 	m.mu.Lock()
@@ -162,13 +178,9 @@ func (m *sdkModule) Close(ctx context.Context) error { return m.cp.Close(ctx) }
 
 // sdkInstance is one go-sdk Plugin, reused for many calls.
 type sdkInstance struct {
-	m *sdkModule
-	p *extism.Plugin
-	// fresh: no call yet. go-sdk starts a plugin's language runtime
-	// (_initialize) inside its first call, under that call's deadline, so
-	// the first call gets init_timeout as the kernel's _initialize does.
-	fresh bool
-	dead  bool
+	m    *sdkModule
+	p    *extism.Plugin
+	dead bool
 }
 
 func (i *sdkInstance) FastSize() int { return 0 }
@@ -197,10 +209,6 @@ func (i *sdkInstance) CallTimeout(fn string, input []byte, timeout time.Duration
 	if len(input) > i.m.cfg.maxInput {
 		return nil, fmt.Errorf("input of %d bytes exceeds the %d-byte limit", len(input), i.m.cfg.maxInput)
 	}
-	if i.fresh {
-		timeout = max(timeout, i.m.cfg.init)
-		i.fresh = false
-	}
 	i.p.Timeout = timeout
 	start := time.Now()
 	rc, out, err := i.p.CallWithContext(context.Background(), fn, input)
@@ -226,7 +234,7 @@ func (i *sdkInstance) CallTimeout(fn string, input []byte, timeout time.Duration
 			return nil, errors.New("plugin error: " + strings.ToValidUTF8(msg, "?"))
 		}
 		i.Close()
-		return nil, errors.New("trap: " + strings.TrimPrefix(firstLine(err.Error()), "wasm error: "))
+		return nil, errors.New("trap: " + firstLine(err.Error()))
 	}
 	if rc != 0 {
 		i.Close()

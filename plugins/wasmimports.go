@@ -98,10 +98,16 @@ func walkSections(b []byte, f func(id byte, start, body, end int) error) error {
 		return fmt.Errorf("%w: bad header", errBadWasm)
 	}
 	p := 8
+	var seen [256]bool
 	for p < len(b) {
 		start := p
 		id := b[p]
 		p++
+		if id != 0 && seen[id] {
+			// Only custom sections repeat in a valid module.
+			return fmt.Errorf("%w: section %d repeated", errBadWasm, id)
+		}
+		seen[id] = true
 		n, q, ok := readULEB(b, p, 5)
 		if !ok || n > uint64(len(b)-q) {
 			return fmt.Errorf("%w: section at byte %d runs past the end", errBadWasm, start)
@@ -223,4 +229,76 @@ func appendULEB(b []byte, v uint64) []byte {
 		}
 		return append(b, c)
 	}
+}
+
+const wasmExportSection = 7
+
+// renameExports returns a copy of b in which each export named a key of
+// names is exported under the value instead (kinds and indices unchanged;
+// the new names must not collide with existing ones). b itself is returned
+// when nothing is renamed.
+func renameExports(b []byte, names map[string]string) ([]byte, error) {
+	var out []byte
+	err := walkSections(b, func(id byte, start, body, end int) error {
+		if id != wasmExportSection || out != nil {
+			return nil
+		}
+		s := b[body:end]
+		bad := func(what string) error { return fmt.Errorf("%w: export section: %s", errBadWasm, what) }
+		count, p, ok := readULEB(s, 0, 5)
+		if !ok || count > maxWasmImports {
+			return bad("bad count")
+		}
+		content := appendULEB(nil, count)
+		seen := map[string]bool{}
+		renamed := false
+		for i := uint64(0); i < count; i++ {
+			n, q, ok := readULEB(s, p, 5)
+			if !ok || n > uint64(len(s)-q) {
+				return bad("bad name")
+			}
+			name := string(s[q : q+int(n)])
+			p = q + int(n)
+			if p >= len(s) {
+				return bad("truncated")
+			}
+			kind := s[p]
+			var r int
+			if _, r, ok = readULEB(s, p+1, 5); !ok {
+				return bad("bad index")
+			}
+			if nn, ok := names[name]; ok {
+				name, renamed = nn, true
+			}
+			if seen[name] {
+				return bad(fmt.Sprintf("duplicate export %q", name))
+			}
+			seen[name] = true
+			content = appendULEB(content, uint64(len(name)))
+			content = append(content, name...)
+			content = append(content, kind)
+			content = append(content, s[p+1:r]...)
+			p = r
+		}
+		if p != len(s) {
+			return bad("trailing bytes")
+		}
+		if !renamed {
+			return nil
+		}
+		out = make([]byte, 0, len(b)+64)
+		out = append(out, b[:start]...)
+		out = append(out, wasmExportSection)
+		out = appendULEB(out, uint64(len(content)))
+		out = append(out, content...)
+		out = append(out, b[end:]...)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if out == nil {
+		return b, nil
+	}
+	return out, nil
 }
