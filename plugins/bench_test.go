@@ -114,3 +114,25 @@ func BenchmarkLoadThree(b *testing.B) {
 		p.Close(context.Background())
 	}
 }
+
+// The same uncached allowlist decision through the chain on each engine
+// (docs/plugins.md#8-engines); BenchmarkChainOneUncached is the kernel's.
+func benchEngine(b *testing.B, engine string, timeout bool) {
+	text := strings.ReplaceAll(benchOne, "CACHE", "0s")
+	text = strings.Replace(text, `use = "allowlist"`, `use = "allowlist"`+"\nengine = \""+engine+"\"", 1)
+	p := loadTOML(b, text, Options{Builtins: builtin.Lookup, CacheEntries: -1})
+	if got := p.Chain.Engines()[0].Engine; got != engine {
+		b.Fatalf("engine %s", got)
+	}
+	if !timeout {
+		// go-sdk then derives no context with a deadline per call.
+		p.Chain.plugins[0].mod.(*sdkModule).cfg.timeout = 0
+	}
+	benchDecide(b, p)
+}
+
+func BenchmarkEngineKernel(b *testing.B) { benchEngine(b, EngineWasmgate, true) }
+
+func BenchmarkEngineGoSDK(b *testing.B) { benchEngine(b, EngineExtism, true) }
+
+func BenchmarkEngineGoSDKNoTimeout(b *testing.B) { benchEngine(b, EngineExtism, false) }

@@ -9,7 +9,7 @@ import (
 	"github.com/wasmgate/wasmgate/plugins/internal/kernel"
 )
 
-// The engines a plugin can run on ([[plugins]] engine, docs/plugins.md#engines).
+// The engines a plugin can run on ([[plugins]] engine, docs/plugins.md#8-engines).
 const (
 	// EngineAuto (the default) picks EngineWasmgate when the kernel serves
 	// every import of the module, EngineExtism otherwise.

@@ -10,7 +10,7 @@ import (
 )
 
 // EngineSpec is what a [[plugins]] entry says about its engine and its
-// HTTP access (docs/manifest.md, docs/plugins.md#engines).
+// HTTP access (docs/manifest.md, docs/plugins.md#8-engines).
 type EngineSpec struct {
 	// Engine is EngineAuto (also when absent), EngineWasmgate or EngineExtism.
 	Engine string

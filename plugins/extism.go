@@ -17,7 +17,7 @@ import (
 	"github.com/wasmgate/wasmgate/plugins/internal/kernel"
 )
 
-// The go-sdk engine (docs/plugins.md#engines): a plugin compiled once by
+// The go-sdk engine (docs/plugins.md#8-engines): a plugin compiled once by
 // go-sdk (extism.CompiledPlugin, one wazero runtime), instances made from
 // it on demand and pooled like the kernel's, each reused for many calls.
 // Limits are the kernel's: the same input and output caps, plugin

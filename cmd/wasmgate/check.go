@@ -61,7 +61,7 @@ one per line, and exits 1. Exit 2: bad command line.
 		fmt.Fprintf(stdout, ": %s", strings.Join(names, ", "))
 	}
 	fmt.Fprintln(stdout, ")")
-	// Which engine runs each plugin, and why (docs/plugins.md#engines).
+	// Which engine runs each plugin, and why (docs/plugins.md#8-engines).
 	for _, e := range p.Chain.Engines() {
 		fmt.Fprintf(stdout, "  %s: engine %s (%s)\n", e.Plugin, e.Engine, e.Why)
 	}

@@ -65,7 +65,7 @@ const connectLine = `{"op":"connect","proto":"tcp","addr":"192.0.2.1","port":443
 // TestPluginLogs: a plugin's log_* calls and its stdout/stderr reach
 // stderr as lines naming the plugin at their level, filtered by
 // --log-level (default warn), in decide, check, test and run; in decide
-// on both engines (docs/plugins.md#engines).
+// on both engines (docs/plugins.md#8-engines).
 func TestPluginLogs(t *testing.T) {
 	manifest := logManifest(t, 0)
 	onSDK := logManifestOn(t, 0, "extism")

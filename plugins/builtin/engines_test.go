@@ -17,7 +17,7 @@ import (
 // TestTestdataPluginsOnBothEngines: every built-in and every test plugin of
 // testdata/plugins gives the same outcomes, reasons included, through
 // wasmgate's chain on the kernel and on the go-sdk engine
-// (docs/plugins.md#engines). plugins/reference_test.go also holds both to
+// (docs/plugins.md#8-engines). plugins/reference_test.go also holds both to
 // go-sdk's own Plugin.Call.
 func TestTestdataPluginsOnBothEngines(t *testing.T) {
 	if testing.Short() {
