@@ -51,9 +51,7 @@ type sdkConfig struct {
 type sdkModule struct {
 	cfg     sdkConfig
 	cp      *extism.CompiledPlugin
-	once    sync.Once
-	exports map[string]bool // filled by the first instance
-	mu      sync.Mutex
+	exports map[string]bool // function exports, under the names go-sdk sees
 }
 
 // compileSDK compiles a plugin for the go-sdk engine. Its imports must be
@@ -119,8 +117,13 @@ func compileSDK(ctx context.Context, cfg sdkConfig) (*sdkModule, error) {
 	if err != nil {
 		return nil, fmt.Errorf("go-sdk: %v", firstLine(err.Error()))
 	}
+	exports, err := wasmFuncExports(wasm)
+	if err != nil {
+		_ = cp.Close(ctx)
+		return nil, err
+	}
 	setSDKLogLevel(cfg.logger)
-	return &sdkModule{cfg: cfg, cp: cp}, nil
+	return &sdkModule{cfg: cfg, cp: cp, exports: exports}, nil
 }
 
 // sdkMaxVarBytes caps plugin variables as the kernel does.
@@ -136,15 +139,6 @@ func (m *sdkModule) Instantiate(ctx context.Context) (callable, error) {
 	}
 	name, l := m.cfg.name, m.cfg.logger
 	p.SetLogger(func(level extism.LogLevel, msg string) { sdkLog(l, name, level, msg) })
-	m.once.Do(func() {
-		ex := map[string]bool{}
-		for n := range p.Module().ExportedFunctions() {
-			ex[n] = true
-		}
-		m.mu.Lock()
-		m.exports = ex
-		m.mu.Unlock()
-	})
 	inst := &sdkInstance{m: m, p: p}
 	// A WASI reactor's _initialize, else a command's constructors: what
 	// go-sdk would have called (renamed in compileSDK).
@@ -166,11 +160,7 @@ const (
 	sdkCtors = "wasmgate_call_ctors"
 )
 
-func (m *sdkModule) HasExport(name string) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.exports[name]
-}
+func (m *sdkModule) HasExport(name string) bool { return m.exports[name] }
 
 func (m *sdkModule) InitTimeout() time.Duration { return m.cfg.init }
 

@@ -302,3 +302,34 @@ func renameExports(b []byte, names map[string]string) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// wasmFuncExports lists the names of a module's function exports.
+func wasmFuncExports(b []byte) (map[string]bool, error) {
+	out := map[string]bool{}
+	err := walkSections(b, func(id byte, _, body, end int) error {
+		if id != wasmExportSection {
+			return nil
+		}
+		s := b[body:end]
+		bad := fmt.Errorf("%w: export section", errBadWasm)
+		count, p, ok := readULEB(s, 0, 5)
+		if !ok || count > maxWasmImports {
+			return bad
+		}
+		for i := uint64(0); i < count; i++ {
+			n, q, ok := readULEB(s, p, 5)
+			if !ok || n > uint64(len(s)-q) || q+int(n) >= len(s) {
+				return bad
+			}
+			name, kind := string(s[q:q+int(n)]), s[q+int(n)]
+			if _, p, ok = readULEB(s, q+int(n)+1, 5); !ok {
+				return bad
+			}
+			if kind == 0 {
+				out[name] = true
+			}
+		}
+		return nil
+	})
+	return out, err
+}

@@ -96,6 +96,7 @@ func FuzzWasmRewrites(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
+		wasmFuncExports(b)
 		before, err := wasmImports(b)
 		red, rerr := redirectImports(b, "extism:host/env", map[string]bool{"http_request": true}, httpModule)
 		if (err == nil) != (rerr == nil) {
@@ -123,4 +124,15 @@ func FuzzWasmRewrites(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestWasmFuncExports(t *testing.T) {
+	ex, err := wasmFuncExports(tinyModule())
+	if err != nil || len(ex) != 2 || !ex["_initialize"] || !ex["x"] {
+		t.Errorf("exports %v, %v", ex, err)
+	}
+	m := tinyModule()
+	for n := range len(m) {
+		wasmFuncExports(m[:n]) // no panic
+	}
 }
