@@ -337,6 +337,13 @@ path = "FAKE"
 }
 
 func TestChainHammer(t *testing.T) {
+	for _, eng := range engines {
+		t.Run(eng, func(t *testing.T) { chainHammer(t, eng) })
+	}
+}
+
+func chainHammer(t *testing.T, eng string) {
+	loadTOML := func(t *testing.T, text string, opts Options) *Policy { return loadTOML(t, onEngine(text, eng), opts) }
 	p := loadTOML(t, `
 [[plugins]]
 name = "ports"
@@ -373,8 +380,15 @@ ttl = "1"
 
 // TestChainHammerFailures: concurrent decisions through a plugin whose
 // every call traps; each is a deny naming it, dead instances are replaced,
-// and the pool never deadlocks or leaks tokens.
+// and the pool never deadlocks or leaks tokens; on both engines.
 func TestChainHammerFailures(t *testing.T) {
+	for _, eng := range engines {
+		t.Run(eng, func(t *testing.T) { chainHammerFailures(t, eng) })
+	}
+}
+
+func chainHammerFailures(t *testing.T, eng string) {
+	loadTOML := func(t *testing.T, text string, opts Options) *Policy { return loadTOML(t, onEngine(text, eng), opts) }
 	p := loadTOML(t, `
 default = "allow"
 [[plugins]]
