@@ -52,7 +52,8 @@ func loadTOML(t testing.TB, text string, opts Options) *Policy {
 
 func loadTOMLErr(t testing.TB, text string, opts Options) (*Policy, error) {
 	t.Helper()
-	text = strings.ReplaceAll(text, "MULTI", testbuild.Plugin(t, multiPkg))
+	multi := testbuild.Plugin(t, multiPkg)
+	text = strings.ReplaceAll(text, "MULTI", multi)
 	fake, _ := filepath.Abs("../testdata/manifests/fake.wasm")
 	text = strings.ReplaceAll(text, "FAKE", fake)
 	path := filepath.Join(t.TempDir(), "policy.toml")
@@ -65,7 +66,18 @@ func loadTOMLErr(t testing.TB, text string, opts Options) (*Policy, error) {
 	if opts.Builtins == nil {
 		opts.Builtins = func(string) ([]byte, bool) { return nil, false }
 	}
-	return Load(context.Background(), path, opts)
+	m, err := ParseManifest(path, opts.Builtins)
+	if err != nil {
+		return nil, err
+	}
+	for i := range m.Plugins {
+		// multi imports http_request (behave = "http"), so auto would
+		// put it on go-sdk: tests that name no engine test the kernel.
+		if s := &m.Plugins[i]; s.Path == multi && s.Engine == EngineAuto {
+			s.Engine = EngineWasmgate
+		}
+	}
+	return LoadManifest(context.Background(), m, opts)
 }
 
 func connect(addr string, port uint16) *network.Request {

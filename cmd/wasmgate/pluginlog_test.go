@@ -47,7 +47,9 @@ func multiPlugin(t *testing.T) string {
 
 // logManifest writes a manifest whose only plugin, "talker", is multi
 // logging at every level plus lines more warnings per decide.
-func logManifest(t *testing.T, lines int) string { return logManifestOn(t, lines, "auto") }
+// multi imports http_request (its "http" behaviour), so auto would put it
+// on go-sdk: these tests pin the kernel unless they say otherwise.
+func logManifest(t *testing.T, lines int) string { return logManifestOn(t, lines, "wasmgate") }
 
 // logManifestOn is logManifest with the plugin on engine.
 func logManifestOn(t *testing.T, lines int, engine string) string {
