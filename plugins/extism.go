@@ -315,7 +315,7 @@ func sdkLog(l *slog.Logger, plugin string, level extism.LogLevel, msg string) {
 // sdkInternal recognises go-sdk's own debug and trace lines.
 func sdkInternal(msg string) bool {
 	for _, p := range []string{"Calling function : ", "Calling _initialize", "Calling __wasm_call_ctors",
-		"Initializing runtime for", "Initialized ", "WASI runtime detected", "Reactor module detected",
+		"Initializing runtime for", "Initialized Haskell language runtime.", "WASI runtime detected", "Reactor module detected",
 		"Command module detected", "Haskell runtime detected", "No runtime detected", "hs_init function found",
 		"_initialize function found", "__wasm_call_ctors function found"} {
 		if strings.HasPrefix(msg, p) {
