@@ -280,8 +280,7 @@ func TestPluginHTTPTimeout(t *testing.T) {
 	srv, _ := intelServer(t, 5*time.Second)
 	p, audit, err := loadHTTP(t, srv.URL, `allowed_hosts = ["127.0.0.1"]
 allow_special = ["loopback"]
-timeout = "300ms"
-init_timeout = "300ms"`, "")
+timeout = "300ms"`, "")
 	if err != nil {
 		t.Fatal(err)
 	}
