@@ -12,6 +12,7 @@ import (
 
 	extism "github.com/extism/go-sdk"
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/wasmgate/wasmgate/plugins/internal/kernel"
@@ -85,6 +86,10 @@ func compileSDK(ctx context.Context, cfg sdkConfig) (*sdkModule, error) {
 	// call, under that call's deadline; hidden under other names, the
 	// start functions are called by Instantiate under init_timeout, as
 	// the kernel calls _initialize.
+	wasm, err = redirectImports(wasm, "extism:host/env", kernelRedirected, sdkKernelModule)
+	if err != nil {
+		return nil, err
+	}
 	wasm, err = renameExports(wasm, map[string]string{"_initialize": sdkStart, "__wasm_call_ctors": sdkCtors})
 	if err != nil {
 		return nil, err
@@ -113,7 +118,7 @@ func compileSDK(ctx context.Context, cfg sdkConfig) (*sdkModule, error) {
 		RuntimeConfig:             rc,
 		EnableWasi:                true,
 		EnableHttpResponseHeaders: true,
-	}, []extism.HostFunction{cfg.http.hostFunction()})
+	}, append(kernelHostFunctions(), cfg.http.hostFunction()))
 	if err != nil {
 		return nil, fmt.Errorf("go-sdk: %v", firstLine(err.Error()))
 	}
@@ -140,6 +145,7 @@ func (m *sdkModule) Instantiate(ctx context.Context) (callable, error) {
 	name, l := m.cfg.name, m.cfg.logger
 	p.SetLogger(func(level extism.LogLevel, msg string) { sdkLog(l, name, level, msg) })
 	inst := &sdkInstance{m: m, p: p}
+	sdkInstances.Store(p, inst)
 	// A WASI reactor's _initialize, else a command's constructors: what
 	// go-sdk would have called (renamed in compileSDK).
 	for _, fn := range []string{sdkStart, sdkCtors} {
@@ -171,6 +177,9 @@ type sdkInstance struct {
 	m    *sdkModule
 	p    *extism.Plugin
 	dead bool
+	// kfns are the handles of go-sdk's kernel module functions the
+	// plugin calls (kernelHostFunctions), looked up once each.
+	kfns [len(kernelFuncs)]api.Function
 }
 
 func (i *sdkInstance) FastSize() int { return 0 }
@@ -183,7 +192,80 @@ func (i *sdkInstance) Dead() bool { return i.dead }
 
 func (i *sdkInstance) Close() {
 	i.dead = true
+	sdkInstances.Delete(i.p)
 	_ = i.p.Close(context.Background())
+}
+
+// The plugin's calls of the Extism kernel: go-sdk serves each by looking
+// the kernel module's function up by name, which costs a wazero call
+// engine (an allocation of several KiB) per call. They are redirected
+// (compileSDK) to these host functions, which call the same functions of
+// the same kernel module through handles kept per instance.
+const sdkKernelModule = "wasmgate:host/kernel"
+
+var kernelFuncs = [...]struct {
+	name            string
+	params, results []api.ValueType
+}{
+	{"alloc", []api.ValueType{api.ValueTypeI64}, []api.ValueType{api.ValueTypeI64}},
+	{"free", []api.ValueType{api.ValueTypeI64}, nil},
+	{"load_u8", []api.ValueType{api.ValueTypeI64}, []api.ValueType{api.ValueTypeI32}},
+	{"input_load_u8", []api.ValueType{api.ValueTypeI64}, []api.ValueType{api.ValueTypeI32}},
+	{"store_u8", []api.ValueType{api.ValueTypeI64, api.ValueTypeI32}, nil},
+	{"input_set", []api.ValueType{api.ValueTypeI64, api.ValueTypeI64}, nil},
+	{"output_set", []api.ValueType{api.ValueTypeI64, api.ValueTypeI64}, nil},
+	{"input_length", nil, []api.ValueType{api.ValueTypeI64}},
+	{"input_offset", nil, []api.ValueType{api.ValueTypeI64}},
+	{"output_length", nil, []api.ValueType{api.ValueTypeI64}},
+	{"output_offset", nil, []api.ValueType{api.ValueTypeI64}},
+	{"length", []api.ValueType{api.ValueTypeI64}, []api.ValueType{api.ValueTypeI64}},
+	{"length_unsafe", []api.ValueType{api.ValueTypeI64}, []api.ValueType{api.ValueTypeI64}},
+	{"reset", nil, nil},
+	{"error_set", []api.ValueType{api.ValueTypeI64}, nil},
+	{"error_get", nil, []api.ValueType{api.ValueTypeI64}},
+	{"memory_bytes", nil, []api.ValueType{api.ValueTypeI64}},
+}
+
+var kernelRedirected = func() map[string]bool {
+	m := map[string]bool{}
+	for _, f := range kernelFuncs {
+		m[f.name] = true
+	}
+	return m
+}()
+
+// sdkInstances finds the instance of a go-sdk Plugin in a host call.
+var sdkInstances sync.Map // *extism.Plugin -> *sdkInstance
+
+func kernelHostFunctions() []extism.HostFunction {
+	out := make([]extism.HostFunction, 0, len(kernelFuncs))
+	for idx, kf := range kernelFuncs {
+		f := extism.NewHostFunctionWithStack(kf.name, func(ctx context.Context, _ *extism.CurrentPlugin, stack []uint64) {
+			p, _ := ctx.Value(extism.PluginCtxKey("plugin")).(*extism.Plugin)
+			v, _ := sdkInstances.Load(p)
+			inst, _ := v.(*sdkInstance)
+			if inst == nil {
+				panic(fmt.Errorf("%s: outside a plugin call", kf.name))
+			}
+			fn := inst.kfns[idx]
+			if fn == nil {
+				kernel, _ := ctx.Value(extism.PluginCtxKey("extism")).(api.Module)
+				if kernel == nil {
+					panic(fmt.Errorf("%s: no Extism kernel", kf.name))
+				}
+				if fn = kernel.ExportedFunction(kf.name); fn == nil {
+					panic(fmt.Errorf("%s: not in the Extism kernel", kf.name))
+				}
+				inst.kfns[idx] = fn
+			}
+			if err := fn.CallWithStack(ctx, stack); err != nil {
+				panic(err)
+			}
+		}, kf.params, kf.results)
+		f.SetNamespace(sdkKernelModule)
+		out = append(out, f)
+	}
+	return out
 }
 
 func (i *sdkInstance) Call(fn string, input []byte) ([]byte, error) {
