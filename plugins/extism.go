@@ -25,10 +25,12 @@ import (
 // variables, memory (go-sdk's max_pages) and per-call timeout (go-sdk's
 // context deadline).
 //
-// go-sdk's Plugin.CallWithContext looks up the export and the kernel's
-// functions by name on every call and allocates a context per call for its
-// timeout; its API offers no way around that, so what it costs is
-// measured in BENCHMARKS.md ("Plugin engines").
+// The plugin's own kernel calls keep their function handles per instance
+// (kernelHostFunctions). go-sdk's Plugin.CallWithContext still looks up the
+// export and the kernel functions it calls itself by name on every call,
+// and allocates a context per call for its timeout; its API offers no way
+// around that, so what it costs is measured in BENCHMARKS.md ("Plugin
+// engines").
 
 // wasiOutputEnv makes go-sdk send every plugin's WASI stdout and stderr to
 // the process's own, overriding ours; refused (see compileSDK).
