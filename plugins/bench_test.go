@@ -154,3 +154,49 @@ func BenchmarkChainOneUncachedCold(b *testing.B) {
 func BenchmarkChainThreeUncachedCold(b *testing.B) {
 	benchDecideCold(b, loadTOML(b, benchChain3, Options{Builtins: builtin.Lookup, CacheEntries: -1}))
 }
+
+// The same uncached allowlist decision through the chain on each engine
+// (docs/plugins.md#8-engines); BenchmarkChainOneUncached is the kernel's.
+func benchEngine(b *testing.B, engine string, timeout bool) {
+	text := strings.ReplaceAll(benchOne, "CACHE", "0s")
+	text = strings.Replace(text, `use = "allowlist"`, `use = "allowlist"`+"\nengine = \""+engine+"\"", 1)
+	p := loadTOML(b, text, Options{Builtins: builtin.Lookup, CacheEntries: -1})
+	if got := p.Chain.Engines()[0].Engine; got != engine {
+		b.Fatalf("engine %s", got)
+	}
+	if !timeout {
+		// go-sdk then derives no context with a deadline per call.
+		p.Chain.plugins[0].mod.(*sdkModule).cfg.timeout = 0
+	}
+	benchDecide(b, p)
+}
+
+func BenchmarkEngineKernel(b *testing.B) { benchEngine(b, EngineWasmgate, true) }
+
+func BenchmarkEngineGoSDK(b *testing.B) { benchEngine(b, EngineExtism, true) }
+
+func BenchmarkEngineGoSDKNoTimeout(b *testing.B) { benchEngine(b, EngineExtism, false) }
+
+// BenchmarkEngineGoSDKNoPool is one decision on a fresh go-sdk instance
+// (created, started, called, closed), what the go-sdk engine would cost
+// without its pool of reused Plugins.
+func BenchmarkEngineGoSDKNoPool(b *testing.B) {
+	text := strings.ReplaceAll(benchOne, "CACHE", "0s")
+	text = strings.Replace(text, `use = "allowlist"`, `use = "allowlist"`+"\nengine = \"extism\"", 1)
+	p := loadTOML(b, text, Options{Builtins: builtin.Lookup, CacheEntries: -1})
+	mod := p.Chain.plugins[0].mod
+	in := policy.AppendRequestJSON(nil, connect("93.184.216.34", 443))
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		inst, err := mod.Instantiate(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		out, err := inst.Call("decide", in)
+		if v, perr := policy.ParseVerdictJSON(out); err != nil || perr != nil || !v.Allowed() {
+			b.Fatal(err, perr)
+		}
+		inst.Close()
+	}
+}

@@ -30,6 +30,14 @@ func TestMain(m *testing.M) {
 
 const multiPkg = "plugins/internal/testplugins/multi"
 
+// engines are what the chain tests that hold for every engine run on.
+var engines = []string{EngineWasmgate, EngineExtism}
+
+// onEngine puts every MULTI plugin of a manifest on engine.
+func onEngine(text, engine string) string {
+	return strings.ReplaceAll(text, `path = "MULTI"`, `path = "MULTI"`+"\nengine = \""+engine+"\"")
+}
+
 // loadTOML writes manifest text (with MULTI replaced by the test plugin's
 // path) to a temp dir and loads it.
 func loadTOML(t testing.TB, text string, opts Options) *Policy {
@@ -44,7 +52,8 @@ func loadTOML(t testing.TB, text string, opts Options) *Policy {
 
 func loadTOMLErr(t testing.TB, text string, opts Options) (*Policy, error) {
 	t.Helper()
-	text = strings.ReplaceAll(text, "MULTI", testbuild.Plugin(t, multiPkg))
+	multi := testbuild.Plugin(t, multiPkg)
+	text = strings.ReplaceAll(text, "MULTI", multi)
 	fake, _ := filepath.Abs("../testdata/manifests/fake.wasm")
 	text = strings.ReplaceAll(text, "FAKE", fake)
 	path := filepath.Join(t.TempDir(), "policy.toml")
@@ -57,7 +66,18 @@ func loadTOMLErr(t testing.TB, text string, opts Options) (*Policy, error) {
 	if opts.Builtins == nil {
 		opts.Builtins = func(string) ([]byte, bool) { return nil, false }
 	}
-	return Load(context.Background(), path, opts)
+	m, err := ParseManifest(path, opts.Builtins)
+	if err != nil {
+		return nil, err
+	}
+	for i := range m.Plugins {
+		// multi imports http_request (behave = "http"), so auto would
+		// put it on go-sdk: tests that name no engine test the kernel.
+		if s := &m.Plugins[i]; s.Path == multi && s.Engine == EngineAuto {
+			s.Engine = EngineWasmgate
+		}
+	}
+	return LoadManifest(context.Background(), m, opts)
 }
 
 func connect(addr string, port uint16) *network.Request {
@@ -101,18 +121,24 @@ func TestChainMisbehaving(t *testing.T) {
 		{"errset", `plugin "bad" failed: plugin error: bad things`},
 		{"http", `plugin "bad" failed: trap: `},
 	}
-	for _, c := range cases {
-		t.Run(c.behave, func(t *testing.T) {
-			// Only "loop" is meant to time out; the others get time even
-			// under -race on a busy machine.
-			timeout, memory := "10s", "8MiB"
-			switch c.behave {
-			case "loop":
-				timeout = "50ms"
-			case "alloc":
-				memory = "4MiB" // reach the cap fast (the interpreter is slow)
-			}
-			p := loadTOML(t, fmt.Sprintf(`
+	for _, eng := range engines {
+		for _, c := range cases {
+			t.Run(eng+"/"+c.behave, func(t *testing.T) { chainMisbehaving(t, eng, c.behave, c.reason) })
+		}
+	}
+}
+
+func chainMisbehaving(t *testing.T, eng string, behave, reason string) {
+	// Only "loop" is meant to time out; the others get time even
+	// under -race on a busy machine.
+	timeout, memory := "10s", "8MiB"
+	switch behave {
+	case "loop":
+		timeout = "50ms"
+	case "alloc":
+		memory = "4MiB" // reach the cap fast (the interpreter is slow)
+	}
+	p := loadTOML(t, onEngine(fmt.Sprintf(`
 default = "allow"
 [[plugins]]
 name = "bad"
@@ -126,25 +152,30 @@ describe = '{"ops":["tcp.connect"]}'
 [[plugins]]
 name = "good"
 path = "MULTI"
-`, timeout, memory, c.behave), Options{})
-			ctx := context.Background()
-			for i := range 3 {
-				d, _ := p.Chain.DecideExplain(ctx, connect("198.51.100.10", 443))
-				if d.Allowed() || d.Plugin != "bad" || !strings.HasPrefix(d.Reason, c.reason) {
-					t.Fatalf("call %d: got %+v, want a deny by bad starting %q", i, d, c.reason)
-				}
-				// The host keeps serving: an op the bad plugin does not take works.
-				r := connect("198.51.100.10", 443)
-				r.Op, r.Proto = policy.OpUDPSend, "udp"
-				if d, _ := p.Chain.DecideExplain(ctx, r); !d.Allowed() || d.Plugin != "good" {
-					t.Fatalf("call %d: udp.send got %+v", i, d)
-				}
-			}
-		})
+`, timeout, memory, behave), eng), Options{})
+	ctx := context.Background()
+	for i := range 3 {
+		d, _ := p.Chain.DecideExplain(ctx, connect("198.51.100.10", 443))
+		if d.Allowed() || d.Plugin != "bad" || !strings.HasPrefix(d.Reason, reason) {
+			t.Fatalf("call %d: got %+v, want a deny by bad starting %q", i, d, reason)
+		}
+		// The host keeps serving: an op the bad plugin does not take works.
+		r := connect("198.51.100.10", 443)
+		r.Op, r.Proto = policy.OpUDPSend, "udp"
+		if d, _ := p.Chain.DecideExplain(ctx, r); !d.Allowed() || d.Plugin != "good" {
+			t.Fatalf("call %d: udp.send got %+v", i, d)
+		}
 	}
 }
 
 func TestChainReportMode(t *testing.T) {
+	for _, eng := range engines {
+		t.Run(eng, func(t *testing.T) { chainReportMode(t, eng) })
+	}
+}
+
+func chainReportMode(t *testing.T, eng string) {
+	loadTOML := func(t *testing.T, text string, opts Options) *Policy { return loadTOML(t, onEngine(text, eng), opts) }
 	var audit bytes.Buffer
 	p := loadTOML(t, `
 [[plugins]]
@@ -218,6 +249,13 @@ mode = "report"
 }
 
 func TestChainCache(t *testing.T) {
+	for _, eng := range engines {
+		t.Run(eng, func(t *testing.T) { chainCache(t, eng) })
+	}
+}
+
+func chainCache(t *testing.T, eng string) {
+	loadTOML := func(t *testing.T, text string, opts Options) *Policy { return loadTOML(t, onEngine(text, eng), opts) }
 	p := loadTOML(t, `
 [[plugins]]
 name = "ports"
@@ -311,6 +349,13 @@ path = "FAKE"
 }
 
 func TestChainHammer(t *testing.T) {
+	for _, eng := range engines {
+		t.Run(eng, func(t *testing.T) { chainHammer(t, eng) })
+	}
+}
+
+func chainHammer(t *testing.T, eng string) {
+	loadTOML := func(t *testing.T, text string, opts Options) *Policy { return loadTOML(t, onEngine(text, eng), opts) }
 	p := loadTOML(t, `
 [[plugins]]
 name = "ports"
@@ -347,8 +392,15 @@ ttl = "1"
 
 // TestChainHammerFailures: concurrent decisions through a plugin whose
 // every call traps; each is a deny naming it, dead instances are replaced,
-// and the pool never deadlocks or leaks tokens.
+// and the pool never deadlocks or leaks tokens; on both engines.
 func TestChainHammerFailures(t *testing.T) {
+	for _, eng := range engines {
+		t.Run(eng, func(t *testing.T) { chainHammerFailures(t, eng) })
+	}
+}
+
+func chainHammerFailures(t *testing.T, eng string) {
+	loadTOML := func(t *testing.T, text string, opts Options) *Policy { return loadTOML(t, onEngine(text, eng), opts) }
 	p := loadTOML(t, `
 default = "allow"
 [[plugins]]

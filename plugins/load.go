@@ -148,20 +148,52 @@ func LoadManifest(ctx context.Context, m *Manifest, opts Options) (*Policy, erro
 				// The built-ins are one module; this key picks the plugin.
 				config[builtin.SelectKey] = spec.Use
 			}
-			mod, err := engine.Compile(ctx, kernel.Config{
-				Name:        spec.Name,
-				Wasm:        spec.Wasm,
-				MemoryPages: uint32(spec.Memory / wasmPage),
-				Timeout:     spec.Timeout,
-				InitTimeout: spec.Init,
-				Config:      config,
-				Logger:      logger,
-			})
-			if err != nil {
-				problems[i] = []string{err.Error()}
-				return
+			eng, why := chooseEngine(spec)
+			var mod module
+			switch eng {
+			case EngineExtism:
+				init := spec.Init
+				if init <= 0 {
+					init = DefaultInit
+				}
+				timeout := spec.Timeout
+				if timeout <= 0 {
+					timeout = DefaultTimeout
+				}
+				pages := uint32(spec.Memory / wasmPage)
+				if pages == 0 {
+					pages = kernel.DefaultMemoryPages
+				}
+				sm, err := compileSDK(ctx, sdkConfig{
+					name: spec.Name, wasm: spec.Wasm, pages: pages,
+					timeout: timeout, init: init, config: config, logger: logger,
+					cache: engine.Cache(), interp: opts.Interpreter,
+					http:     newHTTPGate(spec.Name, spec.AllowedHosts, spec.AllowSpecial, m.Resolver(), opts.Audit),
+					maxInput: kernel.DefaultMaxInput, maxOut: kernel.DefaultMaxOutput,
+				})
+				if err != nil {
+					problems[i] = []string{err.Error()}
+					return
+				}
+				mod = sm
+			default:
+				km, err := engine.Compile(ctx, kernel.Config{
+					Name:        spec.Name,
+					Wasm:        spec.Wasm,
+					MemoryPages: uint32(spec.Memory / wasmPage),
+					Timeout:     spec.Timeout,
+					InitTimeout: spec.Init,
+					Config:      config,
+					Logger:      logger,
+				})
+				if err != nil {
+					problems[i] = []string{err.Error()}
+					return
+				}
+				mod = kernelModule{km}
 			}
 			p := newPlugin(spec.Name, i, mod, pool, spec.Timeout)
+			p.engine, p.engineWhy = eng, why
 			p.report = spec.Report
 			if probs := p.describeAndValidate(ctx); len(probs) > 0 {
 				problems[i] = probs

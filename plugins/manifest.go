@@ -89,6 +89,7 @@ type PluginSpec struct {
 	// ConfigValues holds the string values under each config key, for
 	// finding the key a problem quotes a value of.
 	ConfigValues map[string][]string
+	EngineSpec   // engine, allowed_hosts, allow_special (enginespec.go)
 }
 
 // Problem is one thing wrong with a manifest.
@@ -506,7 +507,8 @@ func canonicalName(s string) (string, error) {
 
 func (v *validator) plugin(key string, t map[string]any) PluginSpec {
 	p := PluginSpec{Timeout: DefaultTimeout, Init: DefaultInit, Memory: DefaultMemory, Config: []byte("{}"), Line: v.line(key)}
-	v.unknown(key, t, "name", "use", "path", "oci", "sha256", "timeout", "init_timeout", "memory", "mode", "config")
+	v.unknown(key, t, "name", "use", "path", "oci", "sha256", "timeout", "init_timeout", "memory", "mode", "config",
+		"engine", "allowed_hosts", "allow_special")
 	if x, ok := t["name"]; ok {
 		if s, ok := v.str(key+".name", x); ok {
 			if s == "" {
@@ -617,6 +619,7 @@ func (v *validator) plugin(key string, t map[string]any) PluginSpec {
 	if x, ok := t["mode"]; ok {
 		p.Report = v.mode(key+".mode", x)
 	}
+	p.EngineSpec = v.engineSpec(key, t)
 	if x, ok := t["config"]; ok {
 		if ct, ok := v.table(key+".config", x); ok {
 			b, err := json.Marshal(ct)

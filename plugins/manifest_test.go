@@ -35,6 +35,9 @@ func manifestSummary(m *Manifest) string {
 		Config                           json.RawMessage
 		WasmBytes                        int
 		Line                             int
+		Engine                           string   `json:",omitempty"` // when not auto
+		AllowedHosts                     []string `json:",omitempty"`
+		AllowSpecial                     string   `json:",omitempty"`
 	}
 	s := struct {
 		Default, NameTTL string
@@ -53,7 +56,15 @@ func manifestSummary(m *Manifest) string {
 		if p.Path != "" {
 			path = filepath.Base(p.Path)
 		}
-		s.Plugins = append(s.Plugins, plug{p.Name, p.Use, path, p.SHA256, p.Timeout.String(), p.Init.String(), p.Memory, p.Report, p.Config, len(p.Wasm), p.Line})
+		pl := plug{Name: p.Name, Use: p.Use, Path: path, SHA256: p.SHA256, Timeout: p.Timeout.String(), InitTimeout: p.Init.String(),
+			Memory: p.Memory, Report: p.Report, Config: p.Config, WasmBytes: len(p.Wasm), Line: p.Line, AllowedHosts: p.AllowedHosts}
+		if p.Engine != EngineAuto {
+			pl.Engine = p.Engine
+		}
+		if p.AllowSpecial != 0 {
+			pl.AllowSpecial = p.AllowSpecial.String()
+		}
+		s.Plugins = append(s.Plugins, pl)
 	}
 	b, _ := json.MarshalIndent(s, "", "  ")
 	return string(b) + "\n"

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wasmgate/wasmgate/plugins/internal/kernel"
 	"github.com/wasmgate/wasmgate/sdk/policy"
 )
 
@@ -29,9 +28,12 @@ type plugin struct {
 	portFree uint16
 	stateful bool
 	desc     description
-	mod      *kernel.Module
+	mod      module
 	pool     *pool[*instance]
 	timeout  time.Duration
+	// engine is EngineWasmgate or EngineExtism; engineWhy says why
+	// (`wasmgate check` prints both).
+	engine, engineWhy string
 }
 
 // description is the output of a plugin's describe export (docs/plugins.md#4-the-wire-format).
@@ -57,7 +59,7 @@ func opBit(op policy.Op) uint16 {
 
 const allOps = 1<<10 - 1
 
-func newPlugin(name string, index int, mod *kernel.Module, poolSize int, timeout time.Duration) *plugin {
+func newPlugin(name string, index int, mod module, poolSize int, timeout time.Duration) *plugin {
 	return &plugin{name: name, index: index, mod: mod, ops: allOps, timeout: timeout, pool: newPool[*instance](poolSize)}
 }
 
@@ -74,7 +76,7 @@ func (p *plugin) with(ctx context.Context, f func(*instance) error) error {
 			p.pool.put(nil)
 			return fmt.Errorf("new instance: %w", err)
 		}
-		inst = &instance{Instance: ki}
+		inst = &instance{callable: ki}
 	}
 	err = f(inst)
 	p.pool.put(inst) // closes it if it died
@@ -86,14 +88,15 @@ func (p *plugin) with(ctx context.Context, f func(*instance) error) error {
 // again means sanitising and allocating its reason. The same bytes always
 // parse to the same verdict.
 type instance struct {
-	*kernel.Instance
+	callable
 	lastOut []byte
 	lastV   policy.Verdict
 }
 
 // decide runs the plugin on a request: through the wasmgate fast path
 // (binary request and verdict) when the instance has one and the request
-// fits, otherwise through the Extism decide export (JSON). The verdict is
+// fits (only on the kernel), otherwise through the Extism decide export
+// (JSON). The verdict is
 // parsed strictly either way. Any failure is returned as an error; the
 // caller turns it into a deny naming the plugin.
 func (p *plugin) decide(ctx context.Context, enc *encoding) (policy.Verdict, error) {

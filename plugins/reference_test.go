@@ -62,8 +62,9 @@ const (
 func failRC(rc uint32) string { return fmt.Sprintf("rc %d", rc) }
 
 // TestSameVerdictsAsGoSDK runs every built-in and test plugin through
-// go-sdk's own Plugin.Call and through our call path with the same
-// requests, and requires the same verdicts.
+// go-sdk's own Plugin.Call and through our chain on both engines (the
+// kernel and the go-sdk engine) with the same requests, and requires the
+// same verdicts.
 func TestSameVerdictsAsGoSDK(t *testing.T) {
 	const tdp = "testdata/plugins/"
 	// Each misbehaving plugin and how it must fail on both hosts: the
@@ -104,16 +105,20 @@ func TestSameVerdictsAsGoSDK(t *testing.T) {
 	precompile(t, list)
 	for _, rp := range list {
 		t.Run(rp.name, func(t *testing.T) {
-			ours := ourVerdicts(t, rp)
+			ours := ourVerdicts(t, rp, EngineWasmgate)
+			viaSDK := ourVerdicts(t, rp, EngineExtism)
 			theirs := goSDKVerdicts(t, rp)
 			for i := range ours {
 				if ours[i] != theirs[i] {
 					t.Errorf("request %d (%s): ours %+v, go-sdk %+v", i, refRequests[i].Op, ours[i], theirs[i])
 				}
+				if viaSDK[i] != theirs[i] {
+					t.Errorf("request %d (%s): ours on the extism engine %+v, go-sdk %+v", i, refRequests[i].Op, viaSDK[i], theirs[i])
+				}
 			}
 			if want, ok := badKind[rp.name]; ok {
-				if w := (refResult{"fail", want}); ours[0] != w || theirs[0] != w {
-					t.Errorf("misbehaving plugin: ours %+v, go-sdk %+v, want %+v", ours[0], theirs[0], w)
+				if w := (refResult{"fail", want}); ours[0] != w || theirs[0] != w || viaSDK[0] != w {
+					t.Errorf("misbehaving plugin: ours %+v, extism engine %+v, go-sdk %+v, want %+v", ours[0], viaSDK[0], theirs[0], w)
 				}
 			}
 			// The embedded-IPv4 requests (the last three) on the wasm
@@ -164,9 +169,10 @@ func theirFailKind(rc uint32, err, parseErr error) string {
 	return "not failed"
 }
 
-func ourVerdicts(t *testing.T, rp refPlugin) []refResult {
+func ourVerdicts(t *testing.T, rp refPlugin, engine string) []refResult {
 	m := &Manifest{Default: policy.ActionDeny, Plugins: []PluginSpec{{
-		Name: rp.name, Timeout: refTimeout, Memory: 16 << 20, Config: []byte(rp.config), Wasm: rp.wasm,
+		Name: rp.name, Timeout: refTimeout, Init: refTimeout, Memory: 16 << 20, Config: []byte(rp.config), Wasm: rp.wasm,
+		EngineSpec: EngineSpec{Engine: engine},
 	}}}
 	if _, ok := builtin.Lookup(rp.name); ok {
 		m.Plugins[0].Use = rp.name // selects the plugin in the bundle
@@ -176,6 +182,9 @@ func ourVerdicts(t *testing.T, rp refPlugin) []refResult {
 		t.Fatal(err)
 	}
 	defer p.Close(context.Background())
+	if e := p.Chain.Engines()[0].Engine; e != engine {
+		t.Fatalf("engine %s, want %s", e, engine)
+	}
 	var out []refResult
 	for i := range rp.requests {
 		r := *refRequests[i]

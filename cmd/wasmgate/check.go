@@ -30,7 +30,8 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	logLevel := logLevelFlag(fs)
 	setUsage(fs, "wasmgate check [--log-level LEVEL] FILE", `Parse and validate the policy manifest FILE, then compile and instantiate each of its
 plugins and run their describe and validate exports with their config (docs/manifest.md).
-Prints "FILE: ok (N plugins: ...)" and exits 0, or prints every problem found on stderr,
+Prints "FILE: ok (N plugins: ...)" and, for each plugin, the engine it runs on and why
+(docs/plugins.md, "Engines"), and exits 0, or prints every problem found on stderr,
 one per line, and exits 1. Exit 2: bad command line.
 `)
 	if err := parseFlags(fs, args, stdout); err != nil {
@@ -60,6 +61,10 @@ one per line, and exits 1. Exit 2: bad command line.
 		fmt.Fprintf(stdout, ": %s", strings.Join(names, ", "))
 	}
 	fmt.Fprintln(stdout, ")")
+	// Which engine runs each plugin, and why (docs/plugins.md#8-engines).
+	for _, e := range p.Chain.Engines() {
+		fmt.Fprintf(stdout, "  %s: engine %s (%s)\n", e.Plugin, e.Engine, e.Why)
+	}
 	return 0
 }
 

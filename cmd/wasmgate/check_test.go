@@ -113,7 +113,9 @@ func TestCheck(t *testing.T) {
 	if code := run([]string{"check", "../../testdata/decide/plugin-report.toml"}, nil, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
-	if want := "../../testdata/decide/plugin-report.toml: ok (2 plugins: no-special-ranges, no-smtp)\n"; stdout.String() != want {
+	if want := "../../testdata/decide/plugin-report.toml: ok (2 plugins: no-special-ranges, no-smtp)\n" +
+		"  no-special-ranges: engine wasmgate (every import is one the kernel serves)\n" +
+		"  no-smtp: engine wasmgate (every import is one the kernel serves)\n"; stdout.String() != want {
 		t.Fatalf("stdout %q, want %q", stdout.String(), want)
 	}
 	stdout.Reset()
@@ -142,5 +144,50 @@ func TestCheck(t *testing.T) {
 	}
 	if code := run([]string{"check"}, nil, &stdout, &stderr); code != 2 {
 		t.Fatalf("no file: exit %d", code)
+	}
+}
+
+// TestCheckEngines: check names each plugin's engine and why, and refuses
+// a special address in allowed_hosts (docs/plugins.md#8-engines).
+func TestCheckEngines(t *testing.T) {
+	dir := t.TempDir()
+	ok := filepath.Join(dir, "ok.toml")
+	os.WriteFile(ok, []byte(`
+[[plugins]]
+name = "fast"
+use = "denylist"
+[plugins.config]
+rules = ["tcp://*:25"]
+
+[[plugins]]
+name = "sdk"
+use = "allowlist"
+engine = "extism"
+allowed_hosts = ["intel.example.com"]
+[plugins.config]
+rules = ["tcp://*:443"]
+`), 0o644)
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"check", ok}, nil, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if want := ok + ": ok (2 plugins: fast, sdk)\n" +
+		"  fast: engine wasmgate (every import is one the kernel serves)\n" +
+		"  sdk: engine extism (engine = \"extism\" in the manifest)\n"; stdout.String() != want {
+		t.Errorf("stdout %q, want %q", stdout.String(), want)
+	}
+	bad := filepath.Join(dir, "bad.toml")
+	os.WriteFile(bad, []byte(`
+[[plugins]]
+name = "sdk"
+use = "allowlist"
+engine = "extism"
+allowed_hosts = ["169.254.169.254"]
+`), 0o644)
+	stdout.Reset()
+	stderr.Reset()
+	if code := run([]string{"check", bad}, nil, &stdout, &stderr); code != 1 ||
+		!strings.Contains(stderr.String(), `bad.toml:6: plugins[1].allowed_hosts[0]: 169.254.169.254 is a special address (link-local|metadata); http_request to it is refused unless allow_special lists link-local and metadata`) {
+		t.Errorf("exit %d, stderr %q", code, stderr.String())
 	}
 }

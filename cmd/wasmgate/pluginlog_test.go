@@ -47,10 +47,15 @@ func multiPlugin(t *testing.T) string {
 
 // logManifest writes a manifest whose only plugin, "talker", is multi
 // logging at every level plus lines more warnings per decide.
-func logManifest(t *testing.T, lines int) string {
+// multi imports http_request (its "http" behaviour), so auto would put it
+// on go-sdk: these tests pin the kernel unless they say otherwise.
+func logManifest(t *testing.T, lines int) string { return logManifestOn(t, lines, "wasmgate") }
+
+// logManifestOn is logManifest with the plugin on engine.
+func logManifestOn(t *testing.T, lines int, engine string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "policy.toml")
-	text := fmt.Sprintf("[[plugins]]\nname = \"talker\"\npath = %q\n[plugins.config]\nbehave = \"log\"\nlines = \"%d\"\n", multiPlugin(t), lines)
+	text := fmt.Sprintf("[[plugins]]\nname = \"talker\"\npath = %q\nengine = %q\n[plugins.config]\nbehave = \"log\"\nlines = \"%d\"\n", multiPlugin(t), engine, lines)
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -61,9 +66,11 @@ const connectLine = `{"op":"connect","proto":"tcp","addr":"192.0.2.1","port":443
 
 // TestPluginLogs: a plugin's log_* calls and its stdout/stderr reach
 // stderr as lines naming the plugin at their level, filtered by
-// --log-level (default warn), in decide, check, test and run.
+// --log-level (default warn), in decide, check, test and run; in decide
+// on both engines (docs/plugins.md#8-engines).
 func TestPluginLogs(t *testing.T) {
 	manifest := logManifest(t, 0)
+	onSDK := logManifestOn(t, 0, "extism")
 	all := []string{
 		`wasmgate: plugin "talker": warn: validate called`,
 		`wasmgate: plugin "talker": debug: debug line`,
@@ -88,26 +95,9 @@ func TestPluginLogs(t *testing.T) {
 		level string
 		min   slog.Level
 	}{{"", slog.LevelWarn}, {"debug", slog.LevelDebug}, {"info", slog.LevelInfo}, {"warn", slog.LevelWarn}, {"error", slog.LevelError}} {
-		t.Run("decide/"+c.level, func(t *testing.T) {
-			args := []string{"decide", "--policy", manifest}
-			if c.level != "" {
-				args = append(args, "--log-level", c.level)
-			}
-			var stdout, stderr bytes.Buffer
-			if code := run(args, strings.NewReader(connectLine), &stdout, &stderr); code != 0 {
-				t.Fatalf("exit %d: %s", code, stderr.String())
-			}
-			if !strings.Contains(stdout.String(), `"verdict":"allow","plugin":"talker","reason":"logged"`) {
-				t.Errorf("stdout %s", stdout.String())
-			}
-			got := strings.Split(strings.TrimSpace(stderr.String()), "\n")
-			if stderr.Len() == 0 {
-				got = nil
-			}
-			if want := shown(c.min); strings.Join(got, "\n") != strings.Join(want, "\n") {
-				t.Errorf("stderr:\n%s\nwant:\n%s", stderr.String(), strings.Join(want, "\n"))
-			}
-		})
+		for _, m := range []struct{ engine, path string }{{"", manifest}, {"extism/", onSDK}} {
+			t.Run("decide/"+m.engine+c.level, func(t *testing.T) { decideLogs(t, m.path, c.level, shown(c.min)) })
+		}
 	}
 	t.Run("check", func(t *testing.T) {
 		var stdout, stderr bytes.Buffer
@@ -148,6 +138,30 @@ func TestPluginLogs(t *testing.T) {
 			t.Errorf("exit %d, stderr %q", code, stderr.String())
 		}
 	})
+}
+
+// decideLogs runs decide on manifest at level and wants exactly the plugin
+// lines want on stderr.
+func decideLogs(t *testing.T, manifest, level string, want []string) {
+	t.Helper()
+	args := []string{"decide", "--policy", manifest}
+	if level != "" {
+		args = append(args, "--log-level", level)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(args, strings.NewReader(connectLine), &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), `"verdict":"allow","plugin":"talker","reason":"logged"`) {
+		t.Errorf("stdout %s", stdout.String())
+	}
+	got := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	if stderr.Len() == 0 {
+		got = nil
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("stderr:\n%s\nwant:\n%s", stderr.String(), strings.Join(want, "\n"))
+	}
 }
 
 var droppedRE = regexp.MustCompile(`wasmgate: plugin "talker": ([0-9]+) log lines dropped`)

@@ -12,6 +12,8 @@ import (
 
 	extism "github.com/extism/go-sdk"
 
+	"github.com/wasmgate/wasmgate/plugins/internal/testbuild"
+
 	"github.com/wasmgate/wasmgate/sdk/policy"
 )
 
@@ -61,6 +63,7 @@ func TestMain(m *testing.M) {
 	if testPluginsDir != "" && testPluginsErr == nil {
 		os.RemoveAll(testPluginsDir)
 	}
+	testbuild.Cleanup() // engines_test.go's plugins
 	os.Exit(code)
 }
 

@@ -223,3 +223,31 @@ func instantiateEnv(ctx context.Context, rt wazero.Runtime) error {
 	_, err := b.Instantiate(ctx)
 	return err
 }
+
+// ProvidesImport reports whether module.name is an import of the Extism
+// host (`extism:host/env`, as go-sdk v1.7.1 provides it) or of WASI: what
+// an Extism plugin may import on either of wasmgate's engines.
+func ProvidesImport(module, name string) bool {
+	switch module {
+	case "wasi_snapshot_preview1":
+		return true
+	case envModule:
+		_, ok := envSigs[name]
+		return ok
+	}
+	return false
+}
+
+// ServesImport reports whether the kernel really serves module.name: every
+// Extism import but http_request and the two that read its result, which
+// the kernel links only so that such a plugin loads, and which trap or
+// answer nothing (docs/plugins.md, "Engines").
+func ServesImport(module, name string) bool {
+	if module == envModule {
+		switch name {
+		case "http_request", "http_status_code", "http_headers":
+			return false
+		}
+	}
+	return ProvidesImport(module, name)
+}

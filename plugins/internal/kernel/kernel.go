@@ -110,6 +110,10 @@ func NewEngine(dir string) (*Engine, error) {
 // caller keeps ownership of.
 func NewEngineWithCache(c wazero.CompilationCache) *Engine { return &Engine{cache: c} }
 
+// Cache is the compilation cache the Engine compiles with, for other
+// wazero runtimes of the same process (the go-sdk engine's).
+func (e *Engine) Cache() wazero.CompilationCache { return e.cache }
+
 // Close releases the cache if the Engine created it.
 func (e *Engine) Close(ctx context.Context) error {
 	if e.owned {
