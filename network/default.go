@@ -401,11 +401,14 @@ func (d *Default) AdoptListener(ctx context.Context, l syscall.Conn) (Socket, er
 		return nil, err
 	}
 	g := &guardedSocket{d: d, s: s, proto: TCP, family: s.Family()}
+	epoch := d.epoch.Load()
 	local, err := s.LocalAddr()
+	var req *Request
 	if err == nil {
 		local = reported(local)
 		if err = g.decideAddr(ctx, policy.OpTCPBind, local, false); err == nil {
-			err = g.decideAddr(ctx, policy.OpTCPListen, local, false)
+			req = g.addrRequest(policy.OpTCPListen, local, false)
+			err = d.decide(ctx, req)
 		}
 		if err != nil {
 			err = g.deny("listen", local, err)
@@ -415,6 +418,8 @@ func (d *Default) AdoptListener(ctx context.Context, l syscall.Conn) (Socket, er
 		g.Close()
 		return nil, err
 	}
+	// A listener like the guest's own: decided again on a reload.
+	g.stand(ctx, req, epoch)
 	return g, nil
 }
 
