@@ -19,8 +19,9 @@ func main() {
 const usage = `usage:
   wasmgate run [--policy FILE [--audit FILE|-]] [--dir HOST[:GUEST][:ro]]... [--env K=V]...
                [--listen ADDR|fd:N]... [--listen-report FILE|-] [--max-memory SIZE] [--timeout DUR]
-               [--metrics ADDR] [--no-cache] WASM [ARGS...]
-                                      run a WASI program; no --policy = no network
+               [--metrics ADDR] [--watch] [--shadow FILE] [--no-cache] WASM [ARGS...]
+                                      run a WASI program; no --policy = no network;
+                                      SIGHUP (or --watch) reloads the policy
   wasmgate check FILE                 validate a manifest and its plugins
   wasmgate decide --policy FILE       JSON Lines requests on stdin, one verdict line out per line
   wasmgate test --policy FILE CASES.jsonl...
