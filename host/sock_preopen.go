@@ -135,6 +135,12 @@ func (s *state) openListener(ctx context.Context, addr string) (Listening, error
 		sock.Close()
 		return Listening{}, err
 	}
+	return s.insertListener(sock, addr)
+}
+
+// insertListener puts a listening socket in the fd table and describes it
+// for WithOnListen; on failure it closes sock.
+func (s *state) insertListener(sock network.Socket, addr string) (Listening, error) {
 	bound, err := sock.LocalAddr()
 	if err != nil {
 		sock.Close()
@@ -159,15 +165,5 @@ func (s *state) adoptListener(ctx context.Context, spec listenSpec) (Listening, 
 	if err != nil {
 		return Listening{}, err
 	}
-	bound, err := sock.LocalAddr()
-	if err != nil {
-		sock.Close()
-		return Listening{}, err
-	}
-	fd, err := s.fds.insert(newSocketEntry(s.newSocketFile(sock), false))
-	if err != nil {
-		sock.Close()
-		return Listening{}, err
-	}
-	return Listening{Addr: spec.addr, Bound: bound, Fd: fd}, nil
+	return s.insertListener(sock, spec.addr)
 }

@@ -138,8 +138,8 @@ const sdkMaxVarBytes = 64 << 10
 
 func (m *sdkModule) Instantiate(ctx context.Context) (callable, error) {
 	mc := wazero.NewModuleConfig().
-		WithStdout(&sdkLogWriter{l: m.cfg.logger, plugin: m.cfg.name, level: slog.LevelInfo}).
-		WithStderr(&sdkLogWriter{l: m.cfg.logger, plugin: m.cfg.name, level: slog.LevelWarn})
+		WithStdout(kernel.LogWriter(m.cfg.logger, m.cfg.name, slog.LevelInfo)).
+		WithStderr(kernel.LogWriter(m.cfg.logger, m.cfg.name, slog.LevelWarn))
 	p, err := m.cp.Instance(ctx, extism.PluginInstanceConfig{ModuleConfig: mc})
 	if err != nil {
 		return nil, fmt.Errorf("instantiate: %v", firstLine(err.Error()))
@@ -407,23 +407,4 @@ func sdkInternal(msg string) bool {
 		}
 	}
 	return false
-}
-
-// sdkLogWriter routes WASI stdout (info) or stderr (warn) to the log, as
-// the kernel does.
-type sdkLogWriter struct {
-	l      *slog.Logger
-	plugin string
-	level  slog.Level
-}
-
-func (w *sdkLogWriter) Write(p []byte) (int, error) {
-	if w.l.Enabled(context.Background(), w.level) {
-		s := string(p)
-		if len(s) > 4096 {
-			s = s[:4096]
-		}
-		w.l.Log(context.Background(), w.level, "plugin output", "plugin", w.plugin, "text", strings.ToValidUTF8(strings.TrimRight(s, "\n"), "?"))
-	}
-	return len(p), nil
 }

@@ -6,12 +6,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/wasmgate/wasmgate/internal/oci"
@@ -275,51 +272,11 @@ func TestOCIPolicyFilesVerified(t *testing.T) {
 	}
 }
 
-// tcpProxy forwards connections to addr until stop is called: a registry
-// that can go down.
-func tcpProxy(t *testing.T, addr string) (string, func()) {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			in, err := l.Accept()
-			if err != nil {
-				return
-			}
-			out, err := net.Dial("tcp", addr)
-			if err != nil {
-				in.Close()
-				continue
-			}
-			mu.Lock()
-			conns = append(conns, in, out)
-			mu.Unlock()
-			go func() { io.Copy(out, in); out.Close() }()
-			go func() { io.Copy(in, out); in.Close() }()
-		}
-	}()
-	stop := func() {
-		l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	}
-	t.Cleanup(stop)
-	return l.Addr().String(), stop
-}
-
 // TestOCIPolicyRegistryDown: a pinned policy loaded once loads again with
 // its registry down; with an empty cache the load fails, saying so.
 func TestOCIPolicyRegistryDown(t *testing.T) {
 	addr, _ := testenv.Registry(t)
-	via, stop := tcpProxy(t, addr)
+	via, stop := testenv.Proxy(t, addr)
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "policy.toml"), []byte("[[plugins]]\nname = \"deny-all\"\nuse = \"denylist\"\n[plugins.config]\nrules = [\"tcp://*:*\"]\n"), 0o644); err != nil {
 		t.Fatal(err)

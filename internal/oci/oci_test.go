@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -16,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -234,52 +232,13 @@ func TestCorruptCacheRefetched(t *testing.T) {
 	}
 }
 
-// proxy forwards TCP connections to addr until stopped: a registry that
-// can go down.
-func proxy(t *testing.T, addr string) (string, func()) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			in, err := l.Accept()
-			if err != nil {
-				return
-			}
-			out, err := net.Dial("tcp", addr)
-			if err != nil {
-				in.Close()
-				continue
-			}
-			mu.Lock()
-			conns = append(conns, in, out)
-			mu.Unlock()
-			go func() { io.Copy(out, in); out.Close() }()
-			go func() { io.Copy(in, out); in.Close() }()
-		}
-	}()
-	stop := func() {
-		l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	}
-	t.Cleanup(stop)
-	return l.Addr().String(), stop
-}
-
 // TestRegistryDown: a pinned plugin pulled once starts without the
 // registry; without a cache, the failure says what is wrong.
 func TestRegistryDown(t *testing.T) {
 	addr, _ := testenv.Registry(t)
 	ctx := context.Background()
 	mod := module(t, 64)
-	via, stop := proxy(t, addr)
+	via, stop := testenv.Proxy(t, addr)
 	c := client(t)
 	dig, err := c.PushWasm(ctx, mod, repo(t, via)+":v1")
 	if err != nil {

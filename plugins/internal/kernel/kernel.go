@@ -17,6 +17,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"strings"
@@ -680,8 +681,14 @@ func firstLine(s string) string {
 	return s
 }
 
-// logWriter routes WASI stdout (info) or stderr (warn) of a plugin to the
-// log, one record per write (docs/plugins.md, "Logs").
+// LogWriter returns the writer that routes a plugin's WASI stdout (level
+// info) or stderr (warn) to l, one record per write, as the kernel does
+// (docs/plugins.md, "Logs"); other engines use it too.
+func LogWriter(l *slog.Logger, plugin string, level slog.Level) io.Writer {
+	return &logWriter{l: l, plugin: plugin, level: level}
+}
+
+// logWriter is LogWriter's writer.
 type logWriter struct {
 	l      *slog.Logger
 	plugin string
