@@ -47,6 +47,11 @@ type reloader struct {
 func (r *reloader) reload(ctx context.Context, cause string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if strings.HasPrefix(r.path, ociScheme) {
+		// Pinned by digest: the same bytes would be loaded again.
+		fmt.Fprintf(r.stderr, "wasmgate: reload (%s): %s is pinned by its digest and cannot change; to change the policy, push a new one and start with its digest\n", cause, r.path)
+		return nil
+	}
 	p, sum, err := plugins.LoadSum(ctx, r.path, r.opts)
 	hexSum := ""
 	if sum != [32]byte{} {

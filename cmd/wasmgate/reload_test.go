@@ -452,3 +452,12 @@ func TestRunReloadRevokeOff(t *testing.T) {
 		t.Errorf("the new connect was not denied:\n%s", r.out.String())
 	}
 }
+
+// TestRunWatchOCIRefused: --watch of an oci:// policy is a usage error
+// that says why (a policy pinned by digest never changes).
+func TestRunWatchOCIRefused(t *testing.T) {
+	code, _, errOut := runCLI(t, "", "run", "--watch", "--policy", "oci://127.0.0.1:1/p@sha256:"+strings.Repeat("0", 64), "x.wasm")
+	if code != exitUsage || !strings.Contains(errOut, "pinned by its digest") {
+		t.Errorf("exit %d, stderr %q; want a usage error about the pinned digest", code, errOut)
+	}
+}

@@ -122,6 +122,9 @@ failure (unreadable or invalid WASM); 124 --timeout expired; 130 interrupted; 13
 	if *watch && *policyPath == "" {
 		errs = append(errs, errors.New("--watch needs --policy"))
 	}
+	if *watch && strings.HasPrefix(*policyPath, ociScheme) {
+		errs = append(errs, errors.New("--watch needs a manifest file: an oci:// policy is pinned by its digest and never changes"))
+	}
 	if *shadowPath != "" && *policyPath == "" {
 		errs = append(errs, errors.New("--shadow needs --policy: the candidate is compared with the enforced policy"))
 	}
