@@ -23,9 +23,14 @@ func TestRunShadow(t *testing.T) {
 	writeFile(t, manifest, echoManifest(srv.port, true, ""))
 	writeFile(t, candidate, fmt.Sprintf("default = \"allow\"\n[[plugins]]\nname = \"broken\"\npath = %q\n[plugins.config]\nbehave = \"trap\"\n", multiPlugin(t)))
 	r := startRun(t, func() { srv.stop.Store(true) }, "--policy", manifest, "--shadow", candidate, "--audit", auditPath, "--metrics", ":0",
-		wasm, "dial", "127.0.0.1:9", "--", "echoloop", fmt.Sprintf("127.0.0.1:%d", srv.port), "1")
+		wasm, "dial", "127.0.0.1:9", "--", "echoloop", fmt.Sprintf("127.0.0.1:%d", srv.port), "20")
 	r.waitOut(t, "] echo ", 3)
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		select {
+		case code := <-r.done:
+			t.Fatalf("run ended (exit %d) before the divergence was scraped; stdout:\n%s\nstderr:\n%s", code, r.out.String(), r.errb.String())
+		default:
+		}
 		text := scrapeMetrics(t, r.errb.String())
 		if strings.Contains(text, "wasmgate_shadow_divergences_total 1") {
 			// Shadow decisions stay out of the decision counts.
