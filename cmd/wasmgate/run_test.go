@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -436,11 +435,18 @@ func TestRunListenFd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	f, err := l.(*net.TCPListener).File() // a duplicate: run closes it
+	// A raw duplicate that no *os.File owns: run closes it, and no
+	// finalizer may close the number again later (it would hit whatever
+	// descriptor the number went to next: once, a later test's listener).
+	f, err := l.(*net.TCPListener).File()
 	if err != nil {
 		t.Fatal(err)
 	}
-	fd := int(f.Fd())
+	fd, err := syscall.Dup(int(f.Fd()))
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
 	rw := t.TempDir()
 	if err := os.WriteFile(filepath.Join(rw, "in.txt"), []byte("from the host\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -464,7 +470,6 @@ func TestRunListenFd(t *testing.T) {
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil {
 		t.Errorf("fd %d is still open after the run: the inherited descriptor leaks", fd)
 	}
-	runtime.KeepAlive(f)
 
 	wasm := guestWasm(t, "hello")
 	pipeR, pipeW, err := os.Pipe()
