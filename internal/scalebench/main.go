@@ -31,6 +31,12 @@
 //
 // bulk MIB: MIB echoed through one connection to each server.
 //
+//	go run ./internal/scalebench all
+//
+// all: the issue-11 set with one pair of servers: conns 200 1000 10000,
+// bulk 1024 and seq 2000. Every level prints time, server CPU and server
+// RSS for both servers, then one line of guest/native ratios.
+//
 //	go run ./internal/scalebench soak 10m [IDLE]
 //
 // soak DURATION: the guest server alone for DURATION (30s to 1h) with IDLE
@@ -58,8 +64,8 @@ import (
 )
 
 func main() {
-	if len(os.Args) < 3 && (len(os.Args) < 2 || os.Args[1] != "native-echo") {
-		fmt.Fprintln(os.Stderr, "usage: scalebench rss MIB... | conns N... | seq N | bulk MIB | soak DURATION [IDLE]")
+	if len(os.Args) < 3 && (len(os.Args) < 2 || (os.Args[1] != "native-echo" && os.Args[1] != "all")) {
+		fmt.Fprintln(os.Stderr, "usage: scalebench rss MIB... | conns N... | seq N | bulk MIB | all | soak DURATION [IDLE]")
 		os.Exit(2)
 	}
 	var err error
@@ -72,6 +78,8 @@ func main() {
 		err = seq(os.Args[2])
 	case "bulk":
 		err = bulk(os.Args[2])
+	case "all":
+		err = all()
 	case "soak":
 		err = soak(os.Args[2:])
 	case "native-echo":
@@ -365,22 +373,58 @@ func conns(levels []string) error {
 		return err
 	}
 	defer stop()
+	return connsOn(guest, native, levels)
+}
+
+func connsOn(guest, native *server, levels []string) error {
 	fmt.Printf("%-7s %-7s %-10s %-10s %-9s %-7s\n", "conns", "server", "time", "CPU", "RSS", "fds")
 	for _, l := range levels {
 		n, err := strconv.Atoi(l)
 		if err != nil {
 			return err
 		}
-		var times [2]time.Duration
+		var r [2]result
 		for i, s := range []*server{guest, native} {
 			el, cpu, rss, fds, err := level(s, n)
 			if err != nil {
 				return fmt.Errorf("%s, %d connections: %v", s.name, n, err)
 			}
-			times[i] = el
+			r[i] = result{el, cpu, rss}
 			fmt.Printf("%-7d %-7s %-10s %-10s %-9s %-7d\n", n, s.name, el.Round(time.Millisecond), cpu, fmt.Sprintf("%d MiB", rss/1024), fds)
 		}
-		fmt.Printf("%-7d guest/native time %.2f×\n", n, float64(times[0])/float64(times[1]))
+		fmt.Printf("%-7d %s\n", n, ratios(r))
 	}
 	return nil
+}
+
+// result is one server's figures for one level.
+type result struct {
+	time, cpu time.Duration
+	rssKB     int
+}
+
+// ratios formats the guest's figures as multiples of native's.
+func ratios(r [2]result) string {
+	div := func(a, b float64) float64 { return a / max(b, 1) }
+	return fmt.Sprintf("guest/native: time %.2f×, CPU %.2f×, RSS %.2f×",
+		div(float64(r[0].time), float64(r[1].time)), div(float64(r[0].cpu), float64(r[1].cpu)),
+		div(float64(r[0].rssKB), float64(r[1].rssKB)))
+}
+
+// all runs the issue-11 levels against one pair of servers.
+func all() error {
+	guest, native, stop, err := echoServers()
+	if err != nil {
+		return err
+	}
+	defer stop()
+	if err := connsOn(guest, native, []string{"200", "1000", "10000"}); err != nil {
+		return err
+	}
+	fmt.Println()
+	if err := bulkOn(guest, native, 1024); err != nil {
+		return err
+	}
+	fmt.Println()
+	return seqOn(guest, native, 2000)
 }

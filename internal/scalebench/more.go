@@ -30,6 +30,10 @@ func seq(arg string) error {
 		return err
 	}
 	defer stop()
+	return seqOn(guest, native, n)
+}
+
+func seqOn(guest, native *server, n int) error {
 	msg := bytes.Repeat([]byte("x"), 100)
 	buf := make([]byte, len(msg))
 	one := func(s *server) error {
@@ -58,9 +62,10 @@ func seq(arg string) error {
 			}
 		}
 	}
-	fmt.Printf("%-7s %-7s %-10s %-12s %-12s\n", "conns", "server", "time", "per conn", "CPU per conn")
+	fmt.Printf("%-7s %-7s %-10s %-12s %-12s %-9s\n", "conns", "server", "time", "per conn", "CPU per conn", "RSS")
 	var times [2]time.Duration
 	var cpus [2]time.Duration
+	var rss [2]int
 	for i, s := range []*server{guest, native} {
 		cpu0 := s.cpu()
 		start := time.Now()
@@ -70,9 +75,12 @@ func seq(arg string) error {
 			}
 		}
 		times[i], cpus[i] = time.Since(start), s.cpu()-cpu0
-		fmt.Printf("%-7d %-7s %-10s %-12s %-12s\n", n, s.name, times[i].Round(time.Millisecond),
-			(times[i] / time.Duration(n)).Round(100*time.Nanosecond), (cpus[i] / time.Duration(n)).Round(100*time.Nanosecond))
+		rss[i], _, _ = procstat.Memory(s.cmd.Process.Pid)
+		fmt.Printf("%-7d %-7s %-10s %-12s %-12s %-9s\n", n, s.name, times[i].Round(time.Millisecond),
+			(times[i] / time.Duration(n)).Round(100*time.Nanosecond), (cpus[i] / time.Duration(n)).Round(100*time.Nanosecond),
+			fmt.Sprintf("%d MiB", rss[i]/1024))
 	}
+	fmt.Printf("%-7d %s\n", n, ratios([2]result{{times[0], cpus[0], rss[0]}, {times[1], cpus[1], rss[1]}}))
 	fmt.Printf("%-7d guest speed %.2f× native, server CPU %.2f× native\n", n,
 		float64(times[1])/float64(times[0]), float64(cpus[0])/float64(max(cpus[1], 1)))
 	return nil
@@ -90,9 +98,13 @@ func bulk(arg string) error {
 		return err
 	}
 	defer stop()
+	return bulkOn(guest, native, mib)
+}
+
+func bulkOn(guest, native *server, mib int) error {
 	total := int64(mib) << 20
-	fmt.Printf("%-7s %-7s %-10s %-11s %-10s\n", "MiB", "server", "time", "throughput", "CPU")
-	var times [2]time.Duration
+	fmt.Printf("%-7s %-7s %-10s %-11s %-10s %-9s\n", "MiB", "server", "time", "throughput", "CPU", "RSS")
+	var r [2]result
 	for i, s := range []*server{guest, native} {
 		c, err := net.DialTimeout("tcp", s.addr, 30*time.Second)
 		if err != nil {
@@ -118,12 +130,16 @@ func bulk(arg string) error {
 		if err != nil {
 			return fmt.Errorf("%s: echoed %d of %d bytes: %w", s.name, got, total, err)
 		}
-		times[i] = time.Since(start)
+		el := time.Since(start)
 		cpu := s.cpu() - cpu0
-		fmt.Printf("%-7d %-7s %-10s %-11s %-10s\n", mib, s.name, times[i].Round(time.Millisecond),
-			fmt.Sprintf("%.2f GiB/s", float64(total)/(1<<30)/times[i].Seconds()), cpu.Round(time.Millisecond))
+		rss, _, _ := procstat.Memory(s.cmd.Process.Pid)
+		r[i] = result{el, cpu, rss}
+		fmt.Printf("%-7d %-7s %-10s %-11s %-10s %-9s\n", mib, s.name, el.Round(time.Millisecond),
+			fmt.Sprintf("%.2f GiB/s", float64(total)/(1<<30)/el.Seconds()), cpu.Round(time.Millisecond),
+			fmt.Sprintf("%d MiB", rss/1024))
 	}
-	fmt.Printf("%-7d guest speed %.2f× native\n", mib, float64(times[1])/float64(times[0]))
+	fmt.Printf("%-7d %s\n", mib, ratios(r))
+	fmt.Printf("%-7d guest speed %.2f× native\n", mib, float64(r[1].time)/float64(r[0].time))
 	return nil
 }
 
