@@ -169,6 +169,18 @@ func (l *Live) DecideExplain(ctx context.Context, req *network.Request) (network
 	return g.p.Chain.DecideExplain(ctx, req)
 }
 
+// DecideOutcome is Chain.DecideOutcome on the current policy: the
+// decision with what its audit record says. After Close it denies.
+func (l *Live) DecideOutcome(ctx context.Context, req *network.Request) Outcome {
+	g := l.acquire()
+	if g == nil {
+		d := network.Decision{Verdict: policy.Deny("the policy was closed")}
+		return Outcome{Decision: d, Audit: "deny"}
+	}
+	defer g.release()
+	return g.p.Chain.DecideOutcome(ctx, req)
+}
+
 // Lookup implements network.Resolver with the current manifest's [dns]
 // resolver. Answers without a TTL get the manifest's [dns] ttl, so that a
 // reload changes the binding TTL of later lookups too.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -35,9 +36,14 @@ type reloader struct {
 	// start is the manifest the guest started with: the limits that
 	// cannot change while it runs are its.
 	start *plugins.Manifest
+	// shadow, with --shadow, is the candidate, reloaded with the policy.
+	shadow *shadowPolicy
 
 	mu sync.Mutex // one reload at a time
 }
+
+// errPinned is the reload of an oci:// policy, pinned by its digest.
+var errPinned = errors.New("pinned by its digest")
 
 // reload loads the manifest again, completely (plugins compiled, describe
 // and validate called), and only then swaps it in. On any failure the
@@ -47,6 +53,47 @@ type reloader struct {
 func (r *reloader) reload(ctx context.Context, cause string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	// The candidate first: the enforced reload's revalidation decisions
+	// are shadowed too, and should be by the new candidate.
+	if r.shadow != nil {
+		r.reloadShadow(ctx, cause)
+	}
+	return r.reloadEnforced(ctx, cause)
+}
+
+// reloadShadow reloads the --shadow candidate (docs/operations.md#shadow):
+// like the enforced policy, loaded completely before the swap, kept on
+// failure, one audit record either way (marked "shadow": true); nothing
+// is revoked, and the reload metrics count the enforced policy only.
+func (r *reloader) reloadShadow(ctx context.Context, cause string) {
+	sum, err := r.shadow.reload(ctx, r.opts)
+	switch {
+	case errors.Is(err, errPinned):
+		fmt.Fprintf(r.stderr, "wasmgate: reload (%s): the --shadow candidate %s is pinned by its digest and cannot change\n", cause, r.shadow.path)
+		return
+	case err != nil:
+		fmt.Fprintf(r.stderr, "wasmgate: reload (%s) of the --shadow candidate %s failed; the candidate in force is unchanged:\n%v\n", cause, r.shadow.path, err)
+	default:
+		fmt.Fprintf(r.stderr, "wasmgate: reloaded the --shadow candidate %s (%s, sha256 %s)\n", r.shadow.path, cause, sum)
+	}
+	if r.opts.Audit != nil {
+		attrs := []slog.Attr{
+			slog.String("manifest", r.shadow.path),
+			slog.String("sha256", sum),
+			slog.String("cause", cause),
+			slog.Bool("shadow", true),
+		}
+		if err != nil {
+			attrs = append(attrs, slog.String("result", "error"), slog.String("error", err.Error()))
+		} else {
+			attrs = append(attrs, slog.String("result", "ok"))
+		}
+		r.opts.Audit.LogAttrs(ctx, slog.LevelInfo, "reload", attrs...)
+	}
+}
+
+// reloadEnforced reloads the --policy manifest.
+func (r *reloader) reloadEnforced(ctx context.Context, cause string) error {
 	if strings.HasPrefix(r.path, ociScheme) {
 		// Pinned by digest: the same bytes would be loaded again.
 		fmt.Fprintf(r.stderr, "wasmgate: reload (%s): %s is pinned by its digest and cannot change; to change the policy, push a new one and start with its digest\n", cause, r.path)
@@ -218,12 +265,21 @@ func (r *reloader) watch(ctx context.Context) (stop func(), err error) {
 	}
 	files := map[string]bool{}
 	refresh := func() error {
-		m := r.live.Policy().Manifest
-		want := map[string]bool{absPath(r.path): true}
-		for _, p := range m.Plugins {
-			if p.Path != "" {
-				want[absPath(p.Path)] = true
+		want := map[string]bool{}
+		add := func(path string, m *plugins.Manifest) {
+			if strings.HasPrefix(path, ociScheme) {
+				return // pinned: nothing on disk to watch
 			}
+			want[absPath(path)] = true
+			for _, p := range m.Plugins {
+				if p.Path != "" {
+					want[absPath(p.Path)] = true
+				}
+			}
+		}
+		add(r.path, r.live.Policy().Manifest)
+		if r.shadow != nil {
+			add(r.shadow.path, r.shadow.shadow.Policy().Manifest)
 		}
 		watching := map[string]bool{}
 		for _, d := range w.WatchList() {

@@ -180,8 +180,9 @@ failure (unreadable or invalid WASM); 124 --timeout expired; 130 interrupted; 13
 			fmt.Fprintf(stderr, "wasmgate run: bad --shadow, the guest was not started:\n%v\n", err)
 			return exitManifest
 		}
-		shadow := &shadowPolicy{enforced: rel.live, shadow: sp, mets: mets, stderr: stderr, sem: make(chan struct{}, maxShadowInFlight)}
+		shadow := &shadowPolicy{enforced: rel.live, path: *shadowPath, shadow: plugins.NewLive(sp), mets: mets, stderr: stderr, sem: make(chan struct{}, maxShadowInFlight)}
 		nw.Policy = shadow
+		rel.shadow = shadow
 		defer shadow.close() // before release closes the audit log
 	}
 	if rel != nil {

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 
 	"github.com/wasmgate/wasmgate/metrics"
@@ -24,9 +26,12 @@ const maxShadowInFlight = 64
 // verdict differs, "diverged": true.
 type shadowPolicy struct {
 	enforced network.Explainer
-	shadow   *plugins.Policy
-	mets     *metrics.Metrics // nil: none
-	stderr   io.Writer
+	// path is the candidate manifest; shadow decides with the candidate
+	// in force, which a reload replaces (docs/operations.md#shadow).
+	path   string
+	shadow *plugins.Live
+	mets   *metrics.Metrics // nil: none
+	stderr io.Writer
 
 	sem      chan struct{}
 	mu       sync.RWMutex // guards closed against wg.Add
@@ -73,7 +78,7 @@ func (s *shadowPolicy) DecideExplain(ctx context.Context, req *network.Request) 
 	go func() {
 		defer s.wg.Done()
 		defer func() { <-s.sem }()
-		o := s.shadow.Chain.DecideOutcome(sctx, &r)
+		o := s.shadow.DecideOutcome(sctx, &r)
 		if o.Verdict.Allowed() != allowed && s.mets != nil {
 			s.mets.ShadowDivergence()
 		}
@@ -88,7 +93,7 @@ func (s *shadowPolicy) close() {
 	s.closed = true
 	s.mu.Unlock()
 	s.wg.Wait()
-	s.shadow.Close(context.Background())
+	s.shadow.Close()
 }
 
 // shadowAudit marks the shadow chain's audit records: "shadow": true,
@@ -124,9 +129,34 @@ func (h shadowAudit) WithGroup(name string) slog.Handler {
 // and plugins) with opts, its audit records marked by shadowAudit and its
 // decisions kept out of the decision metrics.
 func loadShadow(ctx context.Context, path string, opts plugins.Options) (*plugins.Policy, error) {
+	return loadPolicy(ctx, path, shadowOptions(opts))
+}
+
+// shadowOptions are the enforced policy's load options as the candidate
+// uses them: audit records marked, no decision metrics.
+func shadowOptions(opts plugins.Options) plugins.Options {
 	if opts.Audit != nil {
 		opts.Audit = slog.New(shadowAudit{opts.Audit.Handler()})
 	}
 	opts.Metrics = nil
-	return loadPolicy(ctx, path, opts)
+	return opts
+}
+
+// reload loads the candidate again and swaps it in, like the enforced
+// policy's reload; a failure keeps the candidate in force. It returns
+// the manifest's sha256 (hex, empty when unread).
+func (s *shadowPolicy) reload(ctx context.Context, opts plugins.Options) (string, error) {
+	if strings.HasPrefix(s.path, ociScheme) {
+		return "", errPinned
+	}
+	p, sum, err := plugins.LoadSum(ctx, s.path, shadowOptions(opts))
+	hexSum := ""
+	if sum != [32]byte{} {
+		hexSum = hex.EncodeToString(sum[:])
+	}
+	if err != nil {
+		return hexSum, err
+	}
+	s.shadow.Swap(p)
+	return hexSum, nil
 }

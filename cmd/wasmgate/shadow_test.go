@@ -81,3 +81,89 @@ func TestRunShadow(t *testing.T) {
 		}
 	}
 }
+
+// A reload reloads the --shadow candidate too: a broken candidate is
+// refused and the one in force stays; a good one decides every later
+// decision. The candidate first denies everything, then allows
+// everything, so its tcp.connect records (the first dial, revalidations
+// of the open connection by the reloads, the second dial after the
+// server dropped the first connection) diverge until the good candidate
+// is in force and never after: the first diverges, the last (the second
+// dial) does not. Each candidate reload has its audit record, marked
+// "shadow": true.
+func TestRunShadowReload(t *testing.T) {
+	wasm := guestWasm(t, "probe")
+	srv := newEchoServer(t)
+	dir := t.TempDir()
+	manifest, candidate := filepath.Join(dir, "policy.toml"), filepath.Join(dir, "candidate.toml")
+	auditPath := filepath.Join(dir, "audit.jsonl")
+	writeFile(t, manifest, echoManifest(srv.port, true, ""))
+	writeFile(t, candidate, "default = \"deny\"\n")
+	r := startRun(t, func() { srv.stop.Store(true) }, "--policy", manifest, "--shadow", candidate, "--audit", auditPath,
+		wasm, "echoloop", fmt.Sprintf("127.0.0.1:%d", srv.port), "3")
+	r.waitOut(t, "] echo ", 2)
+
+	writeFile(t, candidate, "default = \"sometimes\"\n")
+	sighup(t)
+	r.waitErr(t, "wasmgate: reload (SIGHUP) of the --shadow candidate "+candidate+" failed; the candidate in force is unchanged:\n"+candidate+":1: ")
+	writeFile(t, candidate, "default = \"allow\"\n")
+	goodSum := sha256File(t, candidate)
+	sighup(t)
+	r.waitErr(t, "wasmgate: reloaded the --shadow candidate "+candidate+" (SIGHUP, sha256 "+goodSum+")")
+	srv.drop() // the guest dials again
+	r.waitOut(t, "] dial ok", 2)
+	r.waitFor(t, "echoes on the new connection", func(out, _ string) bool {
+		return echoes(out[strings.LastIndex(out, "dial ok"):]) >= 1
+	})
+	srv.stop.Store(true)
+	if code := r.wait(t); code != 0 {
+		t.Errorf("exit %d; stdout:\n%s\nstderr:\n%s", code, r.out.String(), r.errb.String())
+	}
+
+	var diverged []any
+	for _, d := range auditOf(t, auditPath, "decision") {
+		if d["op"] == "tcp.connect" && d["shadow"] == true {
+			diverged = append(diverged, d["diverged"])
+		}
+	}
+	ok := len(diverged) >= 2 && diverged[0] == true && diverged[len(diverged)-1] == false
+	for i := 1; i < len(diverged); i++ {
+		if diverged[i] == true && diverged[i-1] == false {
+			ok = false // diverged again after the good candidate
+		}
+	}
+	if !ok {
+		t.Errorf("shadow tcp.connect records diverged %v, want true... then false... (denied by the first candidate, allowed by the reloaded one)", diverged)
+	}
+	var shadowReloads []string
+	for _, rec := range auditOf(t, auditPath, "reload") {
+		if rec["shadow"] == true {
+			if rec["manifest"] != candidate {
+				t.Errorf("shadow reload record %v names the wrong manifest", rec)
+			}
+			shadowReloads = append(shadowReloads, fmt.Sprint(rec["result"]))
+		}
+	}
+	if strings.Join(shadowReloads, ",") != "error,ok" {
+		t.Errorf("shadow reload records %v, want error then ok", shadowReloads)
+	}
+}
+
+// With --watch, a change to the --shadow candidate reloads it.
+func TestRunShadowWatch(t *testing.T) {
+	wasm := guestWasm(t, "probe")
+	srv := newEchoServer(t)
+	dir := t.TempDir()
+	manifest, candidate := filepath.Join(dir, "policy.toml"), filepath.Join(dir, "candidate.toml")
+	writeFile(t, manifest, echoManifest(srv.port, true, ""))
+	writeFile(t, candidate, "default = \"deny\"\n")
+	r := startRun(t, func() { srv.stop.Store(true) }, "--policy", manifest, "--shadow", candidate, "--watch",
+		wasm, "echoloop", fmt.Sprintf("127.0.0.1:%d", srv.port), "3")
+	r.waitOut(t, "] echo ", 1)
+	writeFile(t, candidate, "default = \"allow\"\n")
+	r.waitErr(t, "wasmgate: reloaded the --shadow candidate "+candidate+" (watch, sha256 "+sha256File(t, candidate)+")")
+	srv.stop.Store(true)
+	if code := r.wait(t); code != 0 {
+		t.Errorf("exit %d; stderr:\n%s", code, r.errb.String())
+	}
+}
