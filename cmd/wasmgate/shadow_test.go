@@ -92,15 +92,9 @@ func TestRunShadow(t *testing.T) {
 // dial) does not. Each candidate reload has its audit record, marked
 // "shadow": true.
 func TestRunShadowReload(t *testing.T) {
-	wasm := guestWasm(t, "probe")
-	srv := newEchoServer(t)
 	dir := t.TempDir()
-	manifest, candidate := filepath.Join(dir, "policy.toml"), filepath.Join(dir, "candidate.toml")
 	auditPath := filepath.Join(dir, "audit.jsonl")
-	writeFile(t, manifest, echoManifest(srv.port, true, ""))
-	writeFile(t, candidate, "default = \"deny\"\n")
-	r := startRun(t, func() { srv.stop.Store(true) }, "--policy", manifest, "--shadow", candidate, "--audit", auditPath,
-		wasm, "echoloop", fmt.Sprintf("127.0.0.1:%d", srv.port), "3")
+	srv, r, candidate := startShadowRun(t, dir, "--audit", auditPath)
 	r.waitOut(t, "] echo ", 2)
 
 	writeFile(t, candidate, "default = \"sometimes\"\n")
@@ -151,14 +145,7 @@ func TestRunShadowReload(t *testing.T) {
 
 // With --watch, a change to the --shadow candidate reloads it.
 func TestRunShadowWatch(t *testing.T) {
-	wasm := guestWasm(t, "probe")
-	srv := newEchoServer(t)
-	dir := t.TempDir()
-	manifest, candidate := filepath.Join(dir, "policy.toml"), filepath.Join(dir, "candidate.toml")
-	writeFile(t, manifest, echoManifest(srv.port, true, ""))
-	writeFile(t, candidate, "default = \"deny\"\n")
-	r := startRun(t, func() { srv.stop.Store(true) }, "--policy", manifest, "--shadow", candidate, "--watch",
-		wasm, "echoloop", fmt.Sprintf("127.0.0.1:%d", srv.port), "3")
+	srv, r, candidate := startShadowRun(t, t.TempDir(), "--watch")
 	r.waitOut(t, "] echo ", 1)
 	writeFile(t, candidate, "default = \"allow\"\n")
 	r.waitErr(t, "wasmgate: reloaded the --shadow candidate "+candidate+" (watch, sha256 "+sha256File(t, candidate)+")")
@@ -166,4 +153,18 @@ func TestRunShadowWatch(t *testing.T) {
 	if code := r.wait(t); code != 0 {
 		t.Errorf("exit %d; stderr:\n%s", code, r.errb.String())
 	}
+}
+
+// startShadowRun starts the probe guest echoing to a new echo server,
+// allowed by the --policy manifest in dir, with a --shadow candidate
+// there that denies everything, and the extra run flags.
+func startShadowRun(t *testing.T, dir string, flags ...string) (*echoServer, *bgRun, string) {
+	wasm := guestWasm(t, "probe")
+	srv := newEchoServer(t)
+	manifest, candidate := filepath.Join(dir, "policy.toml"), filepath.Join(dir, "candidate.toml")
+	writeFile(t, manifest, echoManifest(srv.port, true, ""))
+	writeFile(t, candidate, "default = \"deny\"\n")
+	args := append([]string{"--policy", manifest, "--shadow", candidate}, flags...)
+	args = append(args, wasm, "echoloop", fmt.Sprintf("127.0.0.1:%d", srv.port), "3")
+	return srv, startRun(t, func() { srv.stop.Store(true) }, args...), candidate
 }
