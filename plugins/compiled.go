@@ -62,7 +62,9 @@ type GuestOptions struct {
 	// the Options given to Compile (which may be nil: no audit).
 	Audit *slog.Logger
 	// AuditAttrs are added to each of this guest's audit records (e.g. a
-	// tenant or request id), after the record's own attributes.
+	// tenant or request id), as slog.Logger.With adds them: before the
+	// record's own attributes. Their keys should differ from those
+	// (docs/manifest.md#audit-records).
 	AuditAttrs []slog.Attr
 	// CacheEntries bounds this guest's verdict cache, as
 	// Options.CacheEntries does (0: the Options', <0: no cache).
