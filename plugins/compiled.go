@@ -117,9 +117,17 @@ func newEngine(opts Options) *kernel.Engine {
 	return engine
 }
 
-// CompileManifest is Compile for a manifest already parsed. It compiles
-// and instantiates each plugin once, calls its describe and validate
-// exports and keeps it for the instances.
+// CompileManifest is Compile for a manifest already parsed, or built in
+// Go. It compiles and instantiates each plugin once, calls its describe
+// and validate exports and keeps it for the instances.
+//
+// In a Manifest built in Go, a zero PluginSpec Timeout, Init or Memory
+// means the default a manifest file gets when it leaves the key out
+// (DefaultTimeout 100 ms, DefaultInit 5 s, DefaultMemory 64 MiB), and a
+// nil Config an empty table ("{}"). Memory is rounded up to whole 64 KiB
+// pages. The bounds of a file's keys (MaxTimeout, MinMemory, ...) are not
+// applied, but a negative timeout or a memory past 4 GiB is a
+// *ManifestError.
 func CompileManifest(ctx context.Context, m *Manifest, opts Options) (*CompiledPolicy, error) {
 	engine := newEngine(opts)
 	engine.Interpreter = opts.Interpreter
@@ -159,25 +167,21 @@ func CompileManifest(ctx context.Context, m *Manifest, opts Options) (*CompiledP
 				// The built-ins are one module; this key picks the plugin.
 				config[builtin.SelectKey] = spec.Use
 			}
+			lim, probs := specLimits(spec)
+			if len(probs) > 0 {
+				problems[i] = probs
+				return
+			}
+			if len(lim.config) > 0 {
+				config["config"] = lim.config
+			}
 			eng, why := chooseEngine(spec)
 			var mod module
 			switch eng {
 			case EngineExtism:
-				init := spec.Init
-				if init <= 0 {
-					init = DefaultInit
-				}
-				timeout := spec.Timeout
-				if timeout <= 0 {
-					timeout = DefaultTimeout
-				}
-				pages := uint32(spec.Memory / wasmPage)
-				if pages == 0 {
-					pages = kernel.DefaultMemoryPages
-				}
 				sm, err := compileSDK(ctx, sdkConfig{
-					name: spec.Name, wasm: spec.Wasm, pages: pages,
-					timeout: timeout, init: init, config: config, logger: logger,
+					name: spec.Name, wasm: spec.Wasm, pages: lim.pages,
+					timeout: lim.timeout, init: lim.init, config: config, logger: logger,
 					cache: engine.Cache(), interp: opts.Interpreter,
 					http:     newHTTPGate(spec.Name, spec.AllowedHosts, spec.AllowSpecial, m.Resolver(), opts.Audit),
 					maxInput: kernel.DefaultMaxInput, maxOut: kernel.DefaultMaxOutput,
@@ -191,9 +195,9 @@ func CompileManifest(ctx context.Context, m *Manifest, opts Options) (*CompiledP
 				km, err := engine.Compile(ctx, kernel.Config{
 					Name:        spec.Name,
 					Wasm:        spec.Wasm,
-					MemoryPages: uint32(spec.Memory / wasmPage),
-					Timeout:     spec.Timeout,
-					InitTimeout: spec.Init,
+					MemoryPages: lim.pages,
+					Timeout:     lim.timeout,
+					InitTimeout: lim.init,
 					Config:      config,
 					Logger:      logger,
 				})
@@ -203,7 +207,7 @@ func CompileManifest(ctx context.Context, m *Manifest, opts Options) (*CompiledP
 				}
 				mod = kernelModule{km}
 			}
-			p := newPlugin(spec.Name, i, mod, pool, spec.Timeout)
+			p := newPlugin(spec.Name, i, mod, pool, lim.timeout)
 			p.engine, p.engineWhy = eng, why
 			p.report = spec.Report
 			if probs := p.describeAndValidate(ctx); len(probs) > 0 {
@@ -239,6 +243,48 @@ func CompileManifest(ctx context.Context, m *Manifest, opts Options) (*CompiledP
 	}
 	cp.plugins = plugins
 	return cp, nil
+}
+
+// pluginLimits are a PluginSpec's limits with the defaults applied.
+type pluginLimits struct {
+	timeout, init time.Duration
+	pages         uint32
+	config        string // "" when the spec has one
+}
+
+// specLimits applies the defaults to the zero values of a PluginSpec,
+// which a Manifest built in Go may have (ParseManifest never leaves them
+// zero). A Go-built manifest may go past the bounds of a manifest file
+// (MaxTimeout, MinMemory: a C plugin may need less than a Go one), but
+// not below zero or past wasm32's 4 GiB. Memory is rounded up to whole
+// 64 KiB pages, as in a file.
+func specLimits(spec *PluginSpec) (pluginLimits, []string) {
+	lim := pluginLimits{timeout: spec.Timeout, init: spec.Init}
+	var probs []string
+	switch {
+	case lim.timeout == 0:
+		lim.timeout = DefaultTimeout
+	case lim.timeout < 0:
+		probs = append(probs, fmt.Sprintf("timeout must be more than 0, not %v", lim.timeout))
+	}
+	switch {
+	case lim.init == 0:
+		lim.init = DefaultInit
+	case lim.init < 0:
+		probs = append(probs, fmt.Sprintf("init_timeout must be more than 0, not %v", lim.init))
+	}
+	mem := spec.Memory
+	switch {
+	case mem == 0:
+		mem = DefaultMemory
+	case mem > MaxMemory:
+		probs = append(probs, fmt.Sprintf("memory must be at most 4GiB, not %d bytes", mem))
+	}
+	lim.pages = uint32((mem + wasmPage - 1) / wasmPage)
+	if len(spec.Config) == 0 {
+		lim.config = "{}"
+	}
+	return lim, probs
 }
 
 // errCompiledClosed is Instantiate's error after Close.
