@@ -10,8 +10,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tetratelabs/wazero"
+
 	"github.com/wasmgate/wasmgate/host"
 	"github.com/wasmgate/wasmgate/network"
+	"github.com/wasmgate/wasmgate/plugins"
 	"github.com/wasmgate/wasmgate/sdk/policy"
 )
 
@@ -180,4 +183,45 @@ func ExampleNewRuntime() {
 	// Output:
 	// hello
 	// exit code 0 <nil>
+}
+
+// One in-memory compilation cache for guests and the plugins of their
+// policy; one compiled guest and one compiled policy for many guests,
+// each run with a policy instance of its own (its guest name, verdict
+// cache and ratelimit budget).
+func ExampleWithCompilationCache() {
+	ctx := context.Background()
+	cache := wazero.NewCompilationCache()
+	defer cache.Close(ctx) // after the Runtime and the policy
+	rt := host.NewRuntime(ctx, host.WithCompilationCache(cache))
+	defer rt.Close(ctx)
+	compiled, err := plugins.Compile(ctx, "policy.toml", plugins.Options{CompilationCache: cache})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer compiled.Close(ctx)
+	wasm, err := os.ReadFile("app.wasm")
+	if err != nil {
+		log.Fatal(err)
+	}
+	guest, err := rt.Compile(ctx, wasm)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer guest.Close(ctx)
+
+	var wg sync.WaitGroup
+	for _, job := range []string{"job-1", "job-2", "job-3"} {
+		wg.Go(func() {
+			p, err := compiled.Instantiate(ctx, plugins.GuestOptions{Name: job})
+			if err != nil {
+				log.Print(err)
+				return
+			}
+			defer p.Close(ctx)
+			code, err := guest.Run(ctx, host.NewConfig().WithArgs("app", job).WithNetwork(p.NewDefault(nil)))
+			fmt.Println(job, code, err)
+		})
+	}
+	wg.Wait()
 }

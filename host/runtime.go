@@ -26,6 +26,7 @@ import (
 // the compilation or cache load of every start (docs/embedding.md).
 type Runtime struct {
 	cache       wazero.CompilationCache // nil: none
+	sharedCache bool                    // cache is the caller's (WithCompilationCache): not closed
 	rewriteDir  string                  // "" when rewrites are not cached on disk
 	closeOnDone bool
 
@@ -39,7 +40,8 @@ type RuntimeOption func(*runtimeOptions)
 
 type runtimeOptions struct {
 	cacheDir    string
-	cacheMode   int // cacheDisk, cacheMemory, cacheNone
+	cacheMode   int                     // cacheDisk, cacheMemory, cacheNone, cacheShared
+	cache       wazero.CompilationCache // cacheShared
 	closeOnDone bool
 }
 
@@ -47,6 +49,7 @@ const (
 	cacheDisk = iota
 	cacheMemory
 	cacheNone
+	cacheShared
 )
 
 // WithCacheDir keeps compiled machine code (and the interruption rewrite)
@@ -72,6 +75,29 @@ func WithInMemoryCache() RuntimeOption {
 func WithoutCache() RuntimeOption {
 	return func(o *runtimeOptions) { o.cacheMode, o.cacheDir = cacheNone, "" }
 }
+
+// WithCompilationCache compiles with cache, which stays the caller's: the
+// Runtime never closes it (close it after the Runtime). One cache can so
+// serve a Runtime and the plugins of a policy (plugins.Options has the
+// same field), whether it is in memory (wazero.NewCompilationCache) or on
+// disk (wazero.NewCompilationCacheWithDir). The interruption rewrite is
+// then not kept on disk; it is redone, in a few milliseconds, by each
+// Compile that compiles. A nil cache is WithoutCache.
+func WithCompilationCache(cache wazero.CompilationCache) RuntimeOption {
+	return func(o *runtimeOptions) {
+		o.cacheMode, o.cacheDir, o.cache = cacheShared, "", cache
+		if cache == nil {
+			o.cacheMode = cacheNone
+		}
+	}
+}
+
+// CompilationCache returns the cache the Runtime compiles with, nil
+// under WithoutCache. One the Runtime made (WithCacheDir,
+// WithInMemoryCache, the default) is closed by Runtime.Close: whatever
+// else compiles with it, such as a policy given it as
+// plugins.Options.CompilationCache, must be closed first.
+func (r *Runtime) CompilationCache() wazero.CompilationCache { return r.cache }
 
 // WithInterruptible says whether guests compiled by the Runtime are
 // stopped in wasm code when the context given to CompiledGuest.Run is done
@@ -101,6 +127,8 @@ func NewRuntime(ctx context.Context, opts ...RuntimeOption) *Runtime {
 		}
 	case cacheMemory:
 		r.cache = wazero.NewCompilationCache()
+	case cacheShared:
+		r.cache, r.sharedCache = o.cache, true
 	}
 	return r
 }
@@ -281,7 +309,8 @@ func (r *Runtime) release(c *compiledGuest) {
 }
 
 // Close closes every CompiledGuest of the Runtime (stopping their running
-// instances) and the in-memory compilation cache. Compile fails after it.
+// instances) and the compilation cache, unless it came from
+// WithCompilationCache. Compile fails after it.
 func (r *Runtime) Close(ctx context.Context) error {
 	r.mu.Lock()
 	r.closed = true
@@ -294,7 +323,7 @@ func (r *Runtime) Close(ctx context.Context) error {
 			_ = c.rt.Close(ctx)
 		}
 	}
-	if r.cache != nil {
+	if r.cache != nil && !r.sharedCache {
 		return r.cache.Close(ctx)
 	}
 	return nil

@@ -143,3 +143,32 @@ func TestRunSharesCompilation(t *testing.T) {
 		t.Errorf("%d compiled guests kept after every Run ended", left)
 	}
 }
+
+// closeCounter is a wazero.CompilationCache that counts its closes (wazero
+// compiles without a cache it does not know).
+type closeCounter struct{ n int }
+
+func (c *closeCounter) Close(context.Context) error { c.n++; return nil }
+
+// TestRuntimeSharedCache: a cache given with WithCompilationCache is the
+// Runtime's CompilationCache and stays the caller's: Runtime.Close leaves
+// it open for whatever else compiles with it (a policy's plugins).
+func TestRuntimeSharedCache(t *testing.T) {
+	ctx := context.Background()
+	c := &closeCounter{}
+	rt := NewRuntime(ctx, WithCompilationCache(c))
+	if rt.CompilationCache() != c {
+		t.Fatal("CompilationCache is not the cache given")
+	}
+	if err := rt.Close(ctx); err != nil || c.n != 0 {
+		t.Fatalf("Close: %v, the shared cache closed %d times", err, c.n)
+	}
+	if rt := NewRuntime(ctx, WithCompilationCache(nil)); rt.CompilationCache() != nil {
+		t.Error("WithCompilationCache(nil) has a cache")
+	}
+	rt = NewRuntime(ctx, WithInMemoryCache())
+	if rt.CompilationCache() == nil {
+		t.Error("WithInMemoryCache has no cache")
+	}
+	rt.Close(ctx)
+}

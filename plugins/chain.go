@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wasmgate/wasmgate/metrics"
@@ -33,6 +34,7 @@ type Chain struct {
 	metrics *metrics.Series // nil: no metrics
 	index   map[string]int  // plugin name -> index, for metrics
 	now     func() time.Time
+	closed  atomic.Bool // its Policy was closed: every decision denies
 }
 
 // Outcome is a Decision with what the audit record says about it.
@@ -143,6 +145,12 @@ func (c *Chain) DecideOutcome(ctx context.Context, req *network.Request) Outcome
 		enc       *encoding
 	)
 	bit := opBit(r.Op)
+	if c.closed.Load() {
+		out.Verdict = policy.Deny("the policy was closed")
+		out.Audit = "deny"
+		c.record(ctx, r, &out, start, bit)
+		return out
+	}
 	if bit == 0 {
 		out.Verdict = policy.Deny(fmt.Sprintf("unknown op %q", r.Op))
 		out.Audit = "deny"

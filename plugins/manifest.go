@@ -75,11 +75,11 @@ type PluginSpec struct {
 	Path    string        // absolute path of the .wasm file, or ""
 	OCI     string        // REGISTRY/REPO@sha256:DIGEST of an OCI artifact, or "" (docs/distribution.md)
 	SHA256  string        // lower-case hex pin as written, or ""
-	Timeout time.Duration // per call
-	Init    time.Duration // each load-time call (init_timeout)
-	Memory  uint64        // bytes per instance, a multiple of 64 KiB
+	Timeout time.Duration // per call; 0 (Go-built manifests only): DefaultTimeout
+	Init    time.Duration // each load-time call (init_timeout); 0: DefaultInit
+	Memory  uint64        // bytes per instance, a multiple of 64 KiB; 0: DefaultMemory
 	Report  bool          // mode = "report" for this plugin
-	Config  []byte        // JSON of [plugins.config]; "{}" when absent
+	Config  []byte        // JSON of [plugins.config]; "{}" when absent (nil: "{}")
 	Wasm    []byte        // the module bytes
 	Line    int           // line of the [[plugins]] header, for later errors
 	// ConfigLines maps each top-level key of [plugins.config] to its line,
@@ -133,7 +133,9 @@ func (e *ManifestError) Error() string {
 type BuiltinLookup func(name string) ([]byte, bool)
 
 // ParseManifest reads, decodes strictly and validates the manifest at path.
-// Built-in plugin names are resolved with lookup (nil: none are known). A
+// Built-in plugin names are resolved with lookup: nil means none are known
+// (every use = "NAME" is a problem saying so); Load passes the embedded
+// built-ins (package builtin's Lookup) unless Options.Builtins is set. A
 // *ManifestError lists every problem.
 func ParseManifest(path string, lookup BuiltinLookup) (*Manifest, error) {
 	data, err := readLimited(path, maxManifest)
@@ -539,7 +541,7 @@ func (v *validator) plugin(key string, t map[string]any) PluginSpec {
 				b, found = v.lookup(s)
 			}
 			if !found {
-				v.add(key+".use", "unknown built-in plugin %q (built-ins: allowlist, denylist, special-ranges, ratelimit)", s)
+				v.add(key+".use", "%s", unknownBuiltin(s, v.lookup))
 			}
 			p.Wasm = b
 			if _, ok := t["sha256"]; ok {

@@ -1,0 +1,90 @@
+package plugins_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+
+	"github.com/wasmgate/wasmgate/network"
+	"github.com/wasmgate/wasmgate/plugins"
+	"github.com/wasmgate/wasmgate/sdk/policy"
+)
+
+// Compile a manifest once and give each guest a Policy of its own: its
+// own name (so its own ratelimit budget), verdict cache and audit
+// attributes. A guest's Policy.NewDefault is the network to run it with
+// (host.Config.WithNetwork).
+func ExampleCompiledPolicy() {
+	dir, err := os.MkdirTemp("", "policy")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	manifest := filepath.Join(dir, "policy.toml")
+	err = os.WriteFile(manifest, []byte(`
+[[plugins]]
+name = "limit"
+use = "ratelimit"
+[plugins.config]
+limits = { "tcp.connect" = "2/1m" }
+[[plugins]]
+name = "egress"
+use = "allowlist"
+[plugins.config]
+rules = ["tcp://198.51.100.0/24:443"]
+`), 0o644)
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	ctx := context.Background()
+	compiled, err := plugins.Compile(ctx, manifest, plugins.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer compiled.Close(ctx) // after the guests' policies, or before: they keep it open
+
+	audit := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			switch a.Key {
+			case "tenant", "guest", "verdict", "plugin":
+				return a
+			}
+			return slog.Attr{} // only these in this example's output
+		},
+	}))
+	for _, tenant := range []string{"a", "b"} {
+		p, err := compiled.Instantiate(ctx, plugins.GuestOptions{
+			Name:       "job-" + tenant,
+			Audit:      audit,
+			AuditAttrs: []slog.Attr{slog.String("tenant", tenant)},
+		})
+		if err != nil {
+			log.Fatal(err)
+		}
+		d := p.NewDefault(nil) // the guest's network: its name, the manifest's resolver and limits
+		fmt.Println("guest", d.Guest)
+		for i := range 3 {
+			// What d sends the policy when the guest connects.
+			req := &network.Request{Op: policy.OpTCPConnect, Proto: "tcp", Guest: d.Guest,
+				Addr: netip.MustParseAddr("198.51.100.7"), Port: 443, TimeMs: 1_000 + int64(i)}
+			if _, err := p.Decide(ctx, req); err != nil {
+				log.Fatal(err)
+			}
+		}
+		p.Close(ctx)
+	}
+	// Output:
+	// guest job-a
+	// tenant=a guest=job-a verdict=allow plugin=egress
+	// tenant=a guest=job-a verdict=allow plugin=egress
+	// tenant=a guest=job-a verdict=deny plugin=limit
+	// guest job-b
+	// tenant=b guest=job-b verdict=allow plugin=egress
+	// tenant=b guest=job-b verdict=allow plugin=egress
+	// tenant=b guest=job-b verdict=deny plugin=limit
+}
