@@ -279,8 +279,8 @@ type quotaState struct {
 // quotaRun is what outlives a SetQuotas: the counts of open connections,
 // bytes counted against the totals, and throttled time.
 type quotaRun struct {
-	connsOut, connsIn     atomic.Int64
-	sent, received        atomic.Int64 // bytes counted against SendTotal / RecvTotal
+	connsOut, connsIn      atomic.Int64
+	sent, received         atomic.Int64 // bytes counted against SendTotal / RecvTotal
 	throttledIn, throttOut atomic.Int64 // ns
 }
 
