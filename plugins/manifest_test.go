@@ -12,6 +12,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/wasmgate/wasmgate/internal/testenv"
+	"github.com/wasmgate/wasmgate/network"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -48,9 +49,13 @@ func manifestSummary(m *Manifest) string {
 		DNSHosts         any
 		MaxSockets       int
 		MaxFds           int    `json:",omitempty"`
-		MaxMemory        uint64 `json:",omitempty"`
+		MaxMemory        uint64          `json:",omitempty"`
+		Quotas           *network.Quotas `json:",omitempty"`
 		Plugins          []plug
-	}{string(m.Default), m.NameTTL.String(), m.Report, m.Guest, m.Labels, m.DNSServers, m.DNSHosts, m.MaxSockets, m.MaxFds, m.MaxMemory, nil}
+	}{string(m.Default), m.NameTTL.String(), m.Report, m.Guest, m.Labels, m.DNSServers, m.DNSHosts, m.MaxSockets, m.MaxFds, m.MaxMemory, nil, nil}
+	if m.Quotas != (network.Quotas{}) {
+		s.Quotas = &m.Quotas
+	}
 	for _, p := range m.Plugins {
 		path := ""
 		if p.Path != "" {
