@@ -48,7 +48,7 @@ func manifestSummary(m *Manifest) string {
 		DNSServers       []string
 		DNSHosts         any
 		MaxSockets       int
-		MaxFds           int    `json:",omitempty"`
+		MaxFds           int             `json:",omitempty"`
 		MaxMemory        uint64          `json:",omitempty"`
 		Quotas           *network.Quotas `json:",omitempty"`
 		Plugins          []plug
