@@ -224,6 +224,10 @@ func TestQuotaRefusalsGuest(t *testing.T) {
 		if !strings.Contains(out, "[0] addrs 127.0.0.1") || !strings.Contains(out, "[1] error:") || !strings.Contains(out, "[2] error:") {
 			t.Fatalf("want the lookups after the first refused:\n%s", out)
 		}
+		// EAI_AGAIN (78) from sock_getaddrinfo, SERVFAIL from the stub.
+		if !strings.Contains(out, "[1] error: lookup svc.test: getaddrinfo error 78") || !strings.Contains(out, "server misbehaving") {
+			t.Errorf("want EAI_AGAIN and SERVFAIL:\n%s", out)
+		}
 	})
 	t.Run("send_total", func(t *testing.T) {
 		nw := quotaNet(network.Quotas{SendTotal: 100 << 10})
