@@ -257,7 +257,7 @@ func throttlerOf(f file) network.Throttler {
 }
 
 // waitThrottled is poll_oneoff's wait when some fd subscriptions are
-// throttled (docs/sockets.md#limits): it waits on reqs until the earliest
+// throttled (docs/sockets.md#quotas): it waits on reqs until the earliest
 // throttle passes, then looks again at the throttled subscriptions (those
 // whose tokens are there join reqs, the others get a new throttle), and
 // waits again, until something is ready or timeout (from start; < 0: none)

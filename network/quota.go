@@ -11,7 +11,7 @@ import (
 	"github.com/wasmgate/wasmgate/sdk/policy"
 )
 
-// Quotas are a guest's rate and volume limits (docs/sockets.md#limits,
+// Quotas are a guest's rate and volume limits (docs/sockets.md#quotas,
 // docs/manifest.md, [limits]). The zero value limits nothing; each zero
 // field is unlimited. Rates are per second; a zero burst means the default,
 // one second's worth of the rate (at least 1).
@@ -26,7 +26,7 @@ import (
 //     sees ECONNRESET at once, it never waits in the queue) and skipped,
 //     invisibly to the guest, like a connection the policy denies;
 //   - DNSRate: the lookup fails with EAGAIN inside the error
-//     (sock_getaddrinfo: EAI_FAIL, "try again later"; the DNS stub:
+//     (sock_getaddrinfo: EAI_AGAIN, "try again"; the DNS stub:
 //     SERVFAIL), after dns.lookup was allowed and before the resolver is
 //     asked;
 //   - SendRate, RecvRate: throttled, never failed: the call moves at most

@@ -1,6 +1,6 @@
 package plugins
 
-// The [limits] quota keys (docs/manifest.md, [limits]; docs/sockets.md#limits).
+// The [limits] quota keys (docs/manifest.md, [limits]; docs/sockets.md#quotas).
 var quotaKeys = []string{
 	"connect_rate", "connect_burst", "accept_rate", "accept_burst", "dns_rate", "dns_burst",
 	"send_rate", "send_burst", "recv_rate", "recv_burst", "send_total", "recv_total",
