@@ -406,3 +406,17 @@ func TestQuotaThrottle(t *testing.T) {
 		t.Fatalf("splice with byte quotas = %v, want unsupported", err)
 	}
 }
+
+// The same with quotas set that never bind: what metering costs when on.
+func BenchmarkGuardQuotas(b *testing.B) {
+	q := Quotas{ConnectRate: 1e6, ConnectBurst: 1 << 20, MaxConnsOut: 1 << 20,
+		SendRate: 1 << 40, RecvRate: 1 << 40, SendTotal: 1 << 62, RecvTotal: 1 << 62}
+	newD := func() *Default {
+		d := &Default{Network: nopNet{}, Policy: PolicyFunc(allowAll)}
+		d.SetQuotas(q)
+		return d
+	}
+	b.Run("connect", func(b *testing.B) { benchGuardConnect(b, newD()) })
+	b.Run("send", func(b *testing.B) { benchGuardIO(b, newD(), true) })
+	b.Run("recv", func(b *testing.B) { benchGuardIO(b, newD(), false) })
+}
