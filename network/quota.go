@@ -567,8 +567,9 @@ func capBufs(bufs [][]byte, n int64) [][]byte {
 }
 
 // ThrottleWait implements Throttler: how long this socket's reads or
-// writes are held back by recv_rate or send_rate. Listeners are never
-// held back (they move no bytes).
+// writes are held back by recv_rate or send_rate. Listeners and stream
+// sockets whose connect is pending are never held back (they move no
+// bytes).
 func (g *guardedSocket) ThrottleWait(write bool) time.Duration {
 	s := g.d.quota.Load()
 	if s == nil {
@@ -587,6 +588,14 @@ func (g *guardedSocket) ThrottleWait(write bool) time.Duration {
 	now := g.d.quotaNow()
 	if b.avail(now) >= b.low {
 		return 0
+	}
+	if write && g.proto == TCP {
+		// A pending connect's writability is its completion, which
+		// tokens have nothing to do with (a syscall, but only while
+		// throttled).
+		if _, err := g.s.PeerAddr(); errors.Is(err, syscall.ENOTCONN) {
+			return 0
+		}
 	}
 	return max(b.wait(now, b.low), time.Microsecond)
 }

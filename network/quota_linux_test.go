@@ -420,3 +420,39 @@ func BenchmarkGuardQuotas(b *testing.B) {
 	b.Run("send", func(b *testing.B) { benchGuardIO(b, newD(), true) })
 	b.Run("recv", func(b *testing.B) { benchGuardIO(b, newD(), false) })
 }
+
+// pendingNet's sockets are connecting forever.
+type pendingNet struct{ nopNet }
+
+type pendingSock struct{ nopSock }
+
+func (pendingNet) Socket(ctx context.Context, p Proto, f Family) (Socket, error) {
+	return &pendingSock{nopSock{p: p, f: f}}, nil
+}
+
+func (*pendingSock) PeerAddr() (netip.AddrPort, error) { return netip.AddrPort{}, syscall.ENOTCONN }
+
+// A stream socket whose connect is pending is not held back by an empty
+// send bucket: its writability is the connect's completion. A connected
+// one is.
+func TestQuotaThrottlePendingConnect(t *testing.T) {
+	d := &Default{Network: pendingNet{}, Policy: PolicyFunc(allowAll)}
+	d.quotaClock = func() int64 { return 0 }
+	d.SetQuotas(Quotas{SendRate: 1000, SendBurst: 100})
+	ctx := context.Background()
+	s := mustSocket(t, d, TCP, IPv4)
+	s.Connect(ctx, netip.MustParseAddrPort("127.0.0.1:80"))
+	d.quota.Load().send.take(0, 100) // empty
+	if w := s.(Throttler).ThrottleWait(true); w != 0 {
+		t.Errorf("a pending connect is held back %v", w)
+	}
+	d2 := &Default{Network: nopNet{}, Policy: PolicyFunc(allowAll)}
+	d2.quotaClock = func() int64 { return 0 }
+	d2.SetQuotas(Quotas{SendRate: 1000, SendBurst: 100})
+	s2 := mustSocket(t, d2, TCP, IPv4)
+	s2.Connect(ctx, netip.MustParseAddrPort("127.0.0.1:80"))
+	d2.quota.Load().send.take(0, 100)
+	if w := s2.(Throttler).ThrottleWait(true); w == 0 {
+		t.Error("a connected socket with an empty send bucket is not held back")
+	}
+}
