@@ -135,3 +135,46 @@ func TestSetQuotasKeepsBuckets(t *testing.T) {
 		}
 	}
 }
+
+// FuzzBucket: whatever the rate, burst and schedule of calls, a bucket
+// never grants more than its burst plus the rate times the time passed,
+// avail stays within [0, burst], and a call told to wait w gets its tokens
+// once w has passed.
+func FuzzBucket(f *testing.F) {
+	f.Add(uint32(10), uint16(3), []byte{0, 1, 2, 200, 7, 9})
+	f.Add(uint32(1<<20), uint16(1000), []byte{255, 0, 0, 3, 128, 128, 64})
+	f.Add(uint32(1), uint16(1), []byte{1, 1, 1, 1})
+	f.Fuzz(func(t *testing.T, rate uint32, burst uint16, ops []byte) {
+		if rate == 0 || burst == 0 || len(ops) > 512 {
+			return
+		}
+		b := newBucket(float64(rate), int64(burst))
+		var now, granted int64
+		for i, op := range ops {
+			now += int64(op&0x3f) * int64(time.Millisecond) / 4
+			want := int64(op>>6)*int64(burst)/2 + 1
+			n, w := b.grant(now, want)
+			if a := b.avail(now); a < 0 || a > int64(burst) {
+				t.Fatalf("op %d: avail %d outside [0, %d]", i, a, burst)
+			}
+			if n > want || n < 0 {
+				t.Fatalf("op %d: granted %d of %d", i, n, want)
+			}
+			if n == 0 {
+				if w <= 0 {
+					t.Fatalf("op %d: nothing granted and no wait", i)
+				}
+				if m, _ := b.grant(now+int64(w), want); m == 0 {
+					t.Fatalf("op %d: still nothing after the %v wait", i, w)
+				}
+				continue
+			}
+			b.take(now, n)
+			granted += n
+			limit := float64(burst) + float64(rate)*float64(now)/1e9 + 1
+			if float64(granted) > limit {
+				t.Fatalf("op %d: %d tokens granted by %v, limit %.0f", i, granted, time.Duration(now), limit)
+			}
+		}
+	})
+}
