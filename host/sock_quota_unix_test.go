@@ -238,6 +238,82 @@ func TestQuotaRefusalsGuest(t *testing.T) {
 	})
 }
 
+// max_conns_in and accept_rate on a Go server guest: a client past the
+// cap is reset at once, the guest sees nothing of it and goes on serving;
+// when a connection closes, the next client is served.
+func TestQuotaAcceptGuest(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		q    network.Quotas
+	}{
+		{"max_conns_in", network.Quotas{MaxConnsIn: 1}},
+		{"accept_rate", network.Quotas{AcceptRate: 2, AcceptBurst: 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			nw := quotaNet(tc.q)
+			var refused atomic.Int32
+			nw.OnQuota = func(q network.QuotaRefusal) {
+				if q.Quota == tc.name {
+					refused.Add(1)
+				}
+			}
+			g, _ := quotaGuest(t, probeWasm(t), nw, "echoserve", "127.0.0.1:0", "-1")
+			addr := strings.TrimPrefix(strings.TrimSpace(g.out.wait(t, "[0] listening ", time.Minute)), "[0] listening ")
+			echo := func(c net.Conn) error {
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				if _, err := c.Write([]byte("hi")); err != nil {
+					return err
+				}
+				buf := make([]byte, 2)
+				_, err := io.ReadFull(c, buf)
+				return err
+			}
+			first, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := echo(first); err != nil {
+				t.Fatalf("first client: %v", err)
+			}
+			start := time.Now()
+			second, err := net.Dial("tcp", addr)
+			if err == nil {
+				defer second.Close()
+				err = echo(second)
+			} // else: reset before the dial saw it complete
+			if err == nil {
+				t.Fatal("the client past the quota was served")
+			} else if time.Since(start) > 5*time.Second {
+				t.Fatalf("the client past the quota hung: %v", err)
+			}
+			first.Close()
+			// Once the guest has closed its end (and, for accept_rate
+			// 2/s, a token later) the next client is served; until
+			// then clients are reset, so try again for a while.
+			time.Sleep(500 * time.Millisecond)
+			for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+				third, err := net.Dial("tcp", addr)
+				if err == nil {
+					err = echo(third)
+					third.Close()
+				}
+				if err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("no client served after the close: %v; guest:\n%s", err, g.out.String())
+				}
+			}
+			if refused.Load() == 0 {
+				t.Error("no refusal reported")
+			}
+			if strings.Contains(g.out.String(), "error") {
+				t.Errorf("the guest saw an error:\n%s", g.out.String())
+			}
+		})
+	}
+}
+
 // staticResolver answers names from a map, one address each.
 type staticResolver map[string]string
 
