@@ -153,6 +153,9 @@ func FuzzParseManifest(f *testing.F) {
 			if m.Default != "allow" && m.Default != "deny" || m.MaxSockets < 0 {
 				t.Fatalf("default %q, max_sockets %d", m.Default, m.MaxSockets)
 			}
+			if msg := quotasInBounds(m.Quotas); msg != "" {
+				t.Fatalf("quotas %+v: %s", m.Quotas, msg)
+			}
 			for _, p := range m.Plugins {
 				if p.Name == "" || !json.Valid(p.Config) || len(p.Config) > maxConfigJSON ||
 					p.Memory%wasmPage != 0 || p.Timeout < 0 || p.Timeout > MaxTimeout || len(p.Wasm) == 0 {
