@@ -9,6 +9,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/wasmgate/wasmgate/host/internal/wasi"
+	"github.com/wasmgate/wasmgate/network"
 )
 
 // maxSubscriptions bounds poll_oneoff's input so a guest cannot make the
@@ -85,6 +86,7 @@ func (s *state) pollOneoff(ctx context.Context, m api.Module, st []uint64) wasi.
 	monoRead, realRead := false, false
 	timeout := time.Duration(-1)
 	immediate := false
+	throttled := false
 	for i := range list {
 		b := subs[i*subSize:]
 		sb := &list[i]
@@ -148,6 +150,17 @@ func (s *state) pollOneoff(ctx context.Context, m api.Module, st []uint64) wasi.
 			if sb.typ == wasi.EventtypeFdWrite {
 				ev = pollOut
 			}
+			if th := throttlerOf(e.file); th != nil {
+				if w := th.ThrottleWait(sb.typ == wasi.EventtypeFdWrite); w > 0 {
+					// Held back by send_rate / recv_rate: not
+					// ready before the tokens are there, however
+					// ready the kernel says it is (the guest would
+					// only retry and spin); polled from then on.
+					sb.th, sb.throttle, sb.hfd, sb.events = th, w, hfd, ev
+					throttled = true
+					continue
+				}
+			}
 			sb.req = len(reqs)
 			reqs = append(reqs, pollReq{fd: hfd, events: ev})
 		default:
@@ -158,7 +171,12 @@ func (s *state) pollOneoff(ctx context.Context, m api.Module, st []uint64) wasi.
 		timeout = 0
 	}
 	start := time.Now()
-	_, werr := s.wake.waitFds(reqs, timeout)
+	var werr error
+	if throttled {
+		reqs, werr = s.waitThrottled(list, reqs, timeout, start)
+	} else {
+		_, werr = s.wake.waitFds(reqs, timeout)
+	}
 	s.pollReqs = reqs[:0]
 	n := uint32(0)
 	put := func(sb *pollSub) {
@@ -220,6 +238,71 @@ type pollSub struct {
 	req      int      // index in reqs, -1 if none
 	entry    *fdEntry // an fd subscription's entry, nil if the fd is not open
 	deadline time.Duration
+	// A throttled fd subscription (Throttler): not polled until
+	// throttle (from the start of the wait) has passed.
+	th       network.Throttler
+	throttle time.Duration
+	hfd      int
+	events   int16
+}
+
+// throttlerOf is f's socket as a Throttler, nil if it is none.
+func throttlerOf(f file) network.Throttler {
+	sf, ok := f.(*socketFile)
+	if !ok {
+		return nil
+	}
+	th, _ := sf.sock.(network.Throttler)
+	return th
+}
+
+// waitThrottled is poll_oneoff's wait when some fd subscriptions are
+// throttled (docs/sockets.md#quotas): it waits on reqs until the earliest
+// throttle passes, then looks again at the throttled subscriptions (those
+// whose tokens are there join reqs, the others get a new throttle), and
+// waits again, until something is ready or timeout (from start; < 0: none)
+// passes. The guest's own timeout is never exceeded, and a throttled fd is
+// never reported ready before its tokens are there.
+func (s *state) waitThrottled(list []pollSub, reqs []pollReq, timeout time.Duration, start time.Time) ([]pollReq, error) {
+	defer func() {
+		for i := range list {
+			list[i].th = nil // not kept alive by a pooled list
+		}
+	}()
+	for {
+		next := time.Duration(-1)
+		for i := range list {
+			if t := list[i].throttle; t > 0 && (next < 0 || t < next) {
+				next = t
+			}
+		}
+		wait := timeout
+		if next >= 0 && (wait < 0 || next < wait) {
+			wait = next
+		}
+		left := wait
+		if wait >= 0 {
+			left = max(0, wait-time.Since(start))
+		}
+		n, err := s.wake.waitFds(reqs, left)
+		elapsed := time.Since(start)
+		if err != nil || n > 0 || next < 0 || (timeout >= 0 && elapsed >= timeout) {
+			return reqs, err
+		}
+		for i := range list {
+			sb := &list[i]
+			if sb.throttle <= 0 || sb.throttle > elapsed {
+				continue
+			}
+			if w := sb.th.ThrottleWait(sb.events == pollOut); w > 0 {
+				sb.throttle = elapsed + w
+				continue
+			}
+			sb.throttle = 0
+			sb.req = len(reqs)
+			reqs = append(reqs, pollReq{fd: sb.hfd, events: sb.events})
+		}
+	}
 }
 
 // pollSubPool holds decoding buffers of polls with more subscriptions than

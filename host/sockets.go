@@ -833,14 +833,19 @@ func (s *state) sockGetAddrinfo(ctx context.Context, m api.Memory, p []uint64) e
 }
 
 // gaiErrno maps a resolution failure: a denial stays EACCES (the guest
-// reports "permission denied"), a name that does not exist is AINONAME,
-// anything else AIFAIL (try again later).
+// reports "permission denied"), a name that does not exist is AINONAME, a
+// lookup over dns_rate AIAGAIN, anything else AIFAIL.
 func gaiErrno(err error) error {
 	if errors.Is(err, network.ErrDenied) {
 		return err
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return wasi.ECANCELED
+	}
+	var qe *network.QuotaError
+	if errors.As(err, &qe) {
+		// Over dns_rate: a temporary failure, try again later.
+		return sockabi.EAIAgain
 	}
 	if errors.Is(err, network.ErrNotFound) {
 		return sockabi.EAINoName

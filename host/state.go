@@ -58,6 +58,16 @@ func (s *state) blockingIO(ctx context.Context, e *fdEntry, events int16, op fun
 		if err == nil || e.nonblock() || !isEAGAIN(err) {
 			return n, err
 		}
+		if w, ok := network.ThrottleWait(err); ok {
+			// Held back by send_rate / recv_rate: sleep until the
+			// tokens are there (cancellably), then try again; the
+			// fd may well be ready meanwhile (docs/sockets.md#quotas).
+			if _, werr := s.wake.waitFds(nil, w); werr != nil {
+				exitIfDone(ctx)
+				return 0, werr
+			}
+			continue
+		}
 		fd, ok := e.file.pollFd()
 		if !ok {
 			return n, err

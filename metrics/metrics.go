@@ -35,9 +35,13 @@ type Metrics struct {
 	revoked      prometheus.Counter
 	divergences  prometheus.Counter
 
-	mu       sync.Mutex
-	sockets  []func() int
-	counters []func() GuestCounters
+	// quota.go
+	quotaRefusals *prometheus.CounterVec
+
+	mu        sync.Mutex
+	sockets   []func() int
+	counters  []func() GuestCounters
+	throttled []func() Throttled
 }
 
 // GuestCounters are one guest's running totals, as
@@ -103,6 +107,7 @@ func New() *Metrics {
 		},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.registerQuota()
 	return m
 }
 

@@ -46,6 +46,10 @@ func TestSeries(t *testing.T) {
 		return GuestCounters{BytesIn: 10, BytesOut: 20, DNSAllowed: 1, DNSDenied: 2, DNSFailed: 3}
 	})
 	m.WatchCounters(func() GuestCounters { return GuestCounters{BytesIn: 1, DNSDenied: 1} })
+	m.QuotaRefusal("connect_rate")
+	m.QuotaRefusal("connect_rate")
+	m.WatchThrottled(func() Throttled { return Throttled{In: 250 * time.Millisecond, Out: 2 * time.Second} })
+	m.WatchThrottled(func() Throttled { return Throttled{Out: time.Second} })
 	text := scrape(t, m)
 	for _, want := range []string{
 		`wasmgate_decisions_total{op="tcp.connect",plugin="egress",verdict="allow"} 2`,
@@ -64,6 +68,10 @@ func TestSeries(t *testing.T) {
 		`wasmgate_dns_queries_total{verdict="error"} 3`,
 		`wasmgate_policy_reloads_total{result="error"} 0`,
 		`wasmgate_revoked_sockets_total 0`,
+		`wasmgate_quota_refusals_total{quota="connect_rate"} 2`,
+		`wasmgate_quota_refusals_total{quota="send_total"} 0`,
+		`wasmgate_throttled_seconds_total{direction="in"} 0.25`,
+		`wasmgate_throttled_seconds_total{direction="out"} 3`,
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("lacks %q:\n%s", want, text)

@@ -91,6 +91,17 @@ type Default struct {
 	// revalidation closed (see Revalidate), never while the Default
 	// holds a lock. It must be safe for concurrent use.
 	OnRevoke func(Revoked)
+	// OnQuota, when set, is called once for every operation a quota
+	// refused (see Quotas, SetQuotas), never while the Default holds a
+	// lock. It must be safe for concurrent use.
+	OnQuota func(QuotaRefusal)
+
+	// Quotas (quota.go): the configuration in force (nil: none), what
+	// outlives a SetQuotas, and the quota clock (nil: monotonic time).
+	quotaMu    sync.Mutex
+	quota      atomic.Pointer[quotaState]
+	qrun       quotaRun
+	quotaClock func() int64
 
 	mu       sync.Mutex // guards bindings, open and standing
 	bindings bindingTable
@@ -228,6 +239,9 @@ func (d *Default) resolveName(ctx context.Context, name string) ([]netip.Addr, e
 	req := d.request(policy.OpDNSLookup, "")
 	req.Name = cn
 	if err := d.decide(ctx, req); err != nil {
+		return nil, &OpError{Op: "resolve", Net: "dns", Addr: cn, Err: err}
+	}
+	if err := d.quotaDNS(cn); err != nil {
 		return nil, &OpError{Op: "resolve", Net: "dns", Addr: cn, Err: err}
 	}
 	answers, err := d.resolver().Lookup(ctx, cn)
@@ -572,6 +586,9 @@ type guardedSocket struct {
 	// revoked is the errno every call fails with once a revalidation
 	// denied the socket; 0: not revoked.
 	revoked atomic.Uint32
+	// conn says which concurrent-connection count (quota.go) this
+	// socket is in: connNone, connOut or connIn.
+	conn atomic.Uint32
 }
 
 // stand records req, decided allowed when the Default's epoch was epoch,
@@ -737,9 +754,14 @@ func (g *guardedSocket) Connect(ctx context.Context, remote netip.AddrPort) erro
 	if err := g.d.decide(ctx, req); err != nil {
 		return g.deny("connect", c, err)
 	}
+	if err := g.quotaConnect(c); err != nil {
+		return g.deny("connect", c, err)
+	}
 	err = g.s.Connect(ctx, k)
 	if err == nil || errors.Is(err, syscall.EINPROGRESS) {
 		g.stand(ctx, req, epoch)
+	} else {
+		g.connDone()
 	}
 	return err
 }
@@ -852,6 +874,14 @@ func (g *guardedSocket) Accept(ctx context.Context) (Socket, error) {
 		}
 		g.acceptLocal.Store(&local)
 		a := &guardedSocket{d: g.d, s: c, proto: g.proto, family: g.family}
+		if g.d.quotaAccept(a, peer, local) != nil {
+			// Over max_conns_in or accept_rate: reset, like a
+			// denied one, so the client never hangs (quota.go).
+			c.SetOption(SockOptLinger, 0)
+			c.Close()
+			g.d.release()
+			continue
+		}
 		a.stand(ctx, req, epoch)
 		return a, nil
 	}
@@ -897,12 +927,20 @@ func (g *guardedSocket) listenerAddr() (netip.AddrPort, error) {
 // is left). With RecvPeek an allowed datagram stays queued, a denied one is
 // still consumed. Stream sockets are not decided per read: the connection
 // was.
-func (g *guardedSocket) Recv(ctx context.Context, bufs [][]byte, flags RecvFlags) (int, netip.AddrPort, RecvResult, error) {
+func (g *guardedSocket) Recv(ctx context.Context, bufs [][]byte, flags RecvFlags) (n int, _ netip.AddrPort, _ RecvResult, _ error) {
 	if err := g.revokedErr("recv"); err != nil {
 		return 0, netip.AddrPort{}, 0, err
 	}
 	if g.proto != UDP {
+		var m meter
+		if s := g.d.quota.Load(); s != nil && s.bytes {
+			var err error
+			if bufs, m, err = g.meterBytes(s, false, bufs, netip.AddrPort{}, flags&RecvPeek != 0); err != nil {
+				return 0, netip.AddrPort{}, 0, &OpError{Op: "recv", Net: g.proto.String(), Err: err}
+			}
+		}
 		n, from, res, err := g.s.Recv(ctx, bufs, flags)
+		g.settle(m, false, n)
 		if n > 0 && flags&RecvPeek == 0 {
 			g.d.bytesIn.Add(uint64(n))
 		}
@@ -919,6 +957,16 @@ func (g *guardedSocket) Recv(ctx context.Context, bufs [][]byte, flags RecvFlags
 	// deferred calls run in reverse order); at most 2*maxSkips of them.
 	var denied []*DeniedError
 	defer func() { g.d.notify(denied...) }()
+	if s := g.d.quota.Load(); s != nil && s.bytes {
+		bufs2, m, err := g.meterBytes(s, false, bufs, netip.AddrPort{}, flags&RecvPeek != 0)
+		if err != nil {
+			return 0, netip.AddrPort{}, 0, &OpError{Op: "recv", Net: g.proto.String(), Err: err}
+		}
+		bufs = bufs2
+		moved := 0
+		defer func() { g.settle(m, false, moved) }()
+		defer func() { moved = n }()
+	}
 	g.recvMu.Lock()
 	defer g.recvMu.Unlock()
 	scratch := [][]byte{g.scratch[:]}
@@ -1008,7 +1056,15 @@ func (g *guardedSocket) Send(ctx context.Context, bufs [][]byte, to netip.AddrPo
 		return 0, err
 	}
 	if to == (netip.AddrPort{}) {
+		var m meter
+		if s := g.d.quota.Load(); s != nil && s.bytes {
+			var err error
+			if bufs, m, err = g.meterBytes(s, true, bufs, to, false); err != nil {
+				return 0, &OpError{Op: "send", Net: g.proto.String(), Err: err}
+			}
+		}
 		n, err := g.s.Send(ctx, bufs, to, flags)
+		g.settle(m, true, n)
 		if n > 0 {
 			g.d.bytesOut.Add(uint64(n))
 		}
@@ -1029,7 +1085,14 @@ func (g *guardedSocket) Send(ctx context.Context, bufs [][]byte, to netip.AddrPo
 	if err := g.decideAddr(ctx, policy.OpUDPSend, c, true); err != nil {
 		return 0, g.deny("send", c, err)
 	}
+	var m meter
+	if s := g.d.quota.Load(); s != nil && s.bytes {
+		if bufs, m, err = g.meterBytes(s, true, bufs, c, false); err != nil {
+			return 0, g.deny("send", c, err)
+		}
+	}
 	n, err := g.s.Send(ctx, bufs, k, flags)
+	g.settle(m, true, n)
 	if n > 0 {
 		g.d.bytesOut.Add(uint64(n))
 	}
@@ -1077,6 +1140,7 @@ func (g *guardedSocket) Close() error {
 		}
 		err = g.s.Close()
 		g.d.release()
+		g.connDone()
 	})
 	return err
 }

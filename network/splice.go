@@ -94,6 +94,11 @@ func (g *guardedSocket) Splice(ctx context.Context, dst Socket, max int) (int64,
 		return 0, 0, &OpError{Op: "splice", Net: g.proto.String(), Err: ErrSpliceUnsupported}
 	}
 	sp, ok := g.s.(Splicer)
+	if q := g.d.quota.Load(); q != nil && q.bytes {
+		// Byte quotas meter what passes through the guest's
+		// buffers; with any of them the guest copies (quota.go).
+		ok = false
+	}
 	if !ok {
 		return 0, 0, &OpError{Op: "splice", Net: g.proto.String(), Err: ErrSpliceUnsupported}
 	}

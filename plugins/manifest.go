@@ -64,6 +64,7 @@ type Manifest struct {
 	MaxSockets int                     // [limits] max_sockets, 0 = unlimited
 	MaxFds     int                     // [limits] max_fds, 0 = unset (host.DefaultMaxFds)
 	MaxMemory  uint64                  // [limits] max_memory in bytes (whole 64 KiB pages), 0 = unset
+	Quotas     network.Quotas          // [limits] rates, totals and connection caps (quota.go); zero = none
 	Plugins    []PluginSpec            // in manifest order
 	text       []string                // the file's lines, to find a config value's own line
 }
@@ -342,7 +343,8 @@ func (v *validator) manifest(raw map[string]any) *Manifest {
 	}
 	if x, ok := raw["limits"]; ok {
 		if t, ok := v.table("limits", x); ok {
-			v.unknown("limits", t, "max_sockets", "max_fds", "max_memory")
+			v.unknown("limits", t, append([]string{"max_sockets", "max_fds", "max_memory"}, quotaKeys...)...)
+			v.quotas(t, m)
 			if x, ok := t["max_sockets"]; ok {
 				n, ok := x.(int64)
 				switch {

@@ -12,6 +12,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/wasmgate/wasmgate/internal/testenv"
+	"github.com/wasmgate/wasmgate/network"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -47,10 +48,14 @@ func manifestSummary(m *Manifest) string {
 		DNSServers       []string
 		DNSHosts         any
 		MaxSockets       int
-		MaxFds           int    `json:",omitempty"`
-		MaxMemory        uint64 `json:",omitempty"`
+		MaxFds           int             `json:",omitempty"`
+		MaxMemory        uint64          `json:",omitempty"`
+		Quotas           *network.Quotas `json:",omitempty"`
 		Plugins          []plug
-	}{string(m.Default), m.NameTTL.String(), m.Report, m.Guest, m.Labels, m.DNSServers, m.DNSHosts, m.MaxSockets, m.MaxFds, m.MaxMemory, nil}
+	}{string(m.Default), m.NameTTL.String(), m.Report, m.Guest, m.Labels, m.DNSServers, m.DNSHosts, m.MaxSockets, m.MaxFds, m.MaxMemory, nil, nil}
+	if m.Quotas != (network.Quotas{}) {
+		s.Quotas = &m.Quotas
+	}
 	for _, p := range m.Plugins {
 		path := ""
 		if p.Path != "" {
@@ -147,6 +152,9 @@ func FuzzParseManifest(f *testing.F) {
 			}
 			if m.Default != "allow" && m.Default != "deny" || m.MaxSockets < 0 {
 				t.Fatalf("default %q, max_sockets %d", m.Default, m.MaxSockets)
+			}
+			if msg := quotasInBounds(m.Quotas); msg != "" {
+				t.Fatalf("quotas %+v: %s", m.Quotas, msg)
 			}
 			for _, p := range m.Plugins {
 				if p.Name == "" || !json.Valid(p.Config) || len(p.Config) > maxConfigJSON ||

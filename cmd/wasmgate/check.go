@@ -224,7 +224,11 @@ type decider struct {
 func newDecider(p *plugins.Policy) *decider {
 	sim := &network.Simulated{}
 	rec := &recorder{chain: p.Chain}
-	return &decider{sim: sim, rec: rec, net: p.Manifest.NewDefault(sim, rec)}
+	d := &decider{sim: sim, rec: rec, net: p.Manifest.NewDefault(sim, rec)}
+	// Quotas meter a running guest's traffic over time; decide answers
+	// what the policy says about each line (docs/manifest.md#wasmgate-decide).
+	d.net.SetQuotas(network.Quotas{})
+	return d
 }
 
 // input is one request line (docs/manifest.md#wasmgate-decide).

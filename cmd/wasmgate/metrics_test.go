@@ -50,6 +50,8 @@ func TestRunMetrics(t *testing.T) {
 		`wasmgate_dns_queries_total{verdict="allow"} 0`,
 		`wasmgate_policy_reloads_total{result="ok"} 0`,
 		`wasmgate_revoked_sockets_total 0`,
+		`wasmgate_quota_refusals_total{quota="connect_rate"} 0`,
+		`wasmgate_throttled_seconds_total{direction="out"} 0`,
 		`go_goroutines `,
 	} {
 		if !bytes.Contains(text, []byte(want)) {

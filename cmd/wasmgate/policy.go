@@ -83,6 +83,7 @@ func guestNetwork(ctx context.Context, policyPath, auditSpec, guest string, noCa
 	}
 	d.OnDeny = onDeny
 	d.OnRevoke = onRevoke(audit, mets, stderr)
+	d.OnQuota = onQuota(d.Guest, audit, mets, stderr)
 	rel = &reloader{path: policyPath, opts: opts, live: live, d: d, mets: mets, stderr: stderr, start: p.Manifest}
 	release = func() {
 		live.Close()

@@ -115,6 +115,7 @@ func (r *reloader) reloadEnforced(ctx context.Context, cause string) error {
 	r.warnFixed(p.Manifest)
 	r.live.Swap(p)
 	r.d.SetMaxSockets(p.Manifest.MaxSockets)
+	r.d.SetQuotas(p.Manifest.Quotas) // for new operations; unchanged rates keep their buckets
 	revoked := 0
 	if p.Manifest.Revoke {
 		// After the swap: every standing socket is asked again under

@@ -201,6 +201,10 @@ failure (unreadable or invalid WASM); 124 --timeout expired; 130 interrupted; 13
 	if mets != nil {
 		mets.WatchSockets(nw.OpenSockets)
 		mets.WatchCounters(func() metrics.GuestCounters { return metrics.GuestCounters(nw.Counters()) })
+		mets.WatchThrottled(func() metrics.Throttled {
+			q := nw.QuotaCounters()
+			return metrics.Throttled{In: q.ThrottledIn, Out: q.ThrottledOut}
+		})
 	}
 	cfg = cfg.WithNetwork(nw).WithMaxFds(lim.maxFds)
 	if lim.maxMemory > 0 && *maxMemory == "" { // --max-memory wins
