@@ -14,6 +14,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/wasmgate/wasmgate/network"
@@ -161,8 +162,8 @@ deciding each through the manifest's plugins on a simulated network (docs/manife
 // asking: decide uses that to set up the listener an accept line needs.
 type recorder struct {
 	chain    *plugins.Chain
+	bypass   atomic.Bool
 	mu       sync.Mutex
-	bypass   bool
 	outcomes []recorded
 }
 
@@ -177,10 +178,7 @@ func (r *recorder) Decide(ctx context.Context, req *network.Request) (network.Ve
 }
 
 func (r *recorder) DecideExplain(ctx context.Context, req *network.Request) (network.Decision, error) {
-	r.mu.Lock()
-	bypass := r.bypass
-	r.mu.Unlock()
-	if bypass {
+	if r.bypass.Load() {
 		return network.Decision{Verdict: policy.Allow("setup")}, nil
 	}
 	o := r.chain.DecideOutcome(ctx, req)
@@ -190,11 +188,7 @@ func (r *recorder) DecideExplain(ctx context.Context, req *network.Request) (net
 	return o.Decision, nil
 }
 
-func (r *recorder) setBypass(b bool) {
-	r.mu.Lock()
-	r.bypass = b
-	r.mu.Unlock()
-}
+func (r *recorder) setBypass(b bool) { r.bypass.Store(b) }
 
 func (r *recorder) take() []recorded {
 	r.mu.Lock()
@@ -218,7 +212,11 @@ type decider struct {
 	prevOp  string
 	prevKey string
 
-	out output // the line's result, reused: written out before the next line
+	out   output   // the line's result, reused: written out before the next line
+	in    input    // the line's request, reused the same way
+	names interner // the input's address and host strings
+
+	jsonOnly bool // tests: decode every line with encoding/json
 }
 
 func newDecider(p *plugins.Policy) *decider {
@@ -259,10 +257,12 @@ type output struct {
 	plugin string // what Plugin points to, when verdict sets it
 }
 
-func parseInput(line []byte) (*input, error) {
-	in, ok := decodeInputFast(line)
-	if !ok {
-		in = new(input)
+// parseInput decodes and checks line into *in (which the caller reuses
+// from line to line); names may be nil. jsonOnly (tests) skips the fast
+// decoder.
+func parseInput(line []byte, in *input, names *interner, jsonOnly bool) (*input, error) {
+	if jsonOnly || !decodeInputFast(line, in, names) {
+		*in = input{}
 		dec := json.NewDecoder(bytes.NewReader(line))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(in); err != nil {
@@ -336,7 +336,7 @@ func protoOf(s string) network.Proto {
 }
 
 func (s *decider) line(ctx context.Context, line []byte) (*output, error) {
-	in, err := parseInput(line)
+	in, err := parseInput(line, &s.in, &s.names, s.jsonOnly)
 	if err != nil {
 		return nil, err
 	}
@@ -537,16 +537,19 @@ func wildcard(a netip.Addr) netip.Addr {
 func (s *decider) verdict(out *output, opErr error) {
 	recs := s.rec.take()
 	out.Plugin = &out.plugin
-	var denied *network.DeniedError
-	switch {
-	case opErr == nil:
-	case errors.As(opErr, &denied):
-		out.Verdict = "deny"
-		out.plugin, out.Reason = denied.Plugin, denied.Reason
-		return
-	case errors.Is(opErr, syscall.EINVAL) && len(recs) == 0:
-		out.Verdict, out.Reason = "deny", "invalid address"
-		return
+	if opErr != nil {
+		// Declared here, not above: errors.As moves it to the heap, and
+		// an allowed line should not pay for that.
+		var denied *network.DeniedError
+		switch {
+		case errors.As(opErr, &denied):
+			out.Verdict = "deny"
+			out.plugin, out.Reason = denied.Plugin, denied.Reason
+			return
+		case errors.Is(opErr, syscall.EINVAL) && len(recs) == 0:
+			out.Verdict, out.Reason = "deny", "invalid address"
+			return
+		}
 	}
 	for _, r := range recs {
 		if !r.Allowed() {

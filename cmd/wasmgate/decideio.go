@@ -20,11 +20,15 @@ import (
 // values of printable ASCII without escapes and an integer port. ok is
 // false for any other line (which encoding/json then decodes, or rejects
 // with its own message).
-func decodeInputFast(line []byte) (in *input, ok bool) {
-	in = new(input)
+//
+// It fills *in (reset first); strings other than the format's own words
+// come from names, so a value seen on an earlier line is not allocated
+// again (names may be nil).
+func decodeInputFast(line []byte, in *input, names *interner) (ok bool) {
+	*in = input{}
 	i := skipWS(line, 0)
 	if i >= len(line) || line[i] != '{' {
-		return in, false
+		return false
 	}
 	i = skipWS(line, i+1)
 	var seen uint8
@@ -32,13 +36,13 @@ func decodeInputFast(line []byte) (in *input, ok bool) {
 		i++
 	} else {
 		for {
-			key, j, ok := fastString(line, i)
+			key, j, ok := fastString(line, i, nil)
 			if !ok {
-				return in, false
+				return false
 			}
 			j = skipWS(line, j)
 			if j >= len(line) || line[j] != ':' {
-				return in, false
+				return false
 			}
 			j = skipWS(line, j+1)
 			var bit uint8
@@ -47,14 +51,14 @@ func decodeInputFast(line []byte) (in *input, ok bool) {
 				bit = 1 << 0
 				n, k, ok := fastInt(line, j)
 				if !ok {
-					return in, false
+					return false
 				}
 				in.port = n
 				in.Port, j = &in.port, k
 			case "op", "proto", "host", "addr", "local":
-				s, k, ok := fastString(line, j)
+				s, k, ok := fastString(line, j, names)
 				if !ok {
-					return in, false
+					return false
 				}
 				j = k
 				switch key {
@@ -73,34 +77,87 @@ func decodeInputFast(line []byte) (in *input, ok bool) {
 					in.Local = &in.local
 				}
 			default:
-				return in, false
+				return false
 			}
 			if seen&bit != 0 {
-				return in, false // encoding/json keeps the last; let it
+				return false // encoding/json keeps the last; let it
 			}
 			seen |= bit
 			j = skipWS(line, j)
 			if j >= len(line) {
-				return in, false
+				return false
 			}
 			if line[j] == '}' {
 				i = j + 1
 				break
 			}
 			if line[j] != ',' {
-				return in, false
+				return false
 			}
 			i = skipWS(line, j+1)
 		}
 	}
-	if skipWS(line, i) != len(line) {
-		return in, false
-	}
-	return in, true
+	return skipWS(line, i) == len(line)
 }
 
-// inputWords are the keys and the op and proto values of the input.
-var inputWords = [...]string{"op", "proto", "addr", "port", "host", "local", "connect", "tcp", "udp", "resolve", "send", "bind", "listen", "accept", "recv"}
+// interner hands out one string per distinct value (addresses and host
+// names repeat across the lines of a decide input), so a repeated value
+// costs a map lookup instead of an allocation. It holds at most
+// maxInterned strings and starts over when full, so an input of distinct
+// values costs what it did without it.
+type interner struct{ m map[string]string }
+
+const maxInterned = 4096
+
+func (n *interner) get(b []byte) string {
+	if s, ok := n.m[string(b)]; ok { // no allocation for the lookup
+		return s
+	}
+	if n.m == nil || len(n.m) >= maxInterned {
+		n.m = make(map[string]string)
+	}
+	s := string(b)
+	n.m[s] = s
+	return s
+}
+
+// inputWord returns the constant for v when it is one of the input's keys
+// or op and proto values (a switch on string(v) does not allocate).
+func inputWord(v []byte) (string, bool) {
+	switch string(v) {
+	case "op":
+		return "op", true
+	case "proto":
+		return "proto", true
+	case "addr":
+		return "addr", true
+	case "port":
+		return "port", true
+	case "host":
+		return "host", true
+	case "local":
+		return "local", true
+	case "connect":
+		return "connect", true
+	case "tcp":
+		return "tcp", true
+	case "udp":
+		return "udp", true
+	case "resolve":
+		return "resolve", true
+	case "send":
+		return "send", true
+	case "bind":
+		return "bind", true
+	case "listen":
+		return "listen", true
+	case "accept":
+		return "accept", true
+	case "recv":
+		return "recv", true
+	}
+	return "", false
+}
 
 func skipWS(b []byte, i int) int {
 	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
@@ -111,8 +168,9 @@ func skipWS(b []byte, i int) int {
 
 // fastString reads a JSON string at b[i] made only of printable ASCII
 // other than the quote and the backslash. The words of the input format
-// come back as constants, without allocating.
-func fastString(b []byte, i int) (string, int, bool) {
+// come back as constants, without allocating, other values from names
+// when it is not nil.
+func fastString(b []byte, i int, names *interner) (string, int, bool) {
 	if i >= len(b) || b[i] != '"' {
 		return "", i, false
 	}
@@ -120,14 +178,15 @@ func fastString(b []byte, i int) (string, int, bool) {
 		c := b[j]
 		if c == '"' {
 			v := b[i+1 : j]
-			for _, w := range inputWords {
-				if string(v) == w {
-					return w, j + 1, true
-				}
+			if w, ok := inputWord(v); ok {
+				return w, j + 1, true
+			}
+			if names != nil {
+				return names.get(v), j + 1, true
 			}
 			return string(v), j + 1, true
 		}
-		if c < 0x20 || c > 0x7e || c == '\\' {
+		if !plainJSON[c] {
 			return "", i, false
 		}
 	}
@@ -153,12 +212,25 @@ func fastInt(b []byte, i int) (int64, int, bool) {
 	if j < len(b) && (b[j] == '.' || b[j] == 'e' || b[j] == 'E') {
 		return 0, i, false
 	}
-	n, err := strconv.ParseInt(string(b[i:j]), 10, 64)
-	if err != nil {
-		return 0, i, false
+	var n int64 // at most 18 digits: no overflow
+	for _, c := range b[start:j] {
+		n = n*10 + int64(c-'0')
+	}
+	if start > i {
+		n = -n
 	}
 	return n, j, true
 }
+
+// plainJSON is true for the bytes a JSON string holds as themselves and
+// json.Encoder writes as themselves (SetEscapeHTML(false)): printable
+// ASCII other than the quote and the backslash.
+var plainJSON = func() (t [256]bool) {
+	for c := 0x20; c <= 0x7e; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 // appendOutput appends o as json.Encoder with SetEscapeHTML(false) writes
 // it, newline included.
@@ -213,7 +285,7 @@ func appendJSONStrings(b []byte, ss []string) []byte {
 // escaping) writes it.
 func appendJSONString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+		if !plainJSON[s[i]] {
 			var buf bytes.Buffer
 			enc := json.NewEncoder(&buf)
 			enc.SetEscapeHTML(false)
