@@ -224,9 +224,8 @@ type decider struct {
 	prevOp  string
 	prevKey string
 
-	out   output   // the line's result, reused: written out before the next line
-	in    input    // the line's request, reused the same way
-	names interner // the input's address and host strings
+	out output // the line's result, reused: written out before the next line
+	in  input  // the line's request, reused the same way
 
 	jsonOnly bool // tests: decode every line with encoding/json
 }
@@ -270,10 +269,9 @@ type output struct {
 }
 
 // parseInput decodes and checks line into *in (which the caller reuses
-// from line to line); names may be nil. jsonOnly (tests) skips the fast
-// decoder.
-func parseInput(line []byte, in *input, names *interner, jsonOnly bool) (*input, error) {
-	if jsonOnly || !decodeInputFast(line, in, names) {
+// from line to line). jsonOnly (tests) skips the fast decoder.
+func parseInput(line []byte, in *input, jsonOnly bool) (*input, error) {
+	if jsonOnly || !decodeInputFast(line, in) {
 		*in = input{}
 		dec := json.NewDecoder(bytes.NewReader(line))
 		dec.DisallowUnknownFields()
@@ -348,7 +346,7 @@ func protoOf(s string) network.Proto {
 }
 
 func (s *decider) line(ctx context.Context, line []byte) (*output, error) {
-	in, err := parseInput(line, &s.in, &s.names, s.jsonOnly)
+	in, err := parseInput(line, &s.in, s.jsonOnly)
 	if err != nil {
 		return nil, err
 	}

@@ -21,10 +21,8 @@ import (
 // false for any other line (which encoding/json then decodes, or rejects
 // with its own message).
 //
-// It fills *in (reset first); strings other than the format's own words
-// come from names, so a value seen on an earlier line is not allocated
-// again (names may be nil).
-func decodeInputFast(line []byte, in *input, names *interner) (ok bool) {
+// It fills *in (reset first).
+func decodeInputFast(line []byte, in *input) (ok bool) {
 	*in = input{}
 	i := skipWS(line, 0)
 	if i >= len(line) || line[i] != '{' {
@@ -36,7 +34,7 @@ func decodeInputFast(line []byte, in *input, names *interner) (ok bool) {
 		i++
 	} else {
 		for {
-			key, j, ok := fastString(line, i, nil)
+			key, j, ok := fastString(line, i)
 			if !ok {
 				return false
 			}
@@ -56,7 +54,7 @@ func decodeInputFast(line []byte, in *input, names *interner) (ok bool) {
 				in.port = n
 				in.Port, j = &in.port, k
 			case "op", "proto", "host", "addr", "local":
-				s, k, ok := fastString(line, j, names)
+				s, k, ok := fastString(line, j)
 				if !ok {
 					return false
 				}
@@ -98,27 +96,6 @@ func decodeInputFast(line []byte, in *input, names *interner) (ok bool) {
 		}
 	}
 	return skipWS(line, i) == len(line)
-}
-
-// interner hands out one string per distinct value (addresses and host
-// names repeat across the lines of a decide input), so a repeated value
-// costs a map lookup instead of an allocation. It holds at most
-// maxInterned strings and starts over when full, so an input of distinct
-// values costs what it did without it.
-type interner struct{ m map[string]string }
-
-const maxInterned = 4096
-
-func (n *interner) get(b []byte) string {
-	if s, ok := n.m[string(b)]; ok { // no allocation for the lookup
-		return s
-	}
-	if n.m == nil || len(n.m) >= maxInterned {
-		n.m = make(map[string]string)
-	}
-	s := string(b)
-	n.m[s] = s
-	return s
 }
 
 // inputWord returns the constant for v when it is one of the input's keys
@@ -168,9 +145,8 @@ func skipWS(b []byte, i int) int {
 
 // fastString reads a JSON string at b[i] made only of printable ASCII
 // other than the quote and the backslash. The words of the input format
-// come back as constants, without allocating, other values from names
-// when it is not nil.
-func fastString(b []byte, i int, names *interner) (string, int, bool) {
+// come back as constants, without allocating.
+func fastString(b []byte, i int) (string, int, bool) {
 	if i >= len(b) || b[i] != '"' {
 		return "", i, false
 	}
@@ -180,9 +156,6 @@ func fastString(b []byte, i int, names *interner) (string, int, bool) {
 			v := b[i+1 : j]
 			if w, ok := inputWord(v); ok {
 				return w, j + 1, true
-			}
-			if names != nil {
-				return names.get(v), j + 1, true
 			}
 			return string(v), j + 1, true
 		}

@@ -68,7 +68,7 @@ func TestDecideCodecSameAsJSON(t *testing.T) {
 	fastOK := 0
 	for _, l := range decideLines {
 		checkFastInput(t, []byte(l))
-		if decodeInputFast([]byte(l), new(input), nil) {
+		if decodeInputFast([]byte(l), new(input)) {
 			fastOK++
 		}
 	}
@@ -97,12 +97,9 @@ func TestDecideCodecSameAsJSON(t *testing.T) {
 
 func checkFastInput(t *testing.T, line []byte) {
 	t.Helper()
-	// Into a used input, with an interner: what decide does line after line.
+	// Into a used input: what decide does line after line.
 	got := &input{Op: "x", Host: new(string), Port: new(int64), port: 9, addr: "a"}
-	if !decodeInputFast(line, got, &testNames) {
-		if decodeInputFast(line, new(input), nil) {
-			t.Fatalf("%q: the fast decoder takes the line only without an interner", line)
-		}
+	if !decodeInputFast(line, got) {
 		return
 	}
 	want, err := jsonInput(line)
@@ -115,8 +112,6 @@ func checkFastInput(t *testing.T, line []byte) {
 		t.Fatalf("%q: fast %+v, encoding/json %+v", line, got, want)
 	}
 }
-
-var testNames interner
 
 func FuzzDecideInput(f *testing.F) {
 	for _, l := range decideLines {
