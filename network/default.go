@@ -578,6 +578,12 @@ type guardedSocket struct {
 	// standing is the request whose allow keeps the socket open
 	// (connect, listen, accept); nil: none. See Default.Revalidate.
 	standing atomic.Pointer[Request]
+	// connReq is the storage of the socket's first connect request (one
+	// allocation less per connection), claimed by connReqUsed; once
+	// claimed it is filled once, before any policy sees it, and never
+	// written again.
+	connReq     Request
+	connReqUsed atomic.Bool
 	// revoked is the errno every call fails with once a revalidation
 	// denied the socket; 0: not revoked.
 	revoked atomic.Uint32
@@ -693,8 +699,18 @@ func (g *guardedSocket) judgeAddr(ctx context.Context, op policy.Op, ap netip.Ad
 }
 
 func (g *guardedSocket) addrRequest(op policy.Op, ap netip.AddrPort, names bool) *Request {
+	return g.addrRequestIn(nil, op, ap, names)
+}
+
+// addrRequestIn is addrRequest filling *req (unused storage), or a new
+// Request when req is nil.
+func (g *guardedSocket) addrRequestIn(req *Request, op policy.Op, ap netip.AddrPort, names bool) *Request {
 	now := g.d.now()
-	req := g.d.requestAt(op, g.proto.String(), now)
+	if req == nil {
+		req = g.d.requestAt(op, g.proto.String(), now)
+	} else {
+		*req = Request{Op: op, Proto: g.proto.String(), Guest: g.d.Guest, Labels: g.d.Labels, TimeMs: now.UnixMilli()}
+	}
 	req.Addr, req.Port = ap.Addr(), ap.Port()
 	if names {
 		req.Names = g.d.namesAt(ap.Addr(), now)
@@ -743,7 +759,11 @@ func (g *guardedSocket) Connect(ctx context.Context, remote netip.AddrPort) erro
 		op = policy.OpUDPConnect
 	}
 	epoch := g.d.epoch.Load()
-	req := g.addrRequest(op, c, true)
+	var req *Request
+	if g.connReqUsed.CompareAndSwap(false, true) {
+		req = &g.connReq
+	}
+	req = g.addrRequestIn(req, op, c, true)
 	if err := g.d.decide(ctx, req); err != nil {
 		return g.deny("connect", c, err)
 	}
