@@ -486,7 +486,14 @@ func (d *Default) request(op policy.Op, proto string) *Request {
 }
 
 func (d *Default) requestAt(op policy.Op, proto string, now time.Time) *Request {
-	return &Request{Op: op, Proto: proto, Guest: d.Guest, Labels: d.Labels, TimeMs: now.UnixMilli()}
+	r := new(Request)
+	d.fillRequest(r, op, proto, now)
+	return r
+}
+
+// fillRequest sets *r to a new request of op at the time now.
+func (d *Default) fillRequest(r *Request, op policy.Op, proto string, now time.Time) {
+	*r = Request{Op: op, Proto: proto, Guest: d.Guest, Labels: d.Labels, TimeMs: now.UnixMilli()}
 }
 
 // decide asks the policy and returns nil for allow, or a *DeniedError,
@@ -578,12 +585,12 @@ type guardedSocket struct {
 	// standing is the request whose allow keeps the socket open
 	// (connect, listen, accept); nil: none. See Default.Revalidate.
 	standing atomic.Pointer[Request]
-	// connReq is the storage of the socket's first connect request (one
-	// allocation less per connection), claimed by connReqUsed; once
-	// claimed it is filled once, before any policy sees it, and never
-	// written again.
-	connReq     Request
-	connReqUsed atomic.Bool
+	// firstReq is the storage of the socket's first standing request (its
+	// connect, or for an accepted socket its accept: one allocation less
+	// per connection), claimed by firstReqUsed; once claimed it is filled
+	// once, before any policy sees it, and never written again.
+	firstReq     Request
+	firstReqUsed atomic.Bool
 	// revoked is the errno every call fails with once a revalidation
 	// denied the socket; 0: not revoked.
 	revoked atomic.Uint32
@@ -709,7 +716,7 @@ func (g *guardedSocket) addrRequestIn(req *Request, op policy.Op, ap netip.AddrP
 	if req == nil {
 		req = g.d.requestAt(op, g.proto.String(), now)
 	} else {
-		*req = Request{Op: op, Proto: g.proto.String(), Guest: g.d.Guest, Labels: g.d.Labels, TimeMs: now.UnixMilli()}
+		g.d.fillRequest(req, op, g.proto.String(), now)
 	}
 	req.Addr, req.Port = ap.Addr(), ap.Port()
 	if names {
@@ -760,8 +767,8 @@ func (g *guardedSocket) Connect(ctx context.Context, remote netip.AddrPort) erro
 	}
 	epoch := g.d.epoch.Load()
 	var req *Request
-	if g.connReqUsed.CompareAndSwap(false, true) {
-		req = &g.connReq
+	if g.firstReqUsed.CompareAndSwap(false, true) {
+		req = &g.firstReq
 	}
 	req = g.addrRequestIn(req, op, c, true)
 	if err := g.d.decide(ctx, req); err != nil {
@@ -864,9 +871,13 @@ func (g *guardedSocket) Accept(ctx context.Context) (Socket, error) {
 			peer, err = c.PeerAddr()
 		}
 		var req *Request
+		var a *guardedSocket
 		if err == nil {
+			a = &guardedSocket{d: g.d, s: c, proto: g.proto, family: g.family}
+			a.firstReqUsed.Store(true)
 			now := g.d.now()
-			req = g.d.requestAt(policy.OpTCPAccept, g.proto.String(), now)
+			req = &a.firstReq
+			g.d.fillRequest(req, policy.OpTCPAccept, g.proto.String(), now)
 			peer = reported(peer)
 			req.Addr, req.Port, req.Local = peer.Addr(), peer.Port(), local
 			req.Names = g.d.namesAt(req.Addr, now)
@@ -882,7 +893,6 @@ func (g *guardedSocket) Accept(ctx context.Context) (Socket, error) {
 			continue
 		}
 		g.acceptLocal.Store(&local)
-		a := &guardedSocket{d: g.d, s: c, proto: g.proto, family: g.family}
 		a.stand(ctx, req, epoch)
 		return a, nil
 	}
