@@ -130,7 +130,9 @@ deciding each through the manifest's plugins on a simulated network (docs/manife
 	// socket and the request the policy sees) and keeps almost nothing:
 	// with the default GC target (4 MB) the collector ran every ~10,000
 	// lines and cost about a fifth of the command's CPU. A larger target
-	// unless GOGC says otherwise; the live heap stays small.
+	// unless GOGC says otherwise; the live heap stays small. Not larger:
+	// first touches of a bigger heap are page faults, which cost more
+	// than the collections they save (BENCHMARKS.md, "wasmgate decide").
 	if os.Getenv("GOGC") == "" {
 		defer debug.SetGCPercent(debug.SetGCPercent(decideGCPercent))
 	}
@@ -166,7 +168,7 @@ deciding each through the manifest's plugins on a simulated network (docs/manife
 }
 
 // decideGCPercent is decide's GOGC when the environment sets none.
-const decideGCPercent = 400
+const decideGCPercent = 200
 
 // recorder sits between Default and the chain and keeps the outcomes of
 // the current line, so decide can report which plugin decided and why
