@@ -182,7 +182,8 @@ type recorder struct {
 }
 
 type recorded struct {
-	req network.Request
+	op   policy.Op  // of the request (decide reads only these two)
+	addr netip.Addr // of the request
 	plugins.Outcome
 }
 
@@ -197,7 +198,7 @@ func (r *recorder) DecideExplain(ctx context.Context, req *network.Request) (net
 	}
 	o := r.chain.DecideOutcome(ctx, req)
 	r.mu.Lock()
-	r.outcomes = append(r.outcomes, recorded{*req, o})
+	r.outcomes = append(r.outcomes, recorded{req.Op, req.Addr, o})
 	r.mu.Unlock()
 	return o.Decision, nil
 }
@@ -603,12 +604,12 @@ func (s *decider) resolve(ctx context.Context, in *input, out *output) *output {
 	var lookup *recorded
 	for i := range recs {
 		r := &recs[i]
-		switch r.req.Op {
+		switch r.op {
 		case policy.OpDNSLookup:
 			lookup = r
 		case policy.OpDNSAnswer:
 			if !r.Allowed() {
-				dropped = append(dropped, r.req.Addr.String())
+				dropped = append(dropped, r.addr.String())
 			}
 		}
 	}
