@@ -118,15 +118,13 @@ func (n *Simulated) bind(s *simSocket, ap netip.AddrPort) (netip.AddrPort, error
 	if ap.Port() == 0 {
 		for range 16384 {
 			n.nextPort++
-			p := 49152 + n.nextPort%16384
-			if n.bound[bindKey{s.proto, netip.AddrPortFrom(ap.Addr(), p)}] == nil {
-				ap = netip.AddrPortFrom(ap.Addr(), p)
-				break
+			k := bindKey{s.proto, netip.AddrPortFrom(ap.Addr(), 49152+n.nextPort%16384)}
+			if n.bound[k] == nil {
+				n.bound[k] = s
+				return k.ap, nil
 			}
 		}
-		if ap.Port() == 0 {
-			return ap, syscall.EADDRINUSE
-		}
+		return ap, syscall.EADDRINUSE
 	}
 	k := bindKey{s.proto, ap}
 	if n.bound[k] != nil {

@@ -12,8 +12,10 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/wasmgate/wasmgate/network"
@@ -124,7 +126,17 @@ deciding each through the manifest's plugins on a simulated network (docs/manife
 	defer p.Close(ctx)
 
 	s := newDecider(p)
-	out := bufio.NewWriter(stdout)
+	// Per line the command allocates a few hundred bytes (the simulated
+	// socket and the request the policy sees) and keeps almost nothing:
+	// with the default GC target (4 MB) the collector ran every ~10,000
+	// lines and cost about a fifth of the command's CPU. A larger target
+	// unless GOGC says otherwise; the live heap stays small. Not larger:
+	// first touches of a bigger heap are page faults, which cost more
+	// than the collections they save (BENCHMARKS.md, "wasmgate decide").
+	if os.Getenv("GOGC") == "" {
+		defer debug.SetGCPercent(debug.SetGCPercent(decideGCPercent))
+	}
+	out := bufio.NewWriterSize(stdout, 64<<10)
 	defer out.Flush()
 	enc := json.NewEncoder(out)
 	enc.SetEscapeHTML(false)
@@ -155,19 +167,23 @@ deciding each through the manifest's plugins on a simulated network (docs/manife
 	return status
 }
 
+// decideGCPercent is decide's GOGC when the environment sets none.
+const decideGCPercent = 200
+
 // recorder sits between Default and the chain and keeps the outcomes of
 // the current line, so decide can report which plugin decided and why
 // (Default returns only an error). While bypass is set it allows without
 // asking: decide uses that to set up the listener an accept line needs.
 type recorder struct {
 	chain    *plugins.Chain
+	bypass   atomic.Bool
 	mu       sync.Mutex
-	bypass   bool
 	outcomes []recorded
 }
 
 type recorded struct {
-	req network.Request
+	op   policy.Op  // of the request (decide reads only these two)
+	addr netip.Addr // of the request
 	plugins.Outcome
 }
 
@@ -177,24 +193,17 @@ func (r *recorder) Decide(ctx context.Context, req *network.Request) (network.Ve
 }
 
 func (r *recorder) DecideExplain(ctx context.Context, req *network.Request) (network.Decision, error) {
-	r.mu.Lock()
-	bypass := r.bypass
-	r.mu.Unlock()
-	if bypass {
+	if r.bypass.Load() {
 		return network.Decision{Verdict: policy.Allow("setup")}, nil
 	}
 	o := r.chain.DecideOutcome(ctx, req)
 	r.mu.Lock()
-	r.outcomes = append(r.outcomes, recorded{*req, o})
+	r.outcomes = append(r.outcomes, recorded{req.Op, req.Addr, o})
 	r.mu.Unlock()
 	return o.Decision, nil
 }
 
-func (r *recorder) setBypass(b bool) {
-	r.mu.Lock()
-	r.bypass = b
-	r.mu.Unlock()
-}
+func (r *recorder) setBypass(b bool) { r.bypass.Store(b) }
 
 func (r *recorder) take() []recorded {
 	r.mu.Lock()
@@ -219,6 +228,9 @@ type decider struct {
 	prevKey string
 
 	out output // the line's result, reused: written out before the next line
+	in  input  // the line's request, reused the same way
+
+	jsonOnly bool // tests: decode every line with encoding/json
 }
 
 func newDecider(p *plugins.Policy) *decider {
@@ -263,10 +275,11 @@ type output struct {
 	plugin string // what Plugin points to, when verdict sets it
 }
 
-func parseInput(line []byte) (*input, error) {
-	in, ok := decodeInputFast(line)
-	if !ok {
-		in = new(input)
+// parseInput decodes and checks line into *in (which the caller reuses
+// from line to line). jsonOnly (tests) skips the fast decoder.
+func parseInput(line []byte, in *input, jsonOnly bool) (*input, error) {
+	if jsonOnly || !decodeInputFast(line, in) {
+		*in = input{}
 		dec := json.NewDecoder(bytes.NewReader(line))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(in); err != nil {
@@ -340,7 +353,7 @@ func protoOf(s string) network.Proto {
 }
 
 func (s *decider) line(ctx context.Context, line []byte) (*output, error) {
-	in, err := parseInput(line)
+	in, err := parseInput(line, &s.in, s.jsonOnly)
 	if err != nil {
 		return nil, err
 	}
@@ -541,16 +554,19 @@ func wildcard(a netip.Addr) netip.Addr {
 func (s *decider) verdict(out *output, opErr error) {
 	recs := s.rec.take()
 	out.Plugin = &out.plugin
-	var denied *network.DeniedError
-	switch {
-	case opErr == nil:
-	case errors.As(opErr, &denied):
-		out.Verdict = "deny"
-		out.plugin, out.Reason = denied.Plugin, denied.Reason
-		return
-	case errors.Is(opErr, syscall.EINVAL) && len(recs) == 0:
-		out.Verdict, out.Reason = "deny", "invalid address"
-		return
+	if opErr != nil {
+		// Declared here, not above: errors.As moves it to the heap, and
+		// an allowed line should not pay for that.
+		var denied *network.DeniedError
+		switch {
+		case errors.As(opErr, &denied):
+			out.Verdict = "deny"
+			out.plugin, out.Reason = denied.Plugin, denied.Reason
+			return
+		case errors.Is(opErr, syscall.EINVAL) && len(recs) == 0:
+			out.Verdict, out.Reason = "deny", "invalid address"
+			return
+		}
 	}
 	for _, r := range recs {
 		if !r.Allowed() {
@@ -592,12 +608,12 @@ func (s *decider) resolve(ctx context.Context, in *input, out *output) *output {
 	var lookup *recorded
 	for i := range recs {
 		r := &recs[i]
-		switch r.req.Op {
+		switch r.op {
 		case policy.OpDNSLookup:
 			lookup = r
 		case policy.OpDNSAnswer:
 			if !r.Allowed() {
-				dropped = append(dropped, r.req.Addr.String())
+				dropped = append(dropped, r.addr.String())
 			}
 		}
 	}

@@ -20,11 +20,13 @@ import (
 // values of printable ASCII without escapes and an integer port. ok is
 // false for any other line (which encoding/json then decodes, or rejects
 // with its own message).
-func decodeInputFast(line []byte) (in *input, ok bool) {
-	in = new(input)
+//
+// It fills *in (reset first).
+func decodeInputFast(line []byte, in *input) (ok bool) {
+	*in = input{}
 	i := skipWS(line, 0)
 	if i >= len(line) || line[i] != '{' {
-		return in, false
+		return false
 	}
 	i = skipWS(line, i+1)
 	var seen uint8
@@ -34,11 +36,11 @@ func decodeInputFast(line []byte) (in *input, ok bool) {
 		for {
 			key, j, ok := fastString(line, i)
 			if !ok {
-				return in, false
+				return false
 			}
 			j = skipWS(line, j)
 			if j >= len(line) || line[j] != ':' {
-				return in, false
+				return false
 			}
 			j = skipWS(line, j+1)
 			var bit uint8
@@ -47,14 +49,14 @@ func decodeInputFast(line []byte) (in *input, ok bool) {
 				bit = 1 << 0
 				n, k, ok := fastInt(line, j)
 				if !ok {
-					return in, false
+					return false
 				}
 				in.port = n
 				in.Port, j = &in.port, k
 			case "op", "proto", "host", "addr", "local":
 				s, k, ok := fastString(line, j)
 				if !ok {
-					return in, false
+					return false
 				}
 				j = k
 				switch key {
@@ -73,34 +75,66 @@ func decodeInputFast(line []byte) (in *input, ok bool) {
 					in.Local = &in.local
 				}
 			default:
-				return in, false
+				return false
 			}
 			if seen&bit != 0 {
-				return in, false // encoding/json keeps the last; let it
+				return false // encoding/json keeps the last; let it
 			}
 			seen |= bit
 			j = skipWS(line, j)
 			if j >= len(line) {
-				return in, false
+				return false
 			}
 			if line[j] == '}' {
 				i = j + 1
 				break
 			}
 			if line[j] != ',' {
-				return in, false
+				return false
 			}
 			i = skipWS(line, j+1)
 		}
 	}
-	if skipWS(line, i) != len(line) {
-		return in, false
-	}
-	return in, true
+	return skipWS(line, i) == len(line)
 }
 
-// inputWords are the keys and the op and proto values of the input.
-var inputWords = [...]string{"op", "proto", "addr", "port", "host", "local", "connect", "tcp", "udp", "resolve", "send", "bind", "listen", "accept", "recv"}
+// inputWord returns the constant for v when it is one of the input's keys
+// or op and proto values (a switch on string(v) does not allocate).
+func inputWord(v []byte) (string, bool) {
+	switch string(v) {
+	case "op":
+		return "op", true
+	case "proto":
+		return "proto", true
+	case "addr":
+		return "addr", true
+	case "port":
+		return "port", true
+	case "host":
+		return "host", true
+	case "local":
+		return "local", true
+	case "connect":
+		return "connect", true
+	case "tcp":
+		return "tcp", true
+	case "udp":
+		return "udp", true
+	case "resolve":
+		return "resolve", true
+	case "send":
+		return "send", true
+	case "bind":
+		return "bind", true
+	case "listen":
+		return "listen", true
+	case "accept":
+		return "accept", true
+	case "recv":
+		return "recv", true
+	}
+	return "", false
+}
 
 func skipWS(b []byte, i int) int {
 	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
@@ -120,14 +154,12 @@ func fastString(b []byte, i int) (string, int, bool) {
 		c := b[j]
 		if c == '"' {
 			v := b[i+1 : j]
-			for _, w := range inputWords {
-				if string(v) == w {
-					return w, j + 1, true
-				}
+			if w, ok := inputWord(v); ok {
+				return w, j + 1, true
 			}
 			return string(v), j + 1, true
 		}
-		if c < 0x20 || c > 0x7e || c == '\\' {
+		if !plainJSON[c] {
 			return "", i, false
 		}
 	}
@@ -153,12 +185,25 @@ func fastInt(b []byte, i int) (int64, int, bool) {
 	if j < len(b) && (b[j] == '.' || b[j] == 'e' || b[j] == 'E') {
 		return 0, i, false
 	}
-	n, err := strconv.ParseInt(string(b[i:j]), 10, 64)
-	if err != nil {
-		return 0, i, false
+	var n int64 // at most 18 digits: no overflow
+	for _, c := range b[start:j] {
+		n = n*10 + int64(c-'0')
+	}
+	if start > i {
+		n = -n
 	}
 	return n, j, true
 }
+
+// plainJSON is true for the bytes a JSON string holds as themselves and
+// json.Encoder writes as themselves (SetEscapeHTML(false)): printable
+// ASCII other than the quote and the backslash.
+var plainJSON = func() (t [256]bool) {
+	for c := 0x20; c <= 0x7e; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 // appendOutput appends o as json.Encoder with SetEscapeHTML(false) writes
 // it, newline included.
@@ -213,7 +258,7 @@ func appendJSONStrings(b []byte, ss []string) []byte {
 // escaping) writes it.
 func appendJSONString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+		if !plainJSON[s[i]] {
 			var buf bytes.Buffer
 			enc := json.NewEncoder(&buf)
 			enc.SetEscapeHTML(false)

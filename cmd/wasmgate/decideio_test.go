@@ -2,10 +2,15 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
+
+	"github.com/wasmgate/wasmgate/plugins"
 )
 
 // jsonInput decodes line as `wasmgate decide` did before decodeInputFast.
@@ -63,7 +68,7 @@ func TestDecideCodecSameAsJSON(t *testing.T) {
 	fastOK := 0
 	for _, l := range decideLines {
 		checkFastInput(t, []byte(l))
-		if _, ok := decodeInputFast([]byte(l)); ok {
+		if decodeInputFast([]byte(l), new(input)) {
 			fastOK++
 		}
 	}
@@ -92,8 +97,9 @@ func TestDecideCodecSameAsJSON(t *testing.T) {
 
 func checkFastInput(t *testing.T, line []byte) {
 	t.Helper()
-	got, ok := decodeInputFast(line)
-	if !ok {
+	// Into a used input: what decide does line after line.
+	got := &input{Op: "x", Host: new(string), Port: new(int64), port: 9, addr: "a"}
+	if !decodeInputFast(line, got) {
 		return
 	}
 	want, err := jsonInput(line)
@@ -112,4 +118,68 @@ func FuzzDecideInput(f *testing.F) {
 		f.Add([]byte(l))
 	}
 	f.Fuzz(func(t *testing.T, line []byte) { checkFastInput(t, line) })
+}
+
+// FuzzDecideLine runs each line through two deciders on the same manifest,
+// one decoding with the fast decoder and one with encoding/json only, and
+// wants the same output line (or the same error) from both, and the output
+// line to be what json.Encoder writes for it.
+func FuzzDecideLine(f *testing.F) {
+	for _, l := range decideLines {
+		f.Add([]byte(l))
+	}
+	for _, l := range []string{
+		`{"op":"connect","proto":"udp","addr":"::ffff:10.0.0.1","port":53}`,
+		`{"op":"send","proto":"udp","addr":"fe80::1%eth0","port":53}`,
+		`{"op":"bind","proto":"tcp","addr":"0.0.0.0","port":8080}`,
+		`{"op":"listen","proto":"tcp","addr":"0.0.0.0","port":8080}`,
+		`{"op":"recv","proto":"udp","addr":"10.0.0.2","port":5353,"local":"0.0.0.0:5353"}`,
+		`{"op":"connect","proto":"tcp","addr":"1.2.3.4.5","port":1}`,
+		`{"op":"connect","proto":"tcp","addr":"1.2.3.4","port":70000}`,
+	} {
+		f.Add([]byte(l))
+	}
+	dir := f.TempDir()
+	manifest := filepath.Join(dir, "policy.toml")
+	if err := os.WriteFile(manifest, []byte("default = \"deny\"\n[[plugins]]\nname = \"egress\"\nuse = \"allowlist\"\n[plugins.config]\nrules = [\"tcp://10.0.0.0/8\", \"bind tcp://0.0.0.0:8080\"]\n"), 0o644); err != nil {
+		f.Fatal(err)
+	}
+	ctx := context.Background()
+	p, err := loadPolicy(ctx, manifest, plugins.Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { p.Close(ctx) })
+	fast, slow := newDecider(p), newDecider(p)
+	slow.jsonOnly = true
+	f.Fuzz(func(t *testing.T, line []byte) {
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 || bytes.IndexByte(line, '\n') >= 0 {
+			return // decide never sees these as one line
+		}
+		var got, want []byte
+		o, err := fast.line(ctx, line)
+		if err == nil {
+			got = appendOutput(nil, o)
+			var enc bytes.Buffer
+			e := json.NewEncoder(&enc)
+			e.SetEscapeHTML(false)
+			if err := e.Encode(o); err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != enc.String() {
+				t.Fatalf("%q: appendOutput\n%s json.Encoder\n%s", line, got, enc.Bytes())
+			}
+		} else {
+			got = []byte("error: " + err.Error())
+		}
+		if o, err := slow.line(ctx, line); err == nil {
+			want = appendOutput(nil, o)
+		} else {
+			want = []byte("error: " + err.Error())
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%q:\n fast %s\n json %s", line, got, want)
+		}
+	})
 }

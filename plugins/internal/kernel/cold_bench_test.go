@@ -3,6 +3,7 @@ package kernel
 import (
 	"context"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 
@@ -22,14 +23,18 @@ func thrash(junk []byte, stride int) byte {
 // BenchmarkColdCall times single calls, hot and after evicting what a
 // guest's own work between two decisions evicts (cold-median-ns/op, the
 // median call): "tlb" touches one line in every 4 KiB page of 256 MiB (the
-// TLBs and most of L2), "llc" walks 32 MiB line by line (the caches).
+// TLBs and most of L2), "llc" walks 32 MiB line by line (the caches),
+// "syscall" makes one system call, "sleep" blocks the thread for 50 µs.
 // "nop" is an export that does nothing (the host and wazero call path,
 // kernel.Call), "sdkallow" sdk/policy's fast path with a handler that only
 // allows (the SDK's own per-decision code), "allowlist" the built-in's
 // decision. What it showed (BENCHMARKS.md, "Decision cost in a running
 // guest"): cold, the SDK's code costs ~10× its hot time, the host's call
 // path ~5×, and a 2 MiB walk (caches only, few pages) changes nothing:
-// the cost is in pages of code and data touched, not in cache lines.
+// the cost is in pages of code and data touched, not in cache lines. A
+// system call or a sleep alone (the kernel entry, another task on the CPU)
+// leaves the call nearly hot: it is the guest's own work between two
+// decisions that evicts.
 //
 //	go test -run XXX -bench ColdCall -benchtime 2000x ./plugins/internal/kernel/
 func BenchmarkColdCall(b *testing.B) {
@@ -66,12 +71,24 @@ func BenchmarkColdCall(b *testing.B) {
 	junk := map[string][]byte{"llc": make([]byte, 32<<20), "tlb": make([]byte, 256<<20), "l2": make([]byte, 2<<20), "hot": nil}
 	stride := map[string]int{"llc": 64, "tlb": 4096, "l2": 64, "hot": 64}
 	for _, cn := range []string{"nop", "sdkallow", "allowlist"} {
-		for _, tn := range []string{"hot", "tlb", "llc"} {
+		for _, tn := range []string{"hot", "tlb", "llc", "syscall", "sleep"} {
 			b.Run(cn+"/"+tn, func(b *testing.B) {
 				var ds []time.Duration
 				var sink byte
 				for b.Loop() {
-					sink += thrash(junk[tn], stride[tn])
+					switch tn {
+					case "syscall":
+						// One system call and nothing else: what a guest
+						// does between two decisions at the least.
+						syscall.Getppid()
+					case "sleep":
+						// The thread blocks (as a guest waiting on its
+						// network does): the CPU runs something else.
+						ts := syscall.Timespec{Nsec: 50_000}
+						syscall.Nanosleep(&ts, nil)
+					default:
+						sink += thrash(junk[tn], stride[tn])
+					}
 					start := time.Now()
 					calls[cn]()
 					ds = append(ds, time.Since(start))
