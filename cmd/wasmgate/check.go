@@ -124,6 +124,8 @@ deciding each through the manifest's plugins on a simulated network (docs/manife
 		return 1
 	}
 	defer p.Close(ctx)
+	// As for run: the log says which policy decided what follows.
+	auditStart(ctx, audit, *policyPath, p)
 
 	s := newDecider(p)
 	// Per line the command allocates a few hundred bytes (the simulated

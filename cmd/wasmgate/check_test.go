@@ -78,6 +78,16 @@ func TestDecideGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// The start record comes first and names the manifest
+			// (a temporary path, so it is checked here and left out
+			// of the golden file).
+			start, rest, _ := bytes.Cut(audit, []byte("\n"))
+			var rec map[string]any
+			if err := json.Unmarshal(start, &rec); err != nil || rec["msg"] != "start" || rec["policy"] != manifest ||
+				rec["manifest_sha256"] != sha256File(t, manifest) {
+				t.Errorf("first audit record %s, want the start record of %s", start, manifest)
+			}
+			audit = rest
 			got := stdout.String() + "--- exit " + string(rune('0'+code)) + "\n--- audit (time and duration_us removed)\n" +
 				volatile.ReplaceAllString(string(audit), "")
 			if stderr.Len() > 0 {
