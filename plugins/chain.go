@@ -158,7 +158,7 @@ func (c *Chain) DecideOutcome(ctx context.Context, req *network.Request) Outcome
 		return out
 	}
 	var key cacheKey
-	if c.cache != nil {
+	if c.cache != nil && len(c.plugins) > 0 {
 		key = makeKey(r, bit)
 	}
 	for _, p := range c.plugins {

@@ -142,7 +142,12 @@ deciding each through the manifest's plugins on a simulated network (docs/manife
 	defer out.Flush()
 	enc := json.NewEncoder(out)
 	enc.SetEscapeHTML(false)
-	sc := bufio.NewScanner(stdin)
+	in := &decideInput{r: stdin, out: out}
+	if len(p.Manifest.Plugins) == 0 {
+		in.clock = &lineClock{}
+		s.net.Now = in.clock.now
+	}
+	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	status := 0
 	n := 0
