@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -300,4 +301,24 @@ func TestPrecompileWarmsCache(t *testing.T) {
 			t.Errorf("running a precompiled guest compiled %s", f)
 		}
 	}
+}
+
+// tcpEcho starts a native TCP echo server on 127.0.0.1 for the test and
+// returns its address.
+func tcpEcho(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	return ln.Addr().String()
 }

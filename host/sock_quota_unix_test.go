@@ -182,21 +182,7 @@ func processCPU(t *testing.T) time.Duration {
 // sock_getaddrinfo and by the DNS stub alike; past send_total a write
 // fails with EDQUOT.
 func TestQuotaRefusalsGuest(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }() // an echo
-		}
-	}()
-	addr := ln.Addr().String()
+	addr := tcpEcho(t)
 	t.Run("connect_rate", func(t *testing.T) {
 		nw := quotaNet(network.Quotas{ConnectRate: 0.01, ConnectBurst: 1})
 		var refusals atomic.Int32

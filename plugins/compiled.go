@@ -86,11 +86,7 @@ type GuestOptions struct {
 // Load without the instance. Every problem is reported at once in a
 // *ManifestError.
 func Compile(ctx context.Context, path string, opts Options) (*CompiledPolicy, error) {
-	lookup := opts.Builtins
-	if lookup == nil {
-		lookup = defaultBuiltins
-	}
-	m, err := ParseManifest(path, lookup)
+	m, err := ParseManifest(path, opts.builtins())
 	if err != nil {
 		return nil, err
 	}
@@ -362,23 +358,19 @@ func (c *CompiledPolicy) Instantiate(ctx context.Context, g GuestOptions) (*Poli
 // Policy instantiated from them is closed (at once if none is open).
 // Calling it again does nothing.
 func (c *CompiledPolicy) Close(ctx context.Context) error {
-	c.mu.Lock()
-	c.closed = true
-	release := c.refs == 0 && !c.done
-	if release {
-		c.done = true
-	}
-	c.mu.Unlock()
-	if release {
-		return c.release(ctx)
-	}
-	return nil
+	return c.releaseAfter(ctx, func() { c.closed = true })
 }
 
 // unref is a Policy's Close.
 func (c *CompiledPolicy) unref(ctx context.Context) error {
+	return c.releaseAfter(ctx, func() { c.refs-- })
+}
+
+// releaseAfter applies change under the lock, then releases the compiled
+// plugins if Close was called and no Policy is open, once.
+func (c *CompiledPolicy) releaseAfter(ctx context.Context, change func()) error {
 	c.mu.Lock()
-	c.refs--
+	change()
 	release := c.refs == 0 && c.closed && !c.done
 	if release {
 		c.done = true

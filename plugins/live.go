@@ -21,11 +21,7 @@ func LoadSum(ctx context.Context, path string, opts Options) (p *Policy, sum [sh
 		return nil, sum, &ManifestError{[]Problem{{File: path, Msg: err.Error()}}}
 	}
 	sum = sha256.Sum256(data)
-	lookup := opts.Builtins
-	if lookup == nil {
-		lookup = defaultBuiltins
-	}
-	m, err := ParseManifestData(path, data, lookup)
+	m, err := ParseManifestData(path, data, opts.builtins())
 	if err != nil {
 		return nil, sum, err
 	}

@@ -67,15 +67,20 @@ type Options struct {
 // Every problem (in the manifest or in any plugin) is reported at once in a
 // *ManifestError.
 func Load(ctx context.Context, path string, opts Options) (*Policy, error) {
-	lookup := opts.Builtins
-	if lookup == nil {
-		lookup = defaultBuiltins
-	}
-	m, err := ParseManifest(path, lookup)
+	m, err := ParseManifest(path, opts.builtins())
 	if err != nil {
 		return nil, err
 	}
 	return LoadManifest(ctx, m, opts)
+}
+
+// builtins is the lookup of opts' built-in plugins: Builtins, or the
+// ones wasmgate has.
+func (opts *Options) builtins() BuiltinLookup {
+	if opts.Builtins != nil {
+		return opts.Builtins
+	}
+	return defaultBuiltins
 }
 
 // DefaultCacheDir is where compiled plugins are cached when Options.CacheDir

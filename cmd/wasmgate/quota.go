@@ -54,7 +54,7 @@ func onQuota(guest string, audit *slog.Logger, mets *metrics.Metrics, stderr io.
 		}
 		errno := ""
 		if q.Errno != 0 {
-			errno = errnoText(q.Errno)
+			errno = errnoName(q.Errno)
 		}
 		attrs = append(attrs,
 			slog.String("quota", q.Quota),
@@ -70,18 +70,5 @@ func quotaOutcome(e syscall.Errno) string {
 	if e == 0 {
 		return "saw nothing (the pending connection was reset)"
 	}
-	return "gets " + errnoText(e)
-}
-
-// errnoText names the errnos of quota refusals.
-func errnoText(e syscall.Errno) string {
-	switch e {
-	case syscall.ECONNREFUSED:
-		return "ECONNREFUSED"
-	case syscall.EAGAIN:
-		return "EAGAIN"
-	case syscall.EDQUOT:
-		return "EDQUOT"
-	}
-	return errnoName(e)
+	return "gets " + errnoName(e)
 }

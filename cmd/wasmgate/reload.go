@@ -181,13 +181,20 @@ func namesSuffix(names []string) string {
 	return " (" + strings.Join(names, ", ") + ")"
 }
 
-// errnoName names the errnos a revoked socket's calls fail with.
+// errnoName names the errnos of revoked sockets and quota refusals, as
+// audit records and stderr give them.
 func errnoName(e syscall.Errno) string {
 	switch e {
 	case syscall.ECONNRESET:
 		return "ECONNRESET"
 	case syscall.ECONNABORTED:
 		return "ECONNABORTED"
+	case syscall.ECONNREFUSED:
+		return "ECONNREFUSED"
+	case syscall.EAGAIN:
+		return "EAGAIN"
+	case syscall.EDQUOT:
+		return "EDQUOT"
 	}
 	return e.Error()
 }
