@@ -145,7 +145,8 @@ func policyEchoGuest(b *testing.B, manifest string) echoServer {
 // the chain decides nothing), "allowlist" (the built-in allowlist,
 // cache_ttl = "0s", so the plugin runs on every connect) and "chain3"
 // (special-ranges excepting 127.0.0.0/8, a denylist and the allowlist, all
-// uncached). Each iteration runs every variant once, in turn, so that the
+// uncached), and both again on the native engine ("native-allowlist",
+// "native-chain3"). Each iteration runs every variant once, in turn, so that the
 // load of a shared machine falls on all alike; the guest times its own
 // loop. Reported: each variant's median ns per connection over the
 // iterations, and the median over iterations of the difference to
@@ -187,6 +188,9 @@ cache_ttl = "0s"
 		{name: "allow-all", manifest: `default = "allow"`},
 		{name: "allowlist", manifest: `default = "deny"` + allowlist},
 		{name: "chain3", manifest: `default = "deny"` + chain3},
+		// The same built-ins on the native engine (docs/plugins.md#8-engines).
+		{name: "native-allowlist", manifest: `default = "deny"` + strings.ReplaceAll(allowlist, `use = "allowlist"`, "use = \"allowlist\"\nengine = \"native\"")},
+		{name: "native-chain3", manifest: `default = "deny"` + strings.ReplaceAll(chain3, "\nuse = ", "\nengine = \"native\"\nuse = ")},
 	}
 	ctx := context.Background()
 	dir := b.TempDir()
@@ -200,6 +204,11 @@ cache_ttl = "0s"
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { p.Close(context.Background()) })
+		for _, e := range p.Chain.Engines() {
+			if native := strings.HasPrefix(variants[i].name, "native"); native != (e.Engine == plugins.EngineNative) {
+				b.Fatalf("%s: plugin %s on engine %s", variants[i].name, e.Plugin, e.Engine)
+			}
+		}
 		t := &timedPolicy{p: p.Chain}
 		variants[i].timed = t
 		variants[i].nw = func() network.Network { return p.Manifest.NewDefault(nil, t) }

@@ -177,6 +177,24 @@ func BenchmarkEngineGoSDK(b *testing.B) { benchEngine(b, EngineExtism, true) }
 
 func BenchmarkEngineGoSDKNoTimeout(b *testing.B) { benchEngine(b, EngineExtism, false) }
 
+func BenchmarkEngineNative(b *testing.B) { benchEngine(b, EngineNative, true) }
+
+// nativeThree is benchChain3 with every built-in on the native engine.
+var nativeThree = strings.ReplaceAll(benchChain3, "\nuse = ", "\nengine = \"native\"\nuse = ")
+
+func BenchmarkChainThreeUncachedNative(b *testing.B) {
+	benchDecide(b, loadTOML(b, nativeThree, Options{Builtins: builtin.Lookup, CacheEntries: -1}))
+}
+
+func BenchmarkChainOneUncachedColdNative(b *testing.B) {
+	text := strings.Replace(strings.ReplaceAll(benchOne, "CACHE", "0s"), `use = "allowlist"`, "use = \"allowlist\"\nengine = \"native\"", 1)
+	benchDecideCold(b, loadTOML(b, text, Options{Builtins: builtin.Lookup, CacheEntries: -1}))
+}
+
+func BenchmarkChainThreeUncachedColdNative(b *testing.B) {
+	benchDecideCold(b, loadTOML(b, nativeThree, Options{Builtins: builtin.Lookup, CacheEntries: -1}))
+}
+
 // BenchmarkEngineGoSDKNoPool is one decision on a fresh go-sdk instance
 // (created, started, called, closed), what the go-sdk engine would cost
 // without its pool of reused Plugins.

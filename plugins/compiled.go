@@ -174,6 +174,13 @@ func CompileManifest(ctx context.Context, m *Manifest, opts Options) (*CompiledP
 			eng, why := chooseEngine(spec)
 			var mod module
 			switch eng {
+			case EngineNative:
+				nm, err := newNativeModule(spec.Use, []byte(config["config"]), lim.init)
+				if err != nil {
+					problems[i] = []string{err.Error()}
+					return
+				}
+				mod = nm
 			case EngineExtism:
 				sm, err := compileSDK(ctx, sdkConfig{
 					name: spec.Name, wasm: spec.Wasm, pages: lim.pages,

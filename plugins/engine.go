@@ -20,6 +20,11 @@ const (
 	// EngineExtism is github.com/extism/go-sdk: the whole Extism host,
 	// http_request included (limited by allowed_hosts), at go-sdk's cost.
 	EngineExtism = "extism"
+	// EngineNative runs a built-in plugin (use = "NAME") as Go code
+	// compiled into wasmgate, in its own process: the same code as the
+	// wasm built-in, without the sandbox's cost, nor its deadline and
+	// memory cap (docs/plugins.md#8-engines).
+	EngineNative = "native"
 )
 
 // callable is one instance of a plugin, on either engine. It is held by
@@ -80,7 +85,7 @@ func (c *Chain) Engines() []PluginEngine {
 // what is wrong with it.
 func chooseEngine(spec *PluginSpec) (engine, why string) {
 	switch spec.Engine {
-	case EngineWasmgate, EngineExtism:
+	case EngineWasmgate, EngineExtism, EngineNative:
 		return spec.Engine, fmt.Sprintf("engine = %q in the manifest", spec.Engine)
 	}
 	imps, err := wasmImports(spec.Wasm)

@@ -33,10 +33,10 @@ func (v *validator) engineSpec(key string, t map[string]any) EngineSpec {
 	if x, ok := t["engine"]; ok {
 		if s, ok := v.str(key+".engine", x); ok {
 			switch s {
-			case EngineAuto, EngineWasmgate, EngineExtism:
+			case EngineAuto, EngineWasmgate, EngineExtism, EngineNative:
 				e.Engine = s
 			default:
-				v.add(key+".engine", `must be "auto", "wasmgate" or "extism", not %q`, s)
+				v.add(key+".engine", `must be "auto", "wasmgate", "extism" or "native", not %q`, s)
 			}
 		}
 	}
@@ -53,8 +53,8 @@ func (v *validator) engineSpec(key string, t map[string]any) EngineSpec {
 		}
 	}
 	if x, ok := t["allowed_hosts"]; ok {
-		if e.Engine == EngineWasmgate {
-			v.add(key+".allowed_hosts", `needs engine = "extism" (or "auto"): the wasmgate kernel has no http_request`)
+		if e.Engine == EngineWasmgate || e.Engine == EngineNative {
+			v.add(key+".allowed_hosts", `needs engine = "extism" (or "auto"): only the extism engine serves http_request`)
 		}
 		if list, ok := v.strList(key+".allowed_hosts", x); ok {
 			if len(list) > maxAllowedHosts {

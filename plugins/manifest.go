@@ -624,6 +624,16 @@ func (v *validator) plugin(key string, t map[string]any) PluginSpec {
 		p.Report = v.mode(key+".mode", x)
 	}
 	p.EngineSpec = v.engineSpec(key, t)
+	if p.Engine == EngineNative {
+		if !hasUse {
+			v.add(key+".engine", `"native" runs a built-in plugin in wasmgate's own process; it needs use = "NAME" (a file or OCI plugin always runs in the sandbox)`)
+		}
+		for _, k := range []string{"timeout", "memory"} {
+			if _, ok := t[k]; ok {
+				v.add(key+"."+k, `has no effect with engine = "native": a native built-in runs without the sandbox's deadline and memory cap`)
+			}
+		}
+	}
 	if x, ok := t["config"]; ok {
 		if ct, ok := v.table(key+".config", x); ok {
 			b, err := json.Marshal(ct)

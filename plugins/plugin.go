@@ -102,6 +102,11 @@ type instance struct {
 func (p *plugin) decide(ctx context.Context, enc *encoding) (policy.Verdict, error) {
 	var v policy.Verdict
 	err := p.with(ctx, func(inst *instance) error {
+		if nd, ok := inst.callable.(nativeDecider); ok {
+			var err error
+			v, err = nd.DecideRequest(enc.r)
+			return err
+		}
 		if n := inst.FastSize(); n > 0 {
 			if bin, ok := enc.Binary(); ok && len(bin) <= n {
 				out, err := inst.DecideFast(bin)

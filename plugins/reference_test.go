@@ -116,6 +116,15 @@ func TestSameVerdictsAsGoSDK(t *testing.T) {
 					t.Errorf("request %d (%s): ours on the extism engine %+v, go-sdk %+v", i, refRequests[i].Op, viaSDK[i], theirs[i])
 				}
 			}
+			if _, ok := natives[rp.name]; ok {
+				// A built-in's own Go code, compiled into wasmgate.
+				native := ourVerdicts(t, rp, EngineNative)
+				for i := range native {
+					if native[i] != theirs[i] {
+						t.Errorf("request %d (%s): ours on the native engine %+v, go-sdk %+v", i, refRequests[i].Op, native[i], theirs[i])
+					}
+				}
+			}
 			if want, ok := badKind[rp.name]; ok {
 				if w := (refResult{"fail", want}); ours[0] != w || theirs[0] != w || viaSDK[0] != w {
 					t.Errorf("misbehaving plugin: ours %+v, extism engine %+v, go-sdk %+v, want %+v", ours[0], viaSDK[0], theirs[0], w)

@@ -282,3 +282,38 @@ timeout = "soon"
 		t.Errorf("missing manifest: exit %d stdout %q stderr %q", code, out, errOut)
 	}
 }
+
+// engine = "native" through the CLI: the built-in allowlist, compiled into
+// wasmgate, allows the guest's connection to the echo server and denies
+// the one to port 9, with the allowlist's own reason.
+func TestRunNativeEngine(t *testing.T) {
+	wasm := guestWasm(t, "probe")
+	srv := newEchoServer(t)
+	dir := t.TempDir()
+	manifest, auditPath := filepath.Join(dir, "policy.toml"), filepath.Join(dir, "audit.jsonl")
+	writeFile(t, manifest, strings.Replace(echoManifest(srv.port, true, ""), `use = "allowlist"`, "use = \"allowlist\"\nengine = \"native\"", 1))
+	r := startRun(t, func() { srv.stop.Store(true) }, "--policy", manifest, "--audit", auditPath,
+		wasm, "dial", "127.0.0.1:9", "--", "echoloop", fmt.Sprintf("127.0.0.1:%d", srv.port), "3")
+	r.waitOut(t, "] echo ", 2)
+	srv.stop.Store(true)
+	if code := r.wait(t); code != 1 {
+		t.Errorf("exit %d, want 1 (the dial to port 9 is denied); stderr:\n%s", code, r.errb.String())
+	}
+	var allowed, denied int
+	for _, d := range auditOf(t, auditPath, "decision") {
+		if d["op"] != "tcp.connect" {
+			continue
+		}
+		switch {
+		case d["verdict"] == "allow" && d["plugin"] == "egress" && strings.HasPrefix(fmt.Sprint(d["reason"]), "allowed by rule"):
+			allowed++
+		case d["verdict"] == "deny" && d["port"] == float64(9):
+			denied++
+		default:
+			t.Errorf("record %v", d)
+		}
+	}
+	if allowed != 1 || denied != 1 {
+		t.Errorf("%d allowed and %d denied connects, want 1 and 1", allowed, denied)
+	}
+}

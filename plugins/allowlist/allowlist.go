@@ -63,29 +63,38 @@ func (a *allowlist) decide(r *policy.Request) policy.Verdict {
 	return v
 }
 
-// load parses the config once per instance (the host fixes it at
-// instantiation).
-var load = sync.OnceValues(func() (*allowlist, error) {
-	c, err := readConfig()
-	if err != nil {
-		// Report the values' problems too (one per line), so that a
-		// config is fixed in one pass.
-		if c.Rules != nil {
-			if _, err2 := newAllowlist(c); err2 != nil {
-				err = errors.Join(err, err2)
+// loader builds the plugin from its config, once (the host fixes the
+// config at instantiation).
+type loader func() (*allowlist, error)
+
+func loaderOf(read func() (config, error)) loader {
+	return sync.OnceValues(func() (*allowlist, error) {
+		c, err := read()
+		if err != nil {
+			// Report the values' problems too (one per line), so that a
+			// config is fixed in one pass.
+			if c.Rules != nil {
+				if _, err2 := newAllowlist(c); err2 != nil {
+					err = errors.Join(err, err2)
+				}
 			}
+			return nil, err
 		}
-		return nil, err
-	}
-	return newAllowlist(c)
-})
+		return newAllowlist(c)
+	})
+}
+
+// load is the wasm plugin's: its config comes from the host.
+var load = loaderOf(func() (config, error) { return readConfig() })
 
 // readConfig reads the plugin's config (policy.LoadRuleListConfig).
 var readConfig = policy.LoadRuleListConfig
 
 // Describe is the plugin's describe output (docs/plugins.md#4-the-wire-format).
-func Describe() policy.Description {
-	a, err := load()
+func Describe() policy.Description { return load.describe() }
+
+func (l loader) describe() policy.Description {
+	a, err := l()
 	if err != nil {
 		return policy.Description{Name: "allowlist", Version: "1"}
 	}
@@ -105,14 +114,18 @@ func (a *allowlist) describe() policy.Description {
 }
 
 // Validate checks the config (the validate export).
-func Validate() error {
-	_, err := load()
+func Validate() error { return load.validate() }
+
+func (l loader) validate() error {
+	_, err := l()
 	return err
 }
 
 // Decide is the plugin's decision on one request.
-func Decide(r policy.Request) policy.Verdict {
-	a, err := load()
+func Decide(r policy.Request) policy.Verdict { return load.decide(r) }
+
+func (l loader) decide(r policy.Request) policy.Verdict {
+	a, err := l()
 	if err != nil {
 		return policy.Deny("allowlist: bad config: " + err.Error())
 	}

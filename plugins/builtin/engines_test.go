@@ -16,8 +16,8 @@ import (
 
 // TestTestdataPluginsOnBothEngines: every built-in and every test plugin of
 // testdata/plugins gives the same outcomes, reasons included, through
-// wasmgate's chain on the kernel and on the go-sdk engine
-// (docs/plugins.md#8-engines). plugins/reference_test.go also holds both to
+// wasmgate's chain on the kernel and on the go-sdk engine, and every
+// built-in on the native engine too (docs/plugins.md#8-engines). plugins/reference_test.go also holds both to
 // go-sdk's own Plugin.Call.
 func TestTestdataPluginsOnBothEngines(t *testing.T) {
 	if testing.Short() {
@@ -101,6 +101,16 @@ func TestTestdataPluginsOnBothEngines(t *testing.T) {
 			for i := range kernel {
 				if kernel[i] != sdk[i] {
 					t.Errorf("request %d: kernel %s, go-sdk engine %s", i, kernel[i], sdk[i])
+				}
+			}
+			if e.use == "" {
+				return
+			}
+			// The same Go code compiled into wasmgate.
+			native := outcomes(t, e, plugins.EngineNative)
+			for i := range kernel {
+				if kernel[i] != native[i] {
+					t.Errorf("request %d: kernel %s, native engine %s", i, kernel[i], native[i])
 				}
 			}
 		})

@@ -109,27 +109,38 @@ func (d *denylist) ops() []policy.Op {
 	return out
 }
 
-var load = sync.OnceValues(func() (*denylist, error) {
-	c, err := readConfig()
-	if err != nil {
-		// Report the values' problems too (one per line), so that a
-		// config is fixed in one pass.
-		if c.Rules != nil {
-			if _, err2 := newDenylist(c); err2 != nil {
-				err = errors.Join(err, err2)
+// loader builds the plugin from its config, once (the host fixes the
+// config at instantiation).
+type loader func() (*denylist, error)
+
+func loaderOf(read func() (config, error)) loader {
+	return sync.OnceValues(func() (*denylist, error) {
+		c, err := read()
+		if err != nil {
+			// Report the values' problems too (one per line), so that a
+			// config is fixed in one pass.
+			if c.Rules != nil {
+				if _, err2 := newDenylist(c); err2 != nil {
+					err = errors.Join(err, err2)
+				}
 			}
+			return nil, err
 		}
-		return nil, err
-	}
-	return newDenylist(c)
-})
+		return newDenylist(c)
+	})
+}
+
+// load is the wasm plugin's: its config comes from the host.
+var load = loaderOf(func() (config, error) { return readConfig() })
 
 // readConfig reads the plugin's config (policy.LoadRuleListConfig).
 var readConfig = policy.LoadRuleListConfig
 
 // Describe is the plugin's describe output (docs/plugins.md#4-the-wire-format).
-func Describe() policy.Description {
-	dl, err := load()
+func Describe() policy.Description { return load.describe() }
+
+func (l loader) describe() policy.Description {
+	dl, err := l()
 	if err != nil {
 		return policy.Description{Name: "denylist", Version: "1"}
 	}
@@ -145,14 +156,18 @@ func (dl *denylist) describe() policy.Description {
 }
 
 // Validate checks the config (the validate export).
-func Validate() error {
-	_, err := load()
+func Validate() error { return load.validate() }
+
+func (l loader) validate() error {
+	_, err := l()
 	return err
 }
 
 // Decide is the plugin's decision on one request.
-func Decide(r policy.Request) policy.Verdict {
-	dl, err := load()
+func Decide(r policy.Request) policy.Verdict { return load.decide(r) }
+
+func (l loader) decide(r policy.Request) policy.Verdict {
+	dl, err := l()
 	if err != nil {
 		return policy.Deny("denylist: bad config: " + err.Error())
 	}

@@ -223,25 +223,35 @@ func (r *ratelimit) deny(req *policy.Request, l *limit) policy.Verdict {
 	return policy.Deny("ratelimit: guest " + strconv.Quote(req.Guest) + " exceeded " + what + " limit " + l.spec)
 }
 
-var load = sync.OnceValues(func() (*ratelimit, error) {
-	c, err := readConfig()
-	if err != nil {
-		// Report the values' problems too (one per line), so that a
-		// config is fixed in one pass.
-		if c.Limits != nil {
-			if _, err2 := newRatelimit(c); err2 != nil {
-				err = errors.Join(err, err2)
+// loader builds the plugin from its config, once (the host fixes the
+// config at instantiation).
+type loader func() (*ratelimit, error)
+
+func loaderOf(read func() (config, error)) loader {
+	return sync.OnceValues(func() (*ratelimit, error) {
+		c, err := read()
+		if err != nil {
+			// Report the values' problems too (one per line), so that a
+			// config is fixed in one pass.
+			if c.Limits != nil {
+				if _, err2 := newRatelimit(c); err2 != nil {
+					err = errors.Join(err, err2)
+				}
 			}
+			return nil, err
 		}
-		return nil, err
-	}
-	return newRatelimit(c)
-})
+		return newRatelimit(c)
+	})
+}
+
+// load is the wasm plugin's: its config comes from the host.
+var load = loaderOf(readConfig)
 
 // readConfig reads the config with policy.ConfigMap rather than
 // policy.Config: without encoding/json the plugin is ~1 MB smaller.
-func readConfig() (config, error) {
-	m, err := policy.LoadConfigMap()
+func readConfig() (config, error) { return configFrom(policy.LoadConfigMap()) }
+
+func configFrom(m *policy.ConfigMap, err error) (config, error) {
 	if err != nil {
 		return config{}, err
 	}
@@ -252,9 +262,11 @@ func readConfig() (config, error) {
 }
 
 // Describe is the plugin's describe output (docs/plugins.md#4-the-wire-format).
-func Describe() policy.Description {
+func Describe() policy.Description { return load.describe() }
+
+func (l loader) describe() policy.Description {
 	d := policy.Description{Name: "ratelimit", Version: "1", Stateful: true}
-	if r, err := load(); err == nil {
+	if r, err := l(); err == nil {
 		d.Ops = r.ops
 		// Counting never looks at the port (no verdict is cacheable
 		// anyway: they depend on time and state).
@@ -267,14 +279,18 @@ func Describe() policy.Description {
 }
 
 // Validate checks the config (the validate export).
-func Validate() error {
-	_, err := load()
+func Validate() error { return load.validate() }
+
+func (l loader) validate() error {
+	_, err := l()
 	return err
 }
 
 // Decide is the plugin's decision on one request.
-func Decide(req policy.Request) policy.Verdict {
-	r, err := load()
+func Decide(req policy.Request) policy.Verdict { return load.decide(req) }
+
+func (l loader) decide(req policy.Request) policy.Verdict {
+	r, err := l()
 	if err != nil {
 		return policy.Deny("ratelimit: bad config: " + err.Error())
 	}

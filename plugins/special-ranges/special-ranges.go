@@ -258,23 +258,33 @@ func (s *specialRanges) verdict(v policy.Verdict) policy.Verdict {
 	return v
 }
 
-var load = sync.OnceValues(func() (*specialRanges, error) {
-	c, err := readConfig()
-	if err != nil {
-		// Report the values' problems too (one per line), so that a
-		// config is fixed in one pass.
-		if _, err2 := newSpecialRanges(c); err2 != nil {
-			err = errors.Join(err, err2)
+// loader builds the plugin from its config, once (the host fixes the
+// config at instantiation).
+type loader func() (*specialRanges, error)
+
+func loaderOf(read func() (config, error)) loader {
+	return sync.OnceValues(func() (*specialRanges, error) {
+		c, err := read()
+		if err != nil {
+			// Report the values' problems too (one per line), so that a
+			// config is fixed in one pass.
+			if _, err2 := newSpecialRanges(c); err2 != nil {
+				err = errors.Join(err, err2)
+			}
+			return nil, err
 		}
-		return nil, err
-	}
-	return newSpecialRanges(c)
-})
+		return newSpecialRanges(c)
+	})
+}
+
+// load is the wasm plugin's: its config comes from the host.
+var load = loaderOf(readConfig)
 
 // readConfig reads the config with policy.ConfigMap rather than
 // policy.Config: without encoding/json the plugin is ~1 MB smaller.
-func readConfig() (config, error) {
-	m, err := policy.LoadConfigMap()
+func readConfig() (config, error) { return configFrom(policy.LoadConfigMap()) }
+
+func configFrom(m *policy.ConfigMap, err error) (config, error) {
 	if err != nil {
 		return config{}, err
 	}
@@ -286,24 +296,30 @@ func readConfig() (config, error) {
 }
 
 // Describe is the plugin's describe output (docs/plugins.md#4-the-wire-format).
-func Describe() policy.Description {
+func Describe() policy.Description { return load.describe() }
+
+func (l loader) describe() policy.Description {
 	// Verdicts depend on the address alone, never on the port, unless a
 	// scoped exception names ports: then connects and sends depend on it.
-	if s, err := load(); err == nil && s.portScoped {
+	if s, err := l(); err == nil && s.portScoped {
 		return policy.Description{Name: "special-ranges", Version: "1", Ops: ops, IgnoresPort: []policy.Op{policy.OpDNSAnswer}}
 	}
 	return policy.Description{Name: "special-ranges", Version: "1", Ops: ops, IgnoresPort: ops}
 }
 
 // Validate checks the config (the validate export).
-func Validate() error {
-	_, err := load()
+func Validate() error { return load.validate() }
+
+func (l loader) validate() error {
+	_, err := l()
 	return err
 }
 
 // Decide is the plugin's decision on one request.
-func Decide(r policy.Request) policy.Verdict {
-	s, err := load()
+func Decide(r policy.Request) policy.Verdict { return load.decide(r) }
+
+func (l loader) decide(r policy.Request) policy.Verdict {
+	s, err := l()
 	if err != nil {
 		return policy.Deny("special-ranges: bad config: " + err.Error())
 	}

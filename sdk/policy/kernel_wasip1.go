@@ -218,7 +218,7 @@ func wasmgateDecide(n int32) int64 {
 	// into the buffer (a copy is a call out to the host's memmove).
 	// It fits: AppendVerdictBinary truncates the reason to MaxReasonLen
 	// (checked at compile time below).
-	return int64(len(AppendVerdictBinary(fastBuf[:0], invoke(&req, reqStrings.namesCanonical))))
+	return int64(len(AppendVerdictBinary(fastBuf[:0], invoke(handler, &req, reqStrings.namesCanonical))))
 }
 
 // A binary verdict (action, TTL, reason length, a reason of at most

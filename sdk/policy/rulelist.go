@@ -26,7 +26,15 @@ const DefaultRuleCacheTTL = time.Minute
 // ConfigMap, not Config: without encoding/json a plugin is ~1 MB smaller.
 // Unknown keys are an error.
 func LoadRuleListConfig() (RuleListConfig, error) {
-	m, err := LoadConfigMap()
+	return ruleListConfig(LoadConfigMap())
+}
+
+// ParseRuleListConfig is LoadRuleListConfig on the given config JSON.
+func ParseRuleListConfig(data []byte) (RuleListConfig, error) {
+	return ruleListConfig(ParseConfigMap(data))
+}
+
+func ruleListConfig(m *ConfigMap, err error) (RuleListConfig, error) {
 	if err != nil {
 		return RuleListConfig{}, err
 	}

@@ -219,9 +219,9 @@ func hasUpper(s string) bool {
 // the request is made canonical, a panic becomes a deny, and a verdict whose
 // action is not allow/deny/abstain becomes a deny. Use it to unit-test a
 // plugin natively.
-func Invoke(req Request) Verdict { return invoke(&req, false) }
+func Invoke(req Request) Verdict { return invoke(handler, &req, false) }
 
-func invoke(req *Request, namesCanonical bool) (v Verdict) {
+func invoke(handler func(Request) Verdict, req *Request, namesCanonical bool) (v Verdict) {
 	if handler == nil {
 		return Deny(errNoHandler.Error())
 	}
@@ -252,18 +252,24 @@ func InvokeJSON(input, out []byte) ([]byte, error) {
 }
 
 func invokeJSON(input, out []byte, in *interner) ([]byte, error) {
+	return invokeJSONWith(handler, input, out, in)
+}
+
+func invokeJSONWith(handler func(Request) Verdict, input, out []byte, in *interner) ([]byte, error) {
 	var req Request
 	if err := parseRequest(input, &req, in); err != nil {
 		return out, err
 	}
-	return AppendVerdictJSON(out, invoke(&req, in != nil && in.namesCanonical)), nil
+	return AppendVerdictJSON(out, invoke(handler, &req, in != nil && in.namesCanonical)), nil
 }
 
 // DescribeJSON returns the output of the describe export:
 // {"name":...,"version":...,"ops":[...],"stateful":true,"ignores_port":[...]}.
 // Members are omitted when empty; no "ops" means all operations, no
 // "ignores_port" means every verdict may depend on the port.
-func DescribeJSON() []byte {
+func DescribeJSON() []byte { return describeJSON(description) }
+
+func describeJSON(description func() Description) []byte {
 	var d Description
 	if description != nil {
 		d = description()
@@ -305,7 +311,9 @@ func appendOps(b []byte, ops []Op) []byte {
 
 // ValidateJSON returns the output of the validate export: {} when the
 // registered validator (if any) accepts the config, else {"error":"..."}.
-func ValidateJSON() (out []byte) {
+func ValidateJSON() []byte { return validateJSON(validator) }
+
+func validateJSON(validator func() error) (out []byte) {
 	defer func() {
 		if p := recover(); p != nil {
 			out = appendString([]byte(`{"error":`), "validate panicked: "+panicText(p))

@@ -1,0 +1,121 @@
+package plugins
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/wasmgate/wasmgate/plugins/allowlist"
+	"github.com/wasmgate/wasmgate/plugins/denylist"
+	"github.com/wasmgate/wasmgate/plugins/ratelimit"
+	specialranges "github.com/wasmgate/wasmgate/plugins/special-ranges"
+	"github.com/wasmgate/wasmgate/sdk/policy"
+)
+
+// natives are the built-in plugins the native engine runs: the same Go
+// code as the wasm bundle's, compiled into wasmgate (docs/plugins.md#8-engines).
+var natives = map[string]func(config []byte) *policy.Plugin{
+	"allowlist":      allowlist.Native,
+	"denylist":       denylist.Native,
+	"ratelimit":      ratelimit.Native,
+	"special-ranges": specialranges.Native,
+}
+
+// nativeModule is a built-in plugin on the native engine. Each instance
+// is the plugin built anew from the config, with state of its own (the
+// ratelimit windows), as a wasm instance has.
+type nativeModule struct {
+	config []byte
+	init   time.Duration
+	build  func(config []byte) *policy.Plugin
+}
+
+func newNativeModule(use string, config []byte, init time.Duration) (*nativeModule, error) {
+	build, ok := natives[use]
+	if !ok {
+		return nil, fmt.Errorf(`engine "native" runs only the built-in plugins (allowlist, denylist, ratelimit, special-ranges), not %q`, use)
+	}
+	return &nativeModule{config: config, init: init, build: build}, nil
+}
+
+func (m *nativeModule) Instantiate(context.Context) (callable, error) {
+	return &nativeInstance{p: m.build(m.config)}, nil
+}
+
+func (m *nativeModule) HasExport(name string) bool {
+	return name == "describe" || name == "validate" || name == "decide"
+}
+
+func (m *nativeModule) InitTimeout() time.Duration { return m.init }
+
+func (m *nativeModule) Close(context.Context) error { return nil }
+
+// nativeInstance is one instance of a native built-in. Like a wasm
+// instance it is used by one goroutine at a time (the pool's). A panic
+// that escapes the plugin (sdk/policy turns one in decide into a deny)
+// kills the instance, which the pool then replaces.
+type nativeInstance struct {
+	p    *policy.Plugin
+	out  []byte
+	dead bool
+}
+
+// nativeDecider is a callable that decides a request as it is, without
+// encoding it: the native engine's path (plugin.decide).
+type nativeDecider interface {
+	DecideRequest(r *policy.Request) (policy.Verdict, error)
+}
+
+var (
+	_ callable      = (*nativeInstance)(nil)
+	_ nativeDecider = (*nativeInstance)(nil)
+)
+
+// trap turns a panic into the kernel's "trap: ..." error and kills the
+// instance.
+func (i *nativeInstance) trap(err *error) {
+	if r := recover(); r != nil {
+		i.dead = true
+		*err = fmt.Errorf("trap: panic: %v", r)
+	}
+}
+
+func (i *nativeInstance) DecideRequest(r *policy.Request) (v policy.Verdict, err error) {
+	defer i.trap(&err)
+	return i.p.Invoke(*r), nil
+}
+
+func (i *nativeInstance) Call(fn string, input []byte) (out []byte, err error) {
+	defer i.trap(&err)
+	switch fn {
+	case "describe":
+		return i.p.DescribeJSON()
+	case "validate":
+		return i.p.ValidateJSON(), nil
+	case "decide":
+		i.out, err = i.p.DecideJSON(input, i.out[:0])
+		if err != nil {
+			return nil, fmt.Errorf("plugin error: %v", err)
+		}
+		return i.out, nil
+	}
+	return nil, errors.New("no export " + fn)
+}
+
+// CallTimeout is Call: the built-ins' work is bounded by their config and
+// the request, so the native engine enforces no deadline (docs/plugins.md#8-engines).
+func (i *nativeInstance) CallTimeout(fn string, input []byte, _ time.Duration) ([]byte, error) {
+	return i.Call(fn, input)
+}
+
+// FastSize is 0: plugin.decide takes the request as it is.
+func (i *nativeInstance) FastSize() int { return 0 }
+
+func (i *nativeInstance) DecideFast([]byte) ([]byte, error) {
+	return nil, errors.New("native instance: no binary fast path")
+}
+
+func (i *nativeInstance) Dead() bool { return i.dead }
+
+func (i *nativeInstance) Close() {}
