@@ -8,23 +8,23 @@ import (
 
 	"github.com/wasmgate/wasmgate/plugins/allowlist"
 	"github.com/wasmgate/wasmgate/plugins/denylist"
-	"github.com/wasmgate/wasmgate/plugins/ratelimit"
 	specialranges "github.com/wasmgate/wasmgate/plugins/special-ranges"
 	"github.com/wasmgate/wasmgate/sdk/policy"
 )
 
 // natives are the built-in plugins the native engine runs: the same Go
-// code as the wasm bundle's, compiled into wasmgate (docs/plugins.md#8-engines).
+// code as the wasm bundle's, compiled into wasmgate (docs/plugins.md#native).
+// Only the stateless ones: ratelimit keeps windows per guest name, which
+// in wasm the plugin's memory cap bounds and in wasmgate's process nothing
+// would.
 var natives = map[string]func(config []byte) *policy.Plugin{
 	"allowlist":      allowlist.Native,
 	"denylist":       denylist.Native,
-	"ratelimit":      ratelimit.Native,
 	"special-ranges": specialranges.Native,
 }
 
 // nativeModule is a built-in plugin on the native engine. Each instance
-// is the plugin built anew from the config, with state of its own (the
-// ratelimit windows), as a wasm instance has.
+// is the plugin built anew from the config, as a wasm instance is.
 type nativeModule struct {
 	config []byte
 	init   time.Duration
@@ -34,7 +34,7 @@ type nativeModule struct {
 func newNativeModule(use string, config []byte, init time.Duration) (*nativeModule, error) {
 	build, ok := natives[use]
 	if !ok {
-		return nil, fmt.Errorf(`engine "native" runs only the built-in plugins (allowlist, denylist, ratelimit, special-ranges), not %q`, use)
+		return nil, fmt.Errorf(`engine "native" runs only the stateless built-ins (allowlist, denylist, special-ranges), not %q; use engine "wasmgate"`, use)
 	}
 	return &nativeModule{config: config, init: init, build: build}, nil
 }

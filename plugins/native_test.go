@@ -72,7 +72,10 @@ func TestNativePanics(t *testing.T) {
 // Only the built-ins run natively, and their config is checked as in the
 // sandbox: a bad one fails the load with the plugin's own message.
 func TestNativeRefuses(t *testing.T) {
-	if _, err := nativeChain(t, "my-plugin", `{}`); err == nil || !strings.Contains(err.Error(), `engine "native" runs only the built-in plugins`) {
+	if _, err := nativeChain(t, "ratelimit", `{"limits":{"*":"1/s"}}`); err == nil || !strings.Contains(err.Error(), `not "ratelimit"`) {
+		t.Errorf("ratelimit on the native engine: %v", err)
+	}
+	if _, err := nativeChain(t, "my-plugin", `{}`); err == nil || !strings.Contains(err.Error(), `engine "native" runs only the stateless built-ins`) {
 		t.Errorf("a non-built-in on the native engine: %v", err)
 	}
 	if _, err := nativeChain(t, "allowlist", `{"rules":["tcp://"],"cache_tl":"1s"}`); err == nil ||
