@@ -16,32 +16,16 @@ import (
 
 // lineEcho serves a line echo on 127.0.0.1 and returns its address.
 func lineEcho(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
+	return serveTCP(t, func(c net.Conn) {
+		r := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
+			line, err := r.ReadString('\n')
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				r := bufio.NewReader(c)
-				for {
-					line, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					io.WriteString(c, line)
-				}
-			}()
+			io.WriteString(c, line)
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
 
 // TestSockTCP: 200 concurrent connections in one guest, a half-close

@@ -306,7 +306,15 @@ func TestPrecompileWarmsCache(t *testing.T) {
 // tcpEcho starts a native TCP echo server on 127.0.0.1 for the test and
 // returns its address.
 func tcpEcho(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return serveTCP(t, func(c net.Conn) { io.Copy(c, c) })
+}
+
+// serveTCP serves each connection to a new listener on 127.0.0.1 with
+// handle, on its own goroutine, and closes it after; the listener closes
+// with the test. It returns the listener's address.
+func serveTCP(t *testing.T, handle func(net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,7 +325,10 @@ func tcpEcho(t *testing.T) string {
 			if err != nil {
 				return
 			}
-			go func() { io.Copy(c, c); c.Close() }()
+			go func() {
+				defer c.Close()
+				handle(c)
+			}()
 		}
 	}()
 	return ln.Addr().String()

@@ -187,27 +187,11 @@ func TestSockSpliceEcho(t *testing.T) {
 // proxy passed the client's half-close on to the upstream, and the
 // client's ReadAll ends only if the proxy passes the upstream's on back.
 func upstreamServer(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(2 * time.Minute))
-				n, err := io.Copy(c, c)
-				fmt.Fprintf(c, "|upstream saw EOF after %d %v", n, err)
-			}()
-		}
-	}()
-	return ln.Addr().String()
+	return serveTCP(t, func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(2 * time.Minute))
+		n, err := io.Copy(c, c)
+		fmt.Fprintf(c, "|upstream saw EOF after %d %v", n, err)
+	})
 }
 
 // TestSockSpliceProxy: a guest proxy (io.Copy both ways between the client
