@@ -5,11 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/wasmgate/wasmgate/network"
 )
-
-// quotaNames are the quotas that refuse operations, as [limits] names them
-// (network.QuotaNames): each has its series from the start.
-var quotaNames = []string{"connect_rate", "accept_rate", "dns_rate", "send_total", "recv_total", "max_conns_out", "max_conns_in"}
 
 // Throttled is how long a guest's sending (Out) and receiving (In) were
 // held back by send_rate and recv_rate (network.QuotaCounters).
@@ -24,7 +21,8 @@ func (m *Metrics) registerQuota() {
 		Name: "wasmgate_quota_refusals_total",
 		Help: "Operations a [limits] quota refused, by quota: connect_rate, accept_rate, dns_rate, send_total, recv_total, max_conns_out, max_conns_in.",
 	}, []string{"quota"})
-	for _, q := range quotaNames {
+	// Each refusing quota has its series from the start.
+	for _, q := range network.QuotaNames {
 		m.quotaRefusals.WithLabelValues(q)
 	}
 	m.reg.MustRegister(m.quotaRefusals, &throttleCollector{m: m,

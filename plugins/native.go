@@ -57,7 +57,6 @@ func (m *nativeModule) Close(context.Context) error { return nil }
 // kills the instance, which the pool then replaces.
 type nativeInstance struct {
 	p    *policy.Plugin
-	out  []byte
 	dead bool
 }
 
@@ -93,14 +92,9 @@ func (i *nativeInstance) Call(fn string, input []byte) (out []byte, err error) {
 		return i.p.DescribeJSON()
 	case "validate":
 		return i.p.ValidateJSON(), nil
-	case "decide":
-		i.out, err = i.p.DecideJSON(input, i.out[:0])
-		if err != nil {
-			return nil, fmt.Errorf("plugin error: %v", err)
-		}
-		return i.out, nil
 	}
-	return nil, errors.New("no export " + fn)
+	// decide goes through DecideRequest (plugin.decide).
+	return nil, errors.New("native instance: no export " + fn)
 }
 
 // CallTimeout is Call: the built-ins' work is bounded by their config and

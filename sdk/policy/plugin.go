@@ -21,22 +21,6 @@ type Plugin struct {
 // invalid verdict becomes a deny.
 func (p *Plugin) Invoke(req Request) Verdict { return invoke(p.Decide, &req, false) }
 
-// DecideJSON is the decide export on bytes: a JSON request in, the JSON
-// verdict appended to out. The error is for input that is not a request.
-func (p *Plugin) DecideJSON(input, out []byte) ([]byte, error) {
-	return invokeJSONWith(p.Decide, input, out, nil)
-}
-
-// DecideBinary is the binary fast path of the decide export: a request in
-// the binary encoding in, the binary verdict appended to out.
-func (p *Plugin) DecideBinary(input, out []byte) ([]byte, error) {
-	var req Request
-	if err := ParseRequestBinary(input, &req); err != nil {
-		return out, err
-	}
-	return AppendVerdictBinary(out, invoke(p.Decide, &req, false)), nil
-}
-
 // DescribeJSON is the output of the describe export (see DescribeJSON).
 // A panic in Describe is returned as an error.
 func (p *Plugin) DescribeJSON() (out []byte, err error) {

@@ -252,10 +252,6 @@ func InvokeJSON(input, out []byte) ([]byte, error) {
 }
 
 func invokeJSON(input, out []byte, in *interner) ([]byte, error) {
-	return invokeJSONWith(handler, input, out, in)
-}
-
-func invokeJSONWith(handler func(Request) Verdict, input, out []byte, in *interner) ([]byte, error) {
 	var req Request
 	if err := parseRequest(input, &req, in); err != nil {
 		return out, err
