@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wasmgate/wasmgate/internal/dualplugin"
 	"github.com/wasmgate/wasmgate/network"
 	"github.com/wasmgate/wasmgate/plugins"
 )
@@ -146,7 +148,9 @@ func policyEchoGuest(b *testing.B, manifest string) echoServer {
 // cache_ttl = "0s", so the plugin runs on every connect) and "chain3"
 // (special-ranges excepting 127.0.0.0/8, a denylist and the allowlist, all
 // uncached), and both again on the native engine ("native-allowlist",
-// "native-chain3"). Each iteration runs every variant once, in turn, so that the
+// "native-chain3"); and a Go plugin of one's own (internal/dualplugin,
+// which never sets a cache TTL), built for wasm ("go-wasm") and run
+// natively from Options.Natives ("native-go"). Each iteration runs every variant once, in turn, so that the
 // load of a shared machine falls on all alike; the guest times its own
 // loop. Reported: each variant's median ns per connection over the
 // iterations, and the median over iterations of the difference to
@@ -179,6 +183,13 @@ use = "denylist"
 rules = ["tcp://*:25"]
 cache_ttl = "0s"
 ` + allowlist
+	const goPlugin = `
+[[plugins]]
+name = "own"
+use = "dual"
+[plugins.config]
+port = PORT
+`
 	variants := []struct {
 		name, manifest string
 		nw             func() network.Network
@@ -191,15 +202,22 @@ cache_ttl = "0s"
 		// The same built-ins on the native engine (docs/plugins.md#8-engines).
 		{name: "native-allowlist", manifest: `default = "deny"` + strings.ReplaceAll(allowlist, `use = "allowlist"`, "use = \"allowlist\"\nengine = \"native\"")},
 		{name: "native-chain3", manifest: `default = "deny"` + strings.ReplaceAll(chain3, "\nuse = ", "\nengine = \"native\"\nuse = ")},
+		// A Go plugin of one's own (internal/dualplugin): built for wasm
+		// with policy.Serve, and run natively through Options.Natives
+		// (docs/embedding.md#native-plugins).
+		{name: "go-wasm", manifest: `default = "deny"` + strings.ReplaceAll(goPlugin, `use = "dual"`, `path = "dual.wasm"`)},
+		{name: "native-go", manifest: `default = "deny"` + goPlugin},
 	}
 	ctx := context.Background()
 	dir := b.TempDir()
+	buildGoPlugin(b, "../internal/dualplugin/wasm", filepath.Join(dir, "dual.wasm"))
 	for i := range variants {
 		path := filepath.Join(dir, variants[i].name+".toml")
 		if err := os.WriteFile(path, []byte(strings.ReplaceAll(variants[i].manifest, "PORT", port)), 0o644); err != nil {
 			b.Fatal(err)
 		}
-		p, err := plugins.Load(ctx, path, plugins.Options{CacheDir: filepath.Join(os.TempDir(), "wasmgate-socktest-plugin-cache")})
+		p, err := plugins.Load(ctx, path, plugins.Options{CacheDir: filepath.Join(os.TempDir(), "wasmgate-socktest-plugin-cache"),
+			Natives: map[string]plugins.NativePlugin{"dual": dualplugin.New}})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -312,4 +330,15 @@ func (t *timedPolicy) DecideExplain(ctx context.Context, r *network.Request) (ne
 	t.d += time.Since(start)
 	t.n++
 	return d, err
+}
+
+// buildGoPlugin builds the Go plugin package pkg (relative to host/) for
+// wasm into out.
+func buildGoPlugin(tb testing.TB, pkg, out string) {
+	tb.Helper()
+	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		tb.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
 }

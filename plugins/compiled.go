@@ -86,6 +86,9 @@ type GuestOptions struct {
 // Load without the instance. Every problem is reported at once in a
 // *ManifestError.
 func Compile(ctx context.Context, path string, opts Options) (*CompiledPolicy, error) {
+	if err := checkNatives(opts.Natives); err != nil {
+		return nil, err
+	}
 	m, err := ParseManifest(path, opts.builtins())
 	if err != nil {
 		return nil, err
@@ -125,6 +128,9 @@ func newEngine(opts Options) *kernel.Engine {
 // applied, but a negative timeout or a memory past 4 GiB is a
 // *ManifestError.
 func CompileManifest(ctx context.Context, m *Manifest, opts Options) (*CompiledPolicy, error) {
+	if err := checkNatives(opts.Natives); err != nil {
+		return nil, err
+	}
 	engine := newEngine(opts)
 	engine.Interpreter = opts.Interpreter
 	pool := opts.PoolSize
@@ -172,10 +178,25 @@ func CompileManifest(ctx context.Context, m *Manifest, opts Options) (*CompiledP
 				config["config"] = lim.config
 			}
 			eng, why := chooseEngine(spec)
+			if own := opts.Natives[spec.Use]; own != nil && spec.Use != "" && spec.Wasm == nil && spec.Path == "" && spec.OCI == "" {
+				// The program's own plugin with no wasm form.
+				if eng != EngineNative && spec.Engine != "" && spec.Engine != EngineAuto {
+					problems[i] = []string{fmt.Sprintf(`%q is a native plugin of this program (Options.Natives) with no wasm form; it runs only on engine "native", not %q`, spec.Use, spec.Engine)}
+					return
+				}
+				eng, why = EngineNative, "a native plugin of this program (Options.Natives)"
+			}
+			if eng == EngineNative && opts.Natives[spec.Use] != nil &&
+				(spec.Timeout != 0 && spec.Timeout != DefaultTimeout || spec.Memory != 0 && spec.Memory != DefaultMemory) {
+				// A file's keys are refused when it is parsed; this is
+				// for a Manifest built in Go.
+				problems[i] = []string{`timeout and memory have no effect on a native plugin of this program: it runs without the sandbox's deadline and memory cap`}
+				return
+			}
 			var mod module
 			switch eng {
 			case EngineNative:
-				nm, err := newNativeModule(spec.Use, []byte(config["config"]), lim.init)
+				nm, err := newNativeModule(spec.Use, []byte(config["config"]), lim.init, opts.Natives)
 				if err != nil {
 					problems[i] = []string{err.Error()}
 					return

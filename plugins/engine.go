@@ -66,7 +66,7 @@ func (m kernelModule) Instantiate(ctx context.Context) (callable, error) {
 // PluginEngine says which engine a loaded plugin runs on and why.
 type PluginEngine struct {
 	Plugin string
-	Engine string // EngineWasmgate or EngineExtism
+	Engine string // EngineWasmgate, EngineExtism or EngineNative
 	Why    string // e.g. "imports extism:host/env.http_request"
 }
 

@@ -2,6 +2,7 @@ package plugins_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log"
 	"log/slog"
@@ -87,4 +88,45 @@ rules = ["tcp://198.51.100.0/24:443"]
 	// tenant=b guest=job-b verdict=allow plugin=egress
 	// tenant=b guest=job-b verdict=allow plugin=egress
 	// tenant=b guest=job-b verdict=deny plugin=limit
+}
+
+// Run a Go plugin of the program's own in its process (Options.Natives):
+// the manifest names it with use, and the chain, cache and audit work as
+// for wasm plugins. The same constructor, handed to policy.Serve in a
+// main package, builds the sandboxed form (docs/embedding.md#native-plugins).
+func ExampleOptions_natives() {
+	onlyPort := func(config []byte) *policy.Plugin {
+		var c struct{ Port uint16 }
+		err := json.Unmarshal(config, &c)
+		return &policy.Plugin{
+			Validate: func() error { return err },
+			Decide: func(r policy.Request) policy.Verdict {
+				if r.Port == c.Port {
+					return policy.Allow(fmt.Sprint("port ", c.Port))
+				}
+				return policy.Deny(fmt.Sprint("only port ", c.Port))
+			},
+		}
+	}
+	m := &plugins.Manifest{Default: policy.ActionDeny, Plugins: []plugins.PluginSpec{{
+		Name: "ports", Use: "only-port", Config: []byte(`{"port": 443}`),
+	}}}
+	ctx := context.Background()
+	p, err := plugins.LoadManifest(ctx, m, plugins.Options{
+		Natives: map[string]plugins.NativePlugin{"only-port": onlyPort},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer p.Close(ctx)
+	fmt.Println(p.Chain.Engines()[0].Engine)
+	for _, port := range []uint16{443, 80} {
+		req := &network.Request{Op: policy.OpTCPConnect, Proto: "tcp", Addr: netip.MustParseAddr("192.0.2.1"), Port: port}
+		o := p.Chain.DecideOutcome(ctx, req)
+		fmt.Println(port, o.Verdict.Verdict, o.Reason)
+	}
+	// Output:
+	// native
+	// 443 allow port 443
+	// 80 deny only port 443
 }

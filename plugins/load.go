@@ -40,6 +40,15 @@ type Options struct {
 	Interpreter bool
 	// Builtins resolves `use = "NAME"`. Nil means the embedded built-ins.
 	Builtins BuiltinLookup
+	// Natives are plugins of the embedding program's own Go code, written
+	// with sdk/policy, by the name a manifest gives them in use = "NAME"
+	// (docs/embedding.md#native-plugins). They run in the program's
+	// process on the native engine, without the sandbox: no deadline, no
+	// memory cap. A name Builtins also resolves has both forms, as
+	// wasmgate's built-ins do: engine "auto" runs the wasm one and engine
+	// "native" this one; a name with no wasm form runs natively on "auto".
+	// A name may not be one of wasmgate's built-ins.
+	Natives map[string]NativePlugin
 	// PoolSize bounds the instances per plugin (0: GOMAXPROCS), shared by
 	// every Policy of a CompiledPolicy. Plugins whose describe says
 	// "stateful": true always get one instance per Policy, so that their
@@ -67,6 +76,9 @@ type Options struct {
 // Every problem (in the manifest or in any plugin) is reported at once in a
 // *ManifestError.
 func Load(ctx context.Context, path string, opts Options) (*Policy, error) {
+	if err := checkNatives(opts.Natives); err != nil {
+		return nil, err
+	}
 	m, err := ParseManifest(path, opts.builtins())
 	if err != nil {
 		return nil, err
@@ -76,11 +88,28 @@ func Load(ctx context.Context, path string, opts Options) (*Policy, error) {
 
 // builtins is the lookup of opts' built-in plugins: Builtins, or the
 // ones wasmgate has.
-func (opts *Options) builtins() BuiltinLookup {
+func (opts *Options) builtins() BuiltinLookup { return opts.Lookup() }
+
+// Lookup is the BuiltinLookup Load parses a manifest with: Builtins (nil:
+// the embedded built-ins), and the names of Natives, which it reports
+// found with no bytes (a native plugin with no wasm form). Pass it to
+// ParseManifest before CompileManifest or LoadManifest with the same
+// Options.
+func (opts *Options) Lookup() BuiltinLookup {
+	lookup := defaultBuiltins
 	if opts.Builtins != nil {
-		return opts.Builtins
+		lookup = opts.Builtins
 	}
-	return defaultBuiltins
+	if len(opts.Natives) == 0 {
+		return lookup
+	}
+	return func(name string) ([]byte, bool) {
+		b, ok := lookup(name)
+		if !ok && opts.Natives[name] != nil {
+			return nil, true // a native plugin with no wasm form
+		}
+		return b, ok
+	}
 }
 
 // DefaultCacheDir is where compiled plugins are cached when Options.CacheDir

@@ -524,6 +524,7 @@ func (v *validator) plugin(key string, t map[string]any) PluginSpec {
 		v.add(key, `has no name; add name = "..." (used in audit records and deny reasons)`)
 	}
 	use, hasUse := t["use"]
+	nativeOnly := false
 	path, hasPath := t["path"]
 	ref, hasOCI := t["oci"]
 	switch {
@@ -545,6 +546,9 @@ func (v *validator) plugin(key string, t map[string]any) PluginSpec {
 			if !found {
 				v.add(key+".use", "%s", unknownBuiltin(s, v.lookup))
 			}
+			// Found without bytes: a program's own native plugin
+			// (Options.Natives), which has no wasm form.
+			nativeOnly = found && b == nil
 			p.Wasm = b
 			if _, ok := t["sha256"]; ok {
 				v.add(key+".sha256", "only a path plugin can be pinned; built-ins are part of the wasmgate binary")
@@ -624,13 +628,20 @@ func (v *validator) plugin(key string, t map[string]any) PluginSpec {
 		p.Report = v.mode(key+".mode", x)
 	}
 	p.EngineSpec = v.engineSpec(key, t)
-	if p.Engine == EngineNative {
+	if nativeOnly && p.Engine != "" && p.Engine != EngineAuto && p.Engine != EngineNative {
+		v.add(key+".engine", "%q is a native plugin of this program with no wasm form; it runs only on engine \"native\"", p.Use)
+	}
+	if p.Engine == EngineNative || nativeOnly {
 		if !hasUse {
 			v.add(key+".engine", `"native" runs a built-in plugin in wasmgate's own process; it needs use = "NAME" (a file or OCI plugin always runs in the sandbox)`)
 		}
+		why := `has no effect with engine = "native": a native built-in runs without the sandbox's deadline and memory cap`
+		if nativeOnly {
+			why = `has no effect on a native plugin of this program: it runs without the sandbox's deadline and memory cap`
+		}
 		for _, k := range []string{"timeout", "memory"} {
 			if _, ok := t[k]; ok {
-				v.add(key+"."+k, `has no effect with engine = "native": a native built-in runs without the sandbox's deadline and memory cap`)
+				v.add(key+"."+k, "%s", why)
 			}
 		}
 	}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/wasmgate/wasmgate/plugins/allowlist"
+	"github.com/wasmgate/wasmgate/plugins/builtin"
 	"github.com/wasmgate/wasmgate/plugins/denylist"
 	specialranges "github.com/wasmgate/wasmgate/plugins/special-ranges"
 	"github.com/wasmgate/wasmgate/sdk/policy"
@@ -23,7 +25,14 @@ var natives = map[string]func(config []byte) *policy.Plugin{
 	"special-ranges": specialranges.Native,
 }
 
-// nativeModule is a built-in plugin on the native engine. Each instance
+// NativePlugin makes a plugin of the embedding program's own Go code from
+// its config (the manifest's [plugins.config] table as JSON, "{}" without
+// one), for Options.Natives: the same constructor a wasm build of the
+// plugin hands to policy.Serve (docs/embedding.md#native-plugins).
+type NativePlugin func(config []byte) *policy.Plugin
+
+// nativeModule is a built-in plugin on the native engine, or one of
+// Options.Natives. Each instance
 // is the plugin built anew from the config, as a wasm instance is.
 type nativeModule struct {
 	config []byte
@@ -31,16 +40,57 @@ type nativeModule struct {
 	build  func(config []byte) *policy.Plugin
 }
 
-func newNativeModule(use string, config []byte, init time.Duration) (*nativeModule, error) {
+func newNativeModule(use string, config []byte, init time.Duration, own map[string]NativePlugin) (*nativeModule, error) {
+	if build := own[use]; build != nil {
+		return &nativeModule{config: config, init: init, build: func(c []byte) *policy.Plugin {
+			if p := build(c); p != nil {
+				return p
+			}
+			return &policy.Plugin{Validate: func() error {
+				return fmt.Errorf("Options.Natives[%q] returned no plugin", use)
+			}}
+		}}, nil
+	}
 	build, ok := natives[use]
 	if !ok {
+		if len(own) > 0 {
+			return nil, fmt.Errorf(`engine "native" runs only the stateless built-ins (allowlist, denylist, special-ranges) and the program's own (Options.Natives), not %q; use engine "wasmgate"`, use)
+		}
 		return nil, fmt.Errorf(`engine "native" runs only the stateless built-ins (allowlist, denylist, special-ranges), not %q; use engine "wasmgate"`, use)
 	}
 	return &nativeModule{config: config, init: init, build: build}, nil
 }
 
 func (m *nativeModule) Instantiate(context.Context) (callable, error) {
-	return &nativeInstance{p: m.build(m.config)}, nil
+	i := &nativeInstance{}
+	// A panic in the program's constructor fails the instance as a trap
+	// would (the built-ins' never panic).
+	err := func() (err error) {
+		defer i.trap(&err)
+		i.p = m.build(m.config)
+		return nil
+	}()
+	if err != nil {
+		return nil, err
+	}
+	return i, nil
+}
+
+// checkNatives refuses Options.Natives that a manifest could not name or
+// that would take the name of one of wasmgate's built-ins.
+func checkNatives(own map[string]NativePlugin) error {
+	var errs []error
+	for name, build := range own {
+		switch {
+		case name == "":
+			errs = append(errs, errors.New("plugins: Options.Natives has an empty name"))
+		case build == nil:
+			errs = append(errs, fmt.Errorf("plugins: Options.Natives[%q] is nil", name))
+		case slices.Contains(builtin.Names(), name):
+			errs = append(errs, fmt.Errorf("plugins: Options.Natives[%q] has the name of a wasmgate built-in; pick another name", name))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (m *nativeModule) HasExport(name string) bool {

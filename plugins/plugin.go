@@ -31,7 +31,7 @@ type plugin struct {
 	mod      module
 	pool     *pool[*instance]
 	timeout  time.Duration
-	// engine is EngineWasmgate or EngineExtism; engineWhy says why
+	// engine is EngineWasmgate, EngineExtism or EngineNative; engineWhy says why
 	// (`wasmgate check` prints both).
 	engine, engineWhy string
 }
