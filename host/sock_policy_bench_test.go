@@ -207,10 +207,12 @@ port = PORT
 		// (docs/embedding.md#native-plugins).
 		{name: "go-wasm", manifest: `default = "deny"` + strings.ReplaceAll(goPlugin, `use = "dual"`, `path = "dual.wasm"`)},
 		{name: "native-go", manifest: `default = "deny"` + goPlugin},
+		{name: "go-raw", manifest: `default = "deny"` + strings.ReplaceAll(goPlugin, `use = "dual"`, `path = "raw.wasm"`)},
 	}
 	ctx := context.Background()
 	dir := b.TempDir()
 	buildGoPlugin(b, "../internal/dualplugin/wasm", filepath.Join(dir, "dual.wasm"))
+	buildGoPlugin(b, "../plugins/internal/testplugins/raw", filepath.Join(dir, "raw.wasm"))
 	for i := range variants {
 		path := filepath.Join(dir, variants[i].name+".toml")
 		if err := os.WriteFile(path, []byte(strings.ReplaceAll(variants[i].manifest, "PORT", port)), 0o644); err != nil {

@@ -9,5 +9,5 @@ import "github.com/wasmgate/wasmgate/sdk/policy"
 // docs/plugins.md#8-engines): the same code as the wasm built-in.
 func Native(cfg []byte) *policy.Plugin {
 	l := loaderOf(func() (config, error) { return policy.ParseRuleListConfig(cfg) })
-	return &policy.Plugin{Describe: l.describe, Validate: l.validate, Decide: l.decide}
+	return &policy.Plugin{Describe: l.describe, Validate: l.validate, Decide: func(r policy.Request) policy.Verdict { return l.decide(&r) }}
 }

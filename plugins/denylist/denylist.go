@@ -164,14 +164,16 @@ func (l loader) validate() error {
 }
 
 // Decide is the plugin's decision on one request.
-func Decide(r policy.Request) policy.Verdict { return load.decide(r) }
+// Decide passes the request on by pointer: inside wasm each copy of a
+// Request is a call out of the plugin's code.
+func Decide(r policy.Request) policy.Verdict { return load.decide(&r) }
 
-func (l loader) decide(r policy.Request) policy.Verdict {
+func (l loader) decide(r *policy.Request) policy.Verdict {
 	dl, err := l()
 	if err != nil {
 		return policy.Deny("denylist: bad config: " + err.Error())
 	}
-	return dl.decide(&r)
+	return dl.decide(r)
 }
 
 // Register makes this plugin the module's describe, validate and decide

@@ -287,14 +287,16 @@ func (l loader) validate() error {
 }
 
 // Decide is the plugin's decision on one request.
-func Decide(req policy.Request) policy.Verdict { return load.decide(req) }
+// Decide passes the request on by pointer: inside wasm each copy of a
+// Request is a call out of the plugin's code.
+func Decide(req policy.Request) policy.Verdict { return load.decide(&req) }
 
-func (l loader) decide(req policy.Request) policy.Verdict {
+func (l loader) decide(req *policy.Request) policy.Verdict {
 	r, err := l()
 	if err != nil {
 		return policy.Deny("ratelimit: bad config: " + err.Error())
 	}
-	return r.decide(&req)
+	return r.decide(req)
 }
 
 // Register makes this plugin the module's describe, validate and decide

@@ -44,6 +44,59 @@ func TestBinaryRequestRoundTrip(t *testing.T) {
 	}
 }
 
+// commonRequests have the shape parseRequestCommon decodes.
+func commonRequests() []Request {
+	a := netip.MustParseAddr("127.0.0.1")
+	return []Request{
+		{Op: OpTCPConnect, Proto: "tcp", Addr: a, Port: 8443, Guest: "app", TimeMs: 1795780800000},
+		{Op: OpTCPConnect, Proto: "tcp", Addr: a, Port: 8443, Guest: "app", TimeMs: 1795780800001},
+		{Op: OpTCPAccept, Proto: "tcp", Addr: a, Port: 40000, Guest: "app", Labels: map[string]string{"team": "a"}},
+		{Op: OpTCPAccept, Proto: "tcp", Addr: a, Port: 40001, Guest: "app", Labels: map[string]string{"team": "a"}},
+		{Op: OpUDPSend, Proto: "udp", Addr: a, Port: 53, Guest: "app", Names: []string{"Api.Example.test"}, Labels: map[string]string{"team": "a"}},
+		{Op: OpUDPSend, Proto: "udp", Addr: a, Port: 53, Guest: "app", Names: []string{"Api.Example.test"}, Labels: map[string]string{"team": "a"}},
+		{Op: OpUDPSend, Proto: "udp", Addr: a, Port: 53, Guest: "app", Names: []string{"api.example.test"}, Labels: map[string]string{"team": "b"}},
+		{Op: OpDNSAnswer, Addr: a, Guest: "app"},
+		{Op: OpTCPConnect, Proto: "tcp", Addr: a, Port: 1},
+		{Op: OpTCPConnect, Proto: "tcp", Addr: a, Port: 2},
+		{Op: OpTCPConnect, Proto: "tcp", Addr: netip.MustParseAddr("::1"), Port: 2, Guest: "app"},
+	}
+}
+
+// The fast path's decoder takes the requests of the shape it knows once
+// the decoder has seen their guest, names and labels, and gives what the
+// decoder gives; the rest it leaves to the decoder, untouched.
+func TestParseRequestCommon(t *testing.T) {
+	in := newInterner()
+	took := 0
+	for i, r := range commonRequests() {
+		b, ok := AppendRequestBinary(nil, &r)
+		if !ok {
+			t.Fatal(r)
+		}
+		var c, full Request
+		common := parseRequestCommon(b, &c, in)
+		canonical := in.namesCanonical
+		if err := parseRequestBinary(b, &full, in); err != nil {
+			t.Fatal(err)
+		}
+		if common {
+			took++
+			if !reflect.DeepEqual(c, full) || canonical != in.namesCanonical {
+				t.Errorf("%d: common %+v (%v), full %+v (%v)", i, c, canonical, full, in.namesCanonical)
+			}
+		} else if !reflect.DeepEqual(c, Request{}) {
+			t.Errorf("%d: refused but wrote %+v", i, c)
+		}
+		want := i == 1 || i == 3 || i == 5 || i == 7 || i == 9
+		if common != want {
+			t.Errorf("%d: common %v, want %v", i, common, want)
+		}
+	}
+	if took != 5 {
+		t.Errorf("took %d", took)
+	}
+}
+
 func TestBinaryRequestNotEncodable(t *testing.T) {
 	long := strings.Repeat("x", 1<<16)
 	for _, r := range []Request{
@@ -99,11 +152,29 @@ func FuzzRequestBinary(f *testing.F) {
 		b, _ := AppendRequestBinary(nil, &r)
 		f.Add(b)
 	}
+	for _, r := range commonRequests() {
+		b, _ := AppendRequestBinary(nil, &r)
+		f.Add(b)
+	}
 	in := newInterner()
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// The fast path's decoder first, as the wasm fast path runs it:
+		// what it accepts is what the full decoder gives.
+		var c Request
+		common := parseRequestCommon(data, &c, in)
+		if !common && !reflect.DeepEqual(c, Request{}) {
+			t.Fatalf("parseRequestCommon refused %x but left %+v", data, c)
+		}
+		commonCanonical := in.namesCanonical
 		var r Request
 		if err := parseRequestBinary(data, &r, in); err != nil {
+			if common {
+				t.Fatalf("parseRequestCommon accepted %x as %+v; the decoder: %v", data, c, err)
+			}
 			return
+		}
+		if common && (!reflect.DeepEqual(c, r) || commonCanonical != in.namesCanonical) {
+			t.Fatalf("parseRequestCommon %+v (canonical %v), the decoder %+v (%v)", c, commonCanonical, r, in.namesCanonical)
 		}
 		var plain Request
 		if err := ParseRequestBinary(data, &plain); err != nil || !reflect.DeepEqual(r, plain) {

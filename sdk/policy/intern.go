@@ -25,6 +25,8 @@ type interner struct {
 	// namesCanonical is set by a parse whose Names came from the names
 	// table and are canonical already (see fastNames).
 	namesCanonical bool
+	// last is what parseRequestCommon compares a binary request with.
+	last lastRequest
 }
 
 // internSlots is the size of each table (a power of two).
@@ -131,4 +133,33 @@ func (in *interner) namesSlot(b []byte, w0, w1 uint64) *internNames {
 
 func (in *interner) labelsSlot(b []byte, w0, w1 uint64) *internLabels {
 	return &in.labels[slot(len(b), w0, w1)]
+}
+
+// lastRequest is the guest name, and the names and labels blocks with
+// what they decoded to, of the last binary request parseRequestBinaryZero
+// decoded. A block is kept only when it decoded to a list or map (an empty
+// one is recognised as such); its bytes are copied into a buffer that is
+// reused.
+type lastRequest struct {
+	guest          string
+	namesBlock     []byte
+	names          []string
+	namesCanonical bool
+	labelsBlock    []byte
+	labels         map[string]string
+}
+
+// keepLast records r, decoded from the names and labels blocks given, as
+// the last binary request.
+func (in *interner) keepLast(r *Request, names, labels []byte) {
+	l := &in.last
+	l.guest = r.Guest
+	if r.Names != nil {
+		l.namesBlock = append(l.namesBlock[:0], names...)
+		l.names, l.namesCanonical = r.Names, in.namesCanonical
+	}
+	if r.Labels != nil {
+		l.labelsBlock = append(l.labelsBlock[:0], labels...)
+		l.labels = r.Labels
+	}
 }

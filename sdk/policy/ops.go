@@ -67,6 +67,17 @@ func word(s string, i int) uint64 {
 		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
 }
 
+// isAction reports a == c, for c one of the Action constants: a handler
+// returns the constants, whose bytes are c's (the linker stores equal
+// string constants once), so the pointer comparison, inlined, settles it
+// without a call.
+func isAction(a, c Action) bool {
+	if len(a) == len(c) && unsafe.StringData(string(a)) == unsafe.StringData(string(c)) {
+		return true
+	}
+	return strEqual(string(a), string(c))
+}
+
 // strEqual is a == b comparing 8 bytes per step (the last step overlaps),
 // instead of runtime.memequal's byte loop on wasm.
 func strEqual(a, b string) bool {

@@ -230,12 +230,17 @@ func invoke(handler func(Request) Verdict, req *Request, namesCanonical bool) (v
 			v = Deny("plugin panicked: " + panicText(p))
 		}
 	}()
-	canonicalize(req, namesCanonical)
+	// What the wasmgate host sends is canonical already: an IPv4 address
+	// (IPv6 ones need their embedded IPv4 derived), no Name, names the
+	// parse found canonical. Skipping the call saves a cold wasm
+	// function per decision (BENCHMARKS.md, "Decision cost in a running guest").
+	if req.Addr.Is6() || req.Local.Addr().Is6() || req.Name != "" || !namesCanonical && len(req.Names) > 0 || len(req.EmbeddedIPv4) > 0 {
+		canonicalize(req, namesCanonical)
+	}
 	v = handler(*req)
 	// strEqual: the handler returns the constants, which compare by
 	// pointer; a string switch would loop over bytes inside wasm.
-	if !strEqual(string(v.Verdict), string(ActionAllow)) && !strEqual(string(v.Verdict), string(ActionAbstain)) &&
-		!strEqual(string(v.Verdict), string(ActionDeny)) {
+	if !isAction(v.Verdict, ActionAllow) && !isAction(v.Verdict, ActionAbstain) && !isAction(v.Verdict, ActionDeny) {
 		v = Deny("plugin returned invalid verdict " + strconv.Quote(string(v.Verdict)))
 	}
 	if v.CacheTTLMs < 0 {

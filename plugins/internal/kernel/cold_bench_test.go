@@ -40,6 +40,8 @@ func thrash(junk []byte, stride int) byte {
 func BenchmarkColdCall(b *testing.B) {
 	in := []byte(`{"op":"tcp.connect","proto":"tcp","addr":"93.184.216.34","port":443,"names":["api.example.test"],"guest":"app","time_ms":1795780800000}`)
 	bin := toBinary(b, in)
+	// What a guest connecting to an IP literal sends: no names.
+	bare := toBinary(b, []byte(`{"op":"tcp.connect","proto":"tcp","addr":"127.0.0.1","port":8443,"guest":"app","time_ms":1795780800000}`))
 	a := builtinInstance(b, "allowlist", `{"rules":["tcp://api.example.test:443","tcp://*.cdn.example.test:443"],"cache_ttl":"0s"}`)
 	e := NewEngineWithCache(testbuild.Cache())
 	m, err := e.Compile(context.Background(), Config{Name: "nop", Wasm: testbuild.Bytes(b, "plugins/internal/testplugins/nop"), Timeout: time.Second})
@@ -63,14 +65,26 @@ func BenchmarkColdCall(b *testing.B) {
 	if sa.FastSize() == 0 {
 		b.Fatal("sdkallow: no fast path")
 	}
+	m3, err := e.Compile(context.Background(), Config{Name: "raw", Wasm: testbuild.Bytes(b, "plugins/internal/testplugins/raw"), Timeout: time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m3.Close(context.Background())
+	raw, err := m3.Instantiate(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
 	calls := map[string]func(){
+		"raw":       func() { raw.DecideFast(bin) },
+		"sdkbare":   func() { sa.DecideFast(bare) },
+		"allowbare": func() { a.DecideFast(bare) },
 		"sdkallow":  func() { sa.DecideFast(bin) },
 		"nop":       func() { nop.Call("noop", nil) },
 		"allowlist": func() { a.DecideFast(bin) },
 	}
 	junk := map[string][]byte{"llc": make([]byte, 32<<20), "tlb": make([]byte, 256<<20), "l2": make([]byte, 2<<20), "hot": nil}
 	stride := map[string]int{"llc": 64, "tlb": 4096, "l2": 64, "hot": 64}
-	for _, cn := range []string{"nop", "sdkallow", "allowlist"} {
+	for _, cn := range []string{"nop", "raw", "sdkallow", "sdkbare", "allowlist", "allowbare"} {
 		for _, tn := range []string{"hot", "tlb", "llc", "syscall", "sleep"} {
 			b.Run(cn+"/"+tn, func(b *testing.B) {
 				var ds []time.Duration
