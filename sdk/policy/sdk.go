@@ -221,6 +221,13 @@ func hasUpper(s string) bool {
 // plugin natively.
 func Invoke(req Request) Verdict { return invoke(handler, &req, false) }
 
+// needsCanonical reports whether canonicalize would change r: not for what
+// the wasmgate host sends, an IPv4 address (IPv6 ones need their embedded
+// IPv4 derived), no Name, and names the parse found canonical.
+func needsCanonical(r *Request, namesCanonical bool) bool {
+	return r.Addr.Is6() || r.Local.Addr().Is6() || r.Name != "" || !namesCanonical && len(r.Names) > 0 || len(r.EmbeddedIPv4) > 0
+}
+
 func invoke(handler func(Request) Verdict, req *Request, namesCanonical bool) (v Verdict) {
 	if handler == nil {
 		return Deny(errNoHandler.Error())
@@ -230,11 +237,9 @@ func invoke(handler func(Request) Verdict, req *Request, namesCanonical bool) (v
 			v = Deny("plugin panicked: " + panicText(p))
 		}
 	}()
-	// What the wasmgate host sends is canonical already: an IPv4 address
-	// (IPv6 ones need their embedded IPv4 derived), no Name, names the
-	// parse found canonical. Skipping the call saves a cold wasm
+	// Skipping the call when it would change nothing saves a cold wasm
 	// function per decision (BENCHMARKS.md, "Decision cost in a running guest").
-	if req.Addr.Is6() || req.Local.Addr().Is6() || req.Name != "" || !namesCanonical && len(req.Names) > 0 || len(req.EmbeddedIPv4) > 0 {
+	if needsCanonical(req, namesCanonical) {
 		canonicalize(req, namesCanonical)
 	}
 	v = handler(*req)
