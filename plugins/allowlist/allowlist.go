@@ -45,12 +45,8 @@ func newAllowlist(c config) (*allowlist, error) {
 }
 
 func (a *allowlist) decide(r *policy.Request) policy.Verdict {
-	i := 0
-	for i < len(a.rules) && !a.rules[i].Match(r) {
-		i++
-	}
 	v := policy.Abstain()
-	if i < len(a.rules) {
+	if i := a.rules.Index(r); i >= 0 {
 		v = policy.Allow(a.reasons[i])
 	}
 	if r.Op != policy.OpDNSLookup && r.Op != policy.OpDNSAnswer {

@@ -54,7 +54,7 @@ func OpIndex(op Op) int {
 	w := uint64(op[0]) | uint64(op[1])<<8 | uint64(op[2])<<16 | uint64(op[3])<<24 |
 		uint64(op[4])<<32 | uint64(op[5])<<40 | uint64(op[6])<<48 | uint64(op[7])<<56
 	i := int(opSlots[w*opHashMul>>60]) - 1
-	if i < 0 || !strEqual(string(op), string(opNames[i])) {
+	if i < 0 || !eqStr(string(op), string(opNames[i])) {
 		return -1
 	}
 	return i
@@ -76,6 +76,16 @@ func isAction(a, c Action) bool {
 		return true
 	}
 	return strEqual(string(a), string(c))
+}
+
+// eqStr is a == b, settled inline when both are the same bytes (a constant
+// and what was set from it: an op the decoder interned, a rule's proto),
+// by strEqual otherwise.
+func eqStr(a, b string) bool {
+	if len(a) == len(b) && unsafe.StringData(a) == unsafe.StringData(b) {
+		return true
+	}
+	return strEqual(a, b)
 }
 
 // strEqual is a == b comparing 8 bytes per step (the last step overlaps),

@@ -369,8 +369,12 @@ func parseRule(s string) (Rule, error) {
 		return Rule{}, errors.New("unexpected space in host or ports")
 	}
 	switch proto {
-	case "tcp", "udp", "*":
-		r.Proto = proto
+	case "tcp":
+		r.Proto = "tcp" // the constant, not the config's bytes: Match compares pointers first
+	case "udp":
+		r.Proto = "udp"
+	case "*":
+		r.Proto = "*"
 	case "dns":
 		if hasDir {
 			return Rule{}, errors.New("dns rules take no direction")
@@ -434,8 +438,10 @@ func parseRule(s string) (Rule, error) {
 //     a connect rule whose HOST pattern matches Name (an address pattern never
 //     does), so that allowing tcp://api.example.test:443 also allows
 //     resolving api.example.test.
-func (r *Rule) Match(req *Request) bool {
-	i := OpIndex(req.Op)
+func (r *Rule) Match(req *Request) bool { return r.matchOp(OpIndex(req.Op), req) }
+
+// matchOp is Match with the request's OpIndex, i.
+func (r *Rule) matchOp(i int, req *Request) bool {
 	if i < 0 {
 		return false
 	}
@@ -446,7 +452,7 @@ func (r *Rule) Match(req *Request) bool {
 		}
 		return req.Name != "" && r.Host.MatchName(req.Name)
 	}
-	if r.Dir != dir || (r.Proto != "*" && !strEqual(r.Proto, opProtos[i])) || !r.Ports.Match(req.Port) {
+	if r.Dir != dir || (r.Proto != "*" && !eqStr(r.Proto, opProtos[i])) || !r.Ports.Match(req.Port) {
 		return false
 	}
 	if r.Host.IsName() {
@@ -478,7 +484,7 @@ func (r *Rule) MatchDeny(req *Request) bool {
 	if i < 0 || opDirs[i] == DirDNS {
 		return false
 	}
-	if r.Dir != opDirs[i] || (r.Proto != "*" && !strEqual(r.Proto, opProtos[i])) || !r.Ports.Match(req.Port) {
+	if r.Dir != opDirs[i] || (r.Proto != "*" && !eqStr(r.Proto, opProtos[i])) || !r.Ports.Match(req.Port) {
 		return false
 	}
 	for _, a := range req.EmbeddedIPv4 {
@@ -514,12 +520,22 @@ type RuleSet []Rule
 
 // First returns the first rule that matches req, or nil.
 func (rs RuleSet) First(req *Request) *Rule {
-	for i := range rs {
-		if rs[i].Match(req) {
-			return &rs[i]
-		}
+	if k := rs.Index(req); k >= 0 {
+		return &rs[k]
 	}
 	return nil
+}
+
+// Index returns the index of the first rule in rs that matches req
+// (Rule.Match), or -1. It finds the request's op once for all rules.
+func (rs RuleSet) Index(req *Request) int {
+	i := OpIndex(req.Op)
+	for k := range rs {
+		if rs[k].matchOp(i, req) {
+			return k
+		}
+	}
+	return -1
 }
 
 // Ops returns, in the order of Ops, the operations that some rule of rs can

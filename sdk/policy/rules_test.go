@@ -392,3 +392,29 @@ func FuzzPortFreeOps(f *testing.F) {
 		}
 	})
 }
+
+// Index is the position of First's rule, -1 when none matches.
+func TestRuleSetIndex(t *testing.T) {
+	rs, err := ParseRules([]string{"udp://*:53", "tcp://192.0.2.0/24:443", "tcp://*:443"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		req  Request
+		want int
+	}{
+		{Request{Op: OpTCPConnect, Proto: "tcp", Addr: netip.MustParseAddr("192.0.2.7"), Port: 443}, 1},
+		{Request{Op: OpTCPConnect, Proto: "tcp", Addr: netip.MustParseAddr("198.51.100.7"), Port: 443}, 2},
+		{Request{Op: OpUDPSend, Proto: "udp", Addr: netip.MustParseAddr("192.0.2.7"), Port: 53}, 0},
+		{Request{Op: OpTCPConnect, Proto: "tcp", Addr: netip.MustParseAddr("192.0.2.7"), Port: 80}, -1},
+		{Request{Op: "tcp.nonsense", Port: 443}, -1},
+	} {
+		got := rs.Index(&c.req)
+		if got != c.want {
+			t.Errorf("%s %s:%d: index %d, want %d", c.req.Op, c.req.Addr, c.req.Port, got, c.want)
+		}
+		if f := rs.First(&c.req); (f == nil) != (got < 0) || f != nil && f != &rs[got] {
+			t.Errorf("%s %s:%d: First %v, Index %d", c.req.Op, c.req.Addr, c.req.Port, f, got)
+		}
+	}
+}
