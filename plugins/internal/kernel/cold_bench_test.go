@@ -26,9 +26,11 @@ func thrash(junk []byte, stride int) byte {
 // TLBs and most of L2), "llc" walks 32 MiB line by line (the caches),
 // "syscall" makes one system call, "sleep" blocks the thread for 50 µs.
 // "nop" is an export that does nothing (the host and wazero call path,
-// kernel.Call), "sdkallow" sdk/policy's fast path with a handler that only
-// allows (the SDK's own per-decision code), "allowlist" the built-in's
-// decision. What it showed (BENCHMARKS.md, "Decision cost in a running
+// kernel.Call), "raw" a Go plugin without sdk/policy (testplugins/raw: the
+// least a Go plugin does per decision), "sdkallow" sdk/policy's fast path
+// with a handler that only allows (the SDK's own per-decision code),
+// "allowlist" the built-in's decision; "sdkbare" and "allowbare" the same
+// two on a request without names (a connect to an address literal). What it showed (BENCHMARKS.md, "Decision cost in a running
 // guest"): cold, the SDK's code costs ~10× its hot time, the host's call
 // path ~5×, and a 2 MiB walk (caches only, few pages) changes nothing:
 // the cost is in pages of code and data touched, not in cache lines. A
