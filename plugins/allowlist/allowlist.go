@@ -19,6 +19,7 @@ import (
 	"errors"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/wasmgate/wasmgate/sdk/policy"
 )
@@ -117,10 +118,24 @@ func (l loader) validate() error {
 	return err
 }
 
-// Decide is the plugin's decision on one request.
-// Decide passes the request on by pointer: inside wasm each copy of a
-// Request is a call out of the plugin's code.
-func Decide(r policy.Request) policy.Verdict { return load.decide(&r) }
+// Decide is the plugin's decision on one request. It passes the request
+// on by pointer (inside wasm each copy of a Request is a call out of the
+// plugin's code) and, once the config is loaded, calls straight into the
+// allowlist: each call on the way is cold code in a running guest.
+func Decide(r policy.Request) policy.Verdict {
+	if a := loaded.Load(); a != nil {
+		return a.decide(&r)
+	}
+	a, err := load()
+	if err != nil {
+		return load.decide(&r) // the deny naming the config error
+	}
+	loaded.Store(a)
+	return a.decide(&r)
+}
+
+// loaded is the package's allowlist once load has built it.
+var loaded atomic.Pointer[allowlist]
 
 func (l loader) decide(r *policy.Request) policy.Verdict {
 	a, err := l()

@@ -26,6 +26,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/wasmgate/wasmgate/sdk/policy"
 )
@@ -163,10 +164,24 @@ func (l loader) validate() error {
 	return err
 }
 
-// Decide is the plugin's decision on one request.
-// Decide passes the request on by pointer: inside wasm each copy of a
-// Request is a call out of the plugin's code.
-func Decide(r policy.Request) policy.Verdict { return load.decide(&r) }
+// Decide is the plugin's decision on one request. It passes the request
+// on by pointer (inside wasm each copy of a Request is a call out of the
+// plugin's code) and, once the config is loaded, calls straight into the
+// plugin: each call on the way is cold code in a running guest.
+func Decide(r policy.Request) policy.Verdict {
+	if d := loaded.Load(); d != nil {
+		return d.decide(&r)
+	}
+	d, err := load()
+	if err != nil {
+		return load.decide(&r) // the deny naming the config error
+	}
+	loaded.Store(d)
+	return d.decide(&r)
+}
+
+// loaded is the package's plugin once load has built it.
+var loaded atomic.Pointer[denylist]
 
 func (l loader) decide(r *policy.Request) policy.Verdict {
 	dl, err := l()

@@ -286,9 +286,9 @@ func (l loader) validate() error {
 	return err
 }
 
-// Decide is the plugin's decision on one request.
-// Decide passes the request on by pointer: inside wasm each copy of a
-// Request is a call out of the plugin's code.
+// Decide is the plugin's decision on one request. It passes the request
+// on by pointer: inside wasm each copy of a Request is a call out of the
+// plugin's code.
 func Decide(req policy.Request) policy.Verdict { return load.decide(&req) }
 
 func (l loader) decide(req *policy.Request) policy.Verdict {

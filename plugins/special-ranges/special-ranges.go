@@ -32,6 +32,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wasmgate/wasmgate/sdk/policy"
@@ -315,10 +316,24 @@ func (l loader) validate() error {
 	return err
 }
 
-// Decide is the plugin's decision on one request.
-// Decide passes the request on by pointer: inside wasm each copy of a
-// Request is a call out of the plugin's code.
-func Decide(r policy.Request) policy.Verdict { return load.decide(&r) }
+// Decide is the plugin's decision on one request. It passes the request
+// on by pointer (inside wasm each copy of a Request is a call out of the
+// plugin's code) and, once the config is loaded, calls straight into the
+// plugin: each call on the way is cold code in a running guest.
+func Decide(r policy.Request) policy.Verdict {
+	if s := loaded.Load(); s != nil {
+		return s.decide(&r)
+	}
+	s, err := load()
+	if err != nil {
+		return load.decide(&r) // the deny naming the config error
+	}
+	loaded.Store(s)
+	return s.decide(&r)
+}
+
+// loaded is the package's plugin once load has built it.
+var loaded atomic.Pointer[specialRanges]
 
 func (l loader) decide(r *policy.Request) policy.Verdict {
 	s, err := l()

@@ -199,7 +199,10 @@ func (h *HostPattern) MatchAddr(addr netip.Addr) bool {
 	case HostAny:
 		return addr.IsValid()
 	case HostPrefix:
-		return h.Prefix.Contains(addr.WithZone("").Unmap())
+		if addr.Is6() { // an IPv4 address needs neither (no call)
+			addr = addr.WithZone("").Unmap()
+		}
+		return h.Prefix.Contains(addr)
 	}
 	return false
 }
