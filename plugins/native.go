@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -32,8 +33,8 @@ var natives = map[string]func(config []byte) *policy.Plugin{
 type NativePlugin func(config []byte) *policy.Plugin
 
 // nativeModule is a built-in plugin on the native engine, or one of
-// Options.Natives. Each instance
-// is the plugin built anew from the config, as a wasm instance is.
+// Options.Natives. Each instance is the plugin built anew from the
+// config, as a wasm instance is.
 type nativeModule struct {
 	config []byte
 	init   time.Duration
@@ -80,7 +81,8 @@ func (m *nativeModule) Instantiate(context.Context) (callable, error) {
 // that would take the name of one of wasmgate's built-ins.
 func checkNatives(own map[string]NativePlugin) error {
 	var errs []error
-	for name, build := range own {
+	for _, name := range slices.Sorted(maps.Keys(own)) { // one order for the messages
+		build := own[name]
 		switch {
 		case name == "":
 			errs = append(errs, errors.New("plugins: Options.Natives has an empty name"))
