@@ -116,3 +116,43 @@ func BenchmarkColdCall(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkColdChain measures what one instance serving every chain entry
+// of the built-ins' module could save (an idea of issue 15, not built: it
+// would merge the entries' memories): three decisions after the page walk
+// of BenchmarkColdCall, on three instances of the bundle (special-ranges,
+// denylist, allowlist, as a chain of three holds them) against three on
+// one allowlist instance (the same code and the same memory each time).
+//
+//	go test -run XXX -bench ColdChain -benchtime 400x ./plugins/internal/kernel/
+func BenchmarkColdChain(b *testing.B) {
+	bin := toBinary(b, []byte(`{"op":"tcp.connect","proto":"tcp","addr":"127.0.0.1","port":8443,"guest":"app","time_ms":1795780800000}`))
+	rules := `{"rules":["tcp://127.0.0.1:8443"],"cache_ttl":"0s"}`
+	three := []*Instance{
+		builtinInstance(b, "special-ranges", `{"except":["127.0.0.0/8"],"cache_ttl":"0s"}`),
+		builtinInstance(b, "denylist", `{"rules":["tcp://*:25"],"cache_ttl":"0s"}`),
+		builtinInstance(b, "allowlist", rules),
+	}
+	one := builtinInstance(b, "allowlist", rules)
+	junk := make([]byte, 256<<20)
+	for _, c := range []struct {
+		name  string
+		insts []*Instance
+	}{{"three-instances", three}, {"one-instance", []*Instance{one, one, one}}} {
+		b.Run(c.name, func(b *testing.B) {
+			var ds []time.Duration
+			var sink byte
+			for b.Loop() {
+				sink += thrash(junk, 4096)
+				start := time.Now()
+				for _, inst := range c.insts {
+					inst.DecideFast(bin)
+				}
+				ds = append(ds, time.Since(start))
+			}
+			_ = sink
+			slices.Sort(ds)
+			b.ReportMetric(float64(ds[len(ds)/2].Nanoseconds()), "cold-median-ns/op")
+		})
+	}
+}
