@@ -514,9 +514,9 @@ func AppendVerdictBinary(dst []byte, v Verdict) []byte {
 // abstain, 2 deny (and anything else).
 func verdictActionByte(a Action) byte {
 	switch {
-	case isAction(a, ActionAllow):
+	case eqStr(string(a), string(ActionAllow)):
 		return 1
-	case isAction(a, ActionAbstain):
+	case eqStr(string(a), string(ActionAbstain)):
 		return 3
 	}
 	return 2

@@ -67,20 +67,10 @@ func word(s string, i int) uint64 {
 		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
 }
 
-// isAction reports a == c, for c one of the Action constants: a handler
-// returns the constants, whose bytes are c's (the linker stores equal
-// string constants once), so the pointer comparison, inlined, settles it
-// without a call.
-func isAction(a, c Action) bool {
-	if len(a) == len(c) && unsafe.StringData(string(a)) == unsafe.StringData(string(c)) {
-		return true
-	}
-	return strEqual(string(a), string(c))
-}
-
 // eqStr is a == b, settled inline when both are the same bytes (a constant
-// and what was set from it: an op the decoder interned, a rule's proto),
-// by strEqual otherwise.
+// and what was set from it: an op the decoder interned, a rule's proto, an
+// Action a handler returned; the linker stores equal string constants
+// once), by strEqual otherwise.
 func eqStr(a, b string) bool {
 	if len(a) == len(b) && unsafe.StringData(a) == unsafe.StringData(b) {
 		return true

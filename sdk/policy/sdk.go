@@ -243,9 +243,9 @@ func invoke(handler func(Request) Verdict, req *Request, namesCanonical bool) (v
 		canonicalize(req, namesCanonical)
 	}
 	v = handler(*req)
-	// strEqual: the handler returns the constants, which compare by
+	// eqStr: the handler returns the constants, which compare by
 	// pointer; a string switch would loop over bytes inside wasm.
-	if !isAction(v.Verdict, ActionAllow) && !isAction(v.Verdict, ActionAbstain) && !isAction(v.Verdict, ActionDeny) {
+	if a := string(v.Verdict); !eqStr(a, string(ActionAllow)) && !eqStr(a, string(ActionAbstain)) && !eqStr(a, string(ActionDeny)) {
 		v = Deny("plugin returned invalid verdict " + strconv.Quote(string(v.Verdict)))
 	}
 	if v.CacheTTLMs < 0 {
