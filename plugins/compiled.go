@@ -178,7 +178,7 @@ func CompileManifest(ctx context.Context, m *Manifest, opts Options) (*CompiledP
 				config["config"] = lim.config
 			}
 			eng, why := chooseEngine(spec)
-			if own := opts.Natives[spec.Use]; own != nil && spec.Use != "" && spec.Wasm == nil && spec.Path == "" && spec.OCI == "" {
+			if opts.Natives[spec.Use] != nil && spec.Wasm == nil && spec.Path == "" && spec.OCI == "" {
 				// The program's own plugin with no wasm form.
 				if eng != EngineNative && spec.Engine != "" && spec.Engine != EngineAuto {
 					problems[i] = []string{fmt.Sprintf(`%q is a native plugin of this program (Options.Natives) with no wasm form; it runs only on engine "native", not %q`, spec.Use, spec.Engine)}
