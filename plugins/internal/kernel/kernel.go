@@ -377,6 +377,7 @@ type Instance struct {
 	// deadline is the running call's deadline (ns since epoch), 0 between calls,
 	// deadlineFired once the watchdog fired it.
 	deadline atomic.Int64
+	armedAt  atomic.Int64                   // when the last call was armed; read by the watchdog
 	flag     atomic.Pointer[interrupt.Flag] // set once after instantiation; read by the watchdog
 	mem      kmem
 	input    struct{ off, n uint64 }
