@@ -30,7 +30,15 @@ import (
 // was scheduled late: a 50ms timeout took 80-230 ms on a loaded machine.
 // Now a late wake-up only delays the check that notices the deadline, by
 // the scheduling latency of one wake-up, and a deadline never fires early.
-const watchLinger = 100 * time.Millisecond
+//
+// watchMinSleep bounds how often it wakes: with a timeout shorter than it
+// (a manifest may say "1us") the watchdog would otherwise spin while calls
+// run. So a deadline may fire up to watchMinSleep late, as any deadline
+// could with the millisecond tick.
+const (
+	watchLinger   = 100 * time.Millisecond
+	watchMinSleep = time.Millisecond
+)
 
 // deadlineFired marks an instance whose deadline the watchdog has fired.
 const deadlineFired = -1
@@ -154,13 +162,13 @@ func (w *watchdog) scan(fire *[]*Instance) (next, lastArm int64) {
 // sleepFor is how long the watchdog may sleep after a scan at now that
 // found next as the earliest armed deadline: until that deadline, and at
 // most one shortest timeout (the earliest a call armed during the sleep can
-// expire).
+// expire), but at least watchMinSleep.
 func (w *watchdog) sleepFor(now, next int64) time.Duration {
 	d := w.shortest.Load()
 	if next > 0 && next-now < d {
 		d = next - now
 	}
-	return time.Duration(max(d, 0))
+	return max(time.Duration(d), watchMinSleep)
 }
 
 func (w *watchdog) loop() {

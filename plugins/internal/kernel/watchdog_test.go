@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"context"
+	"math"
 	"os"
 	"os/exec"
 	"runtime"
@@ -105,6 +106,70 @@ func TestWatchdogSleepsBetweenQuickCalls(t *testing.T) {
 	}
 	if !dog.running.Load() {
 		t.Fatal("the watchdog parked while calls were being made")
+	}
+}
+
+// TestWatchdogShorterTimeoutWakesIt: a watchdog asleep for the longest
+// timeout seen so far is woken by a call with a shorter one, whose
+// runaway then ends on time rather than when the long sleep ends.
+func TestWatchdogShorterTimeoutWakesIt(t *testing.T) {
+	long := compileMulti(t, "ok", 20*time.Second)
+	loop := compileMulti(t, "loop", 40*time.Millisecond)
+	good, err := long.Instantiate(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer good.Close()
+	runaway, err := loop.Instantiate(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer runaway.Close()
+	// Forget the shorter timeouts of earlier tests (the package's tests
+	// run one at a time), then let the watchdog plan a 20 s sleep.
+	dog.shortest.Store(math.MaxInt64)
+	for range 3 {
+		if _, err := good.Call("decide", []byte(req)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	start := time.Now()
+	_, err = runaway.Call("decide", []byte(req))
+	if ce, ok := err.(*CallError); !ok || ce.Kind != KindTimeout {
+		t.Fatalf("got %v, want a timeout", err)
+	}
+	d := time.Since(start)
+	t.Logf("the 40ms timeout fired after %v", d)
+	// Without the poke it fires when the sleep planned for the 5 s
+	// init timeouts of the instantiations ends (4.9 s, measured).
+	if d > 2*time.Second {
+		t.Fatalf("the 40ms timeout fired after %v: the watchdog slept through it", d)
+	}
+}
+
+// TestWatchdogSleepFor: the watchdog sleeps until the earliest armed
+// deadline, at most one shortest timeout, and never less than
+// watchMinSleep (a "1us" timeout must not make it spin).
+func TestWatchdogSleepFor(t *testing.T) {
+	ms := int64(time.Millisecond)
+	for _, c := range []struct {
+		shortest, now, next int64
+		want                time.Duration
+	}{
+		{100 * ms, 0, 0, 100 * time.Millisecond},            // nothing armed: one shortest timeout
+		{100 * ms, 0, 30 * ms, 30 * time.Millisecond},       // until the armed deadline
+		{100 * ms, 0, 500 * ms, 100 * time.Millisecond},     // a later deadline: a new call may expire sooner
+		{100 * ms, 40 * ms, 30 * ms, watchMinSleep},         // already due (fired by the scan before)
+		{1000, 0, 0, watchMinSleep},                         // a 1 µs timeout
+		{100 * ms, 0, ms / 2, watchMinSleep},                // due within the floor
+		{math.MaxInt64, 0, 0, time.Duration(math.MaxInt64)}, // no call yet
+	} {
+		w := newWatchdog()
+		w.shortest.Store(c.shortest)
+		if got := w.sleepFor(c.now, c.next); got != c.want {
+			t.Errorf("shortest %v, now %v, next %v: sleep %v, want %v", time.Duration(c.shortest), time.Duration(c.now), time.Duration(c.next), got, c.want)
+		}
 	}
 }
 
