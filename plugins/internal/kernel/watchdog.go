@@ -128,10 +128,12 @@ func (w *watchdog) start() {
 	}
 }
 
-// scan fires every expired deadline. It returns the earliest deadline still
-// armed (0 if none) and the latest time a call was armed.
-func (w *watchdog) scan(fire *[]*Instance) (next, lastArm int64) {
-	now := monoNow()
+// scan fires every expired deadline. It returns the time it read before
+// looking at the instances (a call armed later has a deadline at least one
+// shortest timeout after it), the earliest deadline still armed (0 if
+// none) and the latest time a call was armed.
+func (w *watchdog) scan(fire *[]*Instance) (now, next, lastArm int64) {
+	now = monoNow()
 	w.mu.Lock()
 	for i := range w.insts {
 		if a := i.armedAt.Load(); a > lastArm {
@@ -156,11 +158,11 @@ func (w *watchdog) scan(fire *[]*Instance) (next, lastArm int64) {
 		i.fire()
 	}
 	*fire = (*fire)[:0]
-	return next, lastArm
+	return now, next, lastArm
 }
 
-// sleepFor is how long the watchdog may sleep after a scan at now that
-// found next as the earliest armed deadline: until that deadline, and at
+// sleepFor is how long the watchdog may sleep after a scan that read the
+// time now and found next as the earliest armed deadline: until that deadline, and at
 // most one shortest timeout (the earliest a call armed during the sleep can
 // expire), but at least watchMinSleep.
 func (w *watchdog) sleepFor(now, next int64) time.Duration {
@@ -179,14 +181,12 @@ func (w *watchdog) loop() {
 		<-w.wake
 		for {
 			w.wakeups.Add(1)
-			next, lastArm := w.scan(&fire)
-			now := monoNow()
+			now, next, lastArm := w.scan(&fire)
 			if next == 0 && now-lastArm >= int64(watchLinger) {
 				w.running.Store(false)
-				if next, _ = w.scan(&fire); next == 0 || !w.running.CompareAndSwap(false, true) {
+				if now, next, _ = w.scan(&fire); next == 0 || !w.running.CompareAndSwap(false, true) {
 					break // park; an arm that raced with us has sent or will send a token
 				}
-				now = monoNow()
 			}
 			t.Reset(w.sleepFor(now, next))
 			select {
