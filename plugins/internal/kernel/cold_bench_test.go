@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"context"
+	"runtime"
 	"slices"
 	"syscall"
 	"testing"
@@ -154,5 +155,53 @@ func BenchmarkColdChain(b *testing.B) {
 			slices.Sort(ds)
 			b.ReportMetric(float64(ds[len(ds)/2].Nanoseconds()), "cold-median-ns/op")
 		})
+	}
+}
+
+// BenchmarkColdThread measures the issue 15 idea of keeping a plugin's
+// instance on one OS thread: the guest's thread hands each decision to a
+// goroutine locked to its own thread (runtime.LockOSThread) and waits for
+// the verdict, so the plugin's code and data could stay in that thread's
+// CPU caches while the guest works. Against the direct call, each after
+// the 256 MiB page walk of BenchmarkColdCall (what the guest's own work
+// evicts), and hot. Not built: see BENCHMARKS.md, "One OS thread per
+// instance".
+//
+//	go test -run XXX -bench ColdThread -benchtime 2000x ./plugins/internal/kernel/
+func BenchmarkColdThread(b *testing.B) {
+	bare := toBinary(b, []byte(`{"op":"tcp.connect","proto":"tcp","addr":"127.0.0.1","port":8443,"guest":"app","time_ms":1795780800000}`))
+	a := builtinInstance(b, "allowlist", `{"rules":["tcp://127.0.0.1:8443"],"cache_ttl":"0s"}`)
+	req, done := make(chan []byte), make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		for in := range req {
+			a.DecideFast(in)
+			done <- struct{}{}
+		}
+	}()
+	defer close(req)
+	calls := map[string]func(){
+		"direct": func() { a.DecideFast(bare) },
+		"thread": func() { req <- bare; <-done },
+	}
+	junk := make([]byte, 256<<20)
+	for _, cn := range []string{"direct", "thread"} {
+		for _, tn := range []string{"hot", "tlb"} {
+			b.Run(cn+"/"+tn, func(b *testing.B) {
+				var ds []time.Duration
+				var sink byte
+				for b.Loop() {
+					if tn == "tlb" {
+						sink += thrash(junk, 4096)
+					}
+					start := time.Now()
+					calls[cn]()
+					ds = append(ds, time.Since(start))
+				}
+				_ = sink
+				slices.Sort(ds)
+				b.ReportMetric(float64(ds[len(ds)/2].Nanoseconds()), "median-ns/op")
+			})
+		}
 	}
 }
