@@ -21,6 +21,21 @@ func thrash(junk []byte, stride int) byte {
 	return s
 }
 
+// medianCall runs before (untimed) and then call (timed) in b's loop, and
+// reports the median call as cold-median-ns/op: a mean would be the few
+// calls the scheduler interrupted.
+func medianCall(b *testing.B, before, call func()) {
+	var ds []time.Duration
+	for b.Loop() {
+		before()
+		start := time.Now()
+		call()
+		ds = append(ds, time.Since(start))
+	}
+	slices.Sort(ds)
+	b.ReportMetric(float64(ds[len(ds)/2].Nanoseconds()), "cold-median-ns/op")
+}
+
 // BenchmarkColdCall times single calls, hot and after evicting what a
 // guest's own work between two decisions evicts (cold-median-ns/op, the
 // median call): "tlb" touches one line in every 4 KiB page of 256 MiB (the
@@ -90,9 +105,7 @@ func BenchmarkColdCall(b *testing.B) {
 	for _, cn := range []string{"nop", "raw", "sdkallow", "sdkbare", "allowlist", "allowbare"} {
 		for _, tn := range []string{"hot", "tlb", "llc", "syscall", "sleep"} {
 			b.Run(cn+"/"+tn, func(b *testing.B) {
-				var ds []time.Duration
-				var sink byte
-				for b.Loop() {
+				medianCall(b, func() {
 					switch tn {
 					case "syscall":
 						// One system call and nothing else: what a guest
@@ -104,15 +117,9 @@ func BenchmarkColdCall(b *testing.B) {
 						ts := syscall.Timespec{Nsec: 50_000}
 						syscall.Nanosleep(&ts, nil)
 					default:
-						sink += thrash(junk[tn], stride[tn])
+						thrash(junk[tn], stride[tn])
 					}
-					start := time.Now()
-					calls[cn]()
-					ds = append(ds, time.Since(start))
-				}
-				_ = sink
-				slices.Sort(ds)
-				b.ReportMetric(float64(ds[len(ds)/2].Nanoseconds()), "cold-median-ns/op")
+				}, calls[cn])
 			})
 		}
 	}
@@ -188,19 +195,11 @@ func BenchmarkColdThread(b *testing.B) {
 	for _, cn := range []string{"direct", "thread"} {
 		for _, tn := range []string{"hot", "tlb"} {
 			b.Run(cn+"/"+tn, func(b *testing.B) {
-				var ds []time.Duration
-				var sink byte
-				for b.Loop() {
+				medianCall(b, func() {
 					if tn == "tlb" {
-						sink += thrash(junk, 4096)
+						thrash(junk, 4096)
 					}
-					start := time.Now()
-					calls[cn]()
-					ds = append(ds, time.Since(start))
-				}
-				_ = sink
-				slices.Sort(ds)
-				b.ReportMetric(float64(ds[len(ds)/2].Nanoseconds()), "median-ns/op")
+				}, calls[cn])
 			})
 		}
 	}
