@@ -43,6 +43,16 @@
 // (default 1000) connections held open and 4 workers churning connections;
 // RSS, fds and the host's goroutines every 10 s, and a failure if they
 // do not stay flat after the warm-up.
+//
+//	go run ./internal/scalebench decisioncost 16 [OTHER_WASMGATE]
+//
+// decisioncost ROUNDS: what one uncached policy decision adds to a
+// connection through `wasmgate run` (issue 15's real run): the probe
+// guest's 2000 sequential connections to the native echo server under
+// allow-all, the built-in allowlist on the kernel and natively, a chain of
+// three built-ins and a raw Go plugin, in paired rounds (see decision.go).
+// OTHER_WASMGATE, a wasmgate binary built from another commit, adds its
+// allow-all and allowlist runs to every round, for a before/after.
 package main
 
 import (
@@ -65,7 +75,7 @@ import (
 
 func main() {
 	if len(os.Args) < 3 && (len(os.Args) < 2 || (os.Args[1] != "native-echo" && os.Args[1] != "all")) {
-		fmt.Fprintln(os.Stderr, "usage: scalebench rss MIB... | conns N... | seq N | bulk MIB | all | soak DURATION [IDLE]")
+		fmt.Fprintln(os.Stderr, "usage: scalebench rss MIB... | conns N... | seq N | bulk MIB | all | soak DURATION [IDLE] | decisioncost ROUNDS [OTHER_WASMGATE]")
 		os.Exit(2)
 	}
 	var err error
@@ -82,8 +92,15 @@ func main() {
 		err = all()
 	case "soak":
 		err = soak(os.Args[2:])
+	case "decisioncost":
+		err = decisionCost(os.Args[2:])
 	case "native-echo":
-		err = nativeEcho()
+		if len(os.Args) > 2 {
+			err = pinTo(os.Args[2])
+		}
+		if err == nil {
+			err = nativeEcho()
+		}
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
