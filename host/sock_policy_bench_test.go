@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wasmgate/wasmgate/internal/decisionbench"
 	"github.com/wasmgate/wasmgate/internal/dualplugin"
 	"github.com/wasmgate/wasmgate/network"
 	"github.com/wasmgate/wasmgate/plugins"
@@ -161,28 +162,7 @@ func BenchmarkSockConnectPolicy(b *testing.B) {
 	const conns = 1000
 	srv := nativeEcho(b, 0, false)
 	_, port, _ := net.SplitHostPort(srv.addr)
-	const allowlist = `
-[[plugins]]
-name = "egress"
-use = "allowlist"
-[plugins.config]
-rules = ["tcp://127.0.0.1:PORT"]
-cache_ttl = "0s"
-`
-	const chain3 = `
-[[plugins]]
-name = "no-special"
-use = "special-ranges"
-[plugins.config]
-except = ["127.0.0.0/8"]
-cache_ttl = "0s"
-[[plugins]]
-name = "no-smtp"
-use = "denylist"
-[plugins.config]
-rules = ["tcp://*:25"]
-cache_ttl = "0s"
-` + allowlist
+	allowlist, chain3 := decisionbench.Allowlist, decisionbench.Chain3
 	const goPlugin = `
 [[plugins]]
 name = "own"
@@ -200,8 +180,8 @@ port = PORT
 		{name: "allowlist", manifest: `default = "deny"` + allowlist},
 		{name: "chain3", manifest: `default = "deny"` + chain3},
 		// The same built-ins on the native engine (docs/plugins.md#8-engines).
-		{name: "native-allowlist", manifest: `default = "deny"` + strings.ReplaceAll(allowlist, `use = "allowlist"`, "use = \"allowlist\"\nengine = \"native\"")},
-		{name: "native-chain3", manifest: `default = "deny"` + strings.ReplaceAll(chain3, "\nuse = ", "\nengine = \"native\"\nuse = ")},
+		{name: "native-allowlist", manifest: `default = "deny"` + decisionbench.Native(allowlist)},
+		{name: "native-chain3", manifest: `default = "deny"` + decisionbench.Native(chain3)},
 		// A Go plugin of one's own (internal/dualplugin): built for wasm
 		// with policy.Serve, and run natively through Options.Natives
 		// (docs/embedding.md#native-plugins).

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/wasmgate/wasmgate/internal/decisionbench"
 )
 
 // decisionCost is the real run of issue 15: what one policy decision adds
@@ -65,33 +67,11 @@ func decisionCost(args []string) error {
 	defer echo.stop()
 	_, port, _ := strings.Cut(echo.addr, ":")
 
-	allowlist := `
-[[plugins]]
-name = "egress"
-use = "allowlist"
-ENGINE
-[plugins.config]
-rules = ["tcp://127.0.0.1:PORT"]
-cache_ttl = "0s"
-`
 	manifests := map[string]string{
 		"allow-all":        `default = "allow"`,
-		"allowlist":        `default = "deny"` + strings.Replace(allowlist, "ENGINE", "", 1),
-		"native-allowlist": `default = "deny"` + strings.Replace(allowlist, "ENGINE", `engine = "native"`, 1),
-		"chain3": `default = "deny"
-[[plugins]]
-name = "no-special"
-use = "special-ranges"
-[plugins.config]
-except = ["127.0.0.0/8"]
-cache_ttl = "0s"
-[[plugins]]
-name = "no-smtp"
-use = "denylist"
-[plugins.config]
-rules = ["tcp://*:25"]
-cache_ttl = "0s"
-` + strings.Replace(allowlist, "ENGINE", "", 1),
+		"allowlist":        `default = "deny"` + decisionbench.Allowlist,
+		"native-allowlist": `default = "deny"` + decisionbench.Native(decisionbench.Allowlist),
+		"chain3":           `default = "deny"` + decisionbench.Chain3,
 		"raw": `default = "deny"
 [[plugins]]
 name = "raw"
@@ -148,6 +128,14 @@ path = "raw.wasm"
 	}
 	fmt.Printf("%d rounds of %d variants, %d connections each, against %s\n", rounds, len(vs), conns, echo.addr)
 	start := time.Now()
+	// A warm-up run of each, not counted: the first runs fill the
+	// compilation cache and the page cache.
+	for _, v := range vs {
+		if err := run(v); err != nil {
+			return err
+		}
+		v.median, v.mean = v.median[:0], v.mean[:0]
+	}
 	for r := range rounds {
 		order := slices.Clone(vs)
 		if r%2 == 1 {
