@@ -54,10 +54,10 @@ func decisionCost(args []string) error {
 	if err != nil {
 		return err
 	}
-	// The echo server stays on one CPU (pinTo); wasmgate runs where the
-	// kernel puts it, as a user's would.
+	// The echo server stays on one CPU (pinTo, Linux only); wasmgate runs
+	// where the kernel puts it, as a user's would.
 	echoArgs := []string{"native-echo"}
-	if runtime.NumCPU() > 1 {
+	if runtime.GOOS == "linux" && runtime.NumCPU() > 1 {
 		echoArgs = append(echoArgs, "0")
 	}
 	echo, err := startServer("native", exec.Command(self, echoArgs...))

@@ -12,9 +12,9 @@ import (
 
 // pinTo keeps every thread of this process on CPU cpu (native-echo CPU):
 // the threads there now, and so every thread they start later. decisioncost
-// runs the echo server so: when it moves between CPUs, the same wasmgate
-// run varies by ±50 µs per connection from one run to the next on a
-// 2-CPU VM, and when it stays, by a few.
+// runs the echo server so: when it moves between CPUs, runs of the same
+// variant differed by up to 90 µs per connection on a 2-CPU VM, and when it
+// stays, by a few.
 func pinTo(cpu string) error {
 	n, err := strconv.Atoi(cpu)
 	if err != nil || n < 0 || n >= runtime.NumCPU() {
