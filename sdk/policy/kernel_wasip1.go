@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"sync"
 	"unsafe"
+
+	"github.com/wasmgate/wasmgate/internal/policyhook"
 )
 
 // The Extism kernel ABI (module extism:host/env), declared directly. Offsets
@@ -210,22 +212,47 @@ func wasmgateDecide(n int32) int64 {
 	if n < 0 || int(n) > len(fastBuf) {
 		return fastError("decide: bad request length")
 	}
-	var req Request
-	if !parseRequestCommon(fastBuf[:n], &req, reqStrings) {
-		if err := parseRequestBinaryZero(fastBuf[:n], &req, reqStrings); err != nil {
-			return fastError("decide: bad request: " + err.Error())
+	// A built-in's shortcut (internal/policyhook) takes a known non-dns
+	// op on an IPv4 address with no local address, no name and empty
+	// names and labels blocks (docs/plugins.md#4-the-wire-format); the
+	// guest name and the time are skipped, as the rule lists do not look at
+	// them. The checks are here, not in a function: each call is cold code
+	// in a running guest.
+	var (
+		action byte
+		ttl    int64
+		reason string
+		ok     bool
+	)
+	if h := policyhook.IPv4; h != nil && n >= 33 {
+		d := fastBuf[:25]
+		op := int(d[1]) - 1
+		g := int(d[23]) | int(d[24])<<8
+		if d[0] == BinaryVersion && op >= 0 && op < len(Ops) && d[2] <= 2 && d[3] == 4 &&
+			d[10]|d[11]|d[12] == 0 && d[21]|d[22] == 0 &&
+			int(n) == 25+g+8 && binary.LittleEndian.Uint64(fastBuf[25+g:]) == 0x0000000200000002 {
+			action, ttl, reason, ok = h(op, [4]byte{d[4], d[5], d[6], d[7]}, uint16(d[8])|uint16(d[9])<<8)
+			ok = ok && action >= 1 && action <= 3
 		}
 	}
-	v := invoke(handler, &req, reqStrings.namesCanonical)
-	// Every string of req is interned or copied: the verdict goes straight
-	// into the buffer, as AppendVerdictBinary would append it, here with
-	// fixed offsets and no call (each is cold code in a running guest).
-	// It fits: the reason is cut to MaxReasonLen (checked at compile time
-	// below).
+	if !ok {
+		var req Request
+		if !parseRequestCommon(fastBuf[:n], &req, reqStrings) {
+			if err := parseRequestBinaryZero(fastBuf[:n], &req, reqStrings); err != nil {
+				return fastError("decide: bad request: " + err.Error())
+			}
+		}
+		v := invoke(handler, &req, reqStrings.namesCanonical)
+		action, ttl, reason = verdictActionByte(v.Verdict), v.CacheTTLMs, v.Reason
+	}
+	// Every string of the request is interned or copied: the verdict goes
+	// straight into the buffer, as AppendVerdictBinary would append it,
+	// here with fixed offsets and no call (each is cold code in a running
+	// guest). It fits: the reason is cut to MaxReasonLen (checked at
+	// compile time below).
 	b := fastBuf[:]
-	b[0] = verdictActionByte(v.Verdict)
-	binary.LittleEndian.PutUint64(b[1:], uint64(max(v.CacheTTLMs, 0)))
-	reason := v.Reason
+	b[0] = action
+	binary.LittleEndian.PutUint64(b[1:], uint64(max(ttl, 0)))
 	if len(reason) > MaxReasonLen {
 		reason = truncate(reason, MaxReasonLen)
 	}
