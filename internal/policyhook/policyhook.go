@@ -1,8 +1,9 @@
 // Package policyhook lets wasmgate's built-in rule-list plugins (allowlist
 // and denylist) decide the commonest request in their wasm build before
-// sdk/policy decodes it: a connect, bind, accept, send or receive of an
-// IPv4 address, with no name, no bound names, no labels and no local
-// address. In a running guest every step of the SDK's path is cold code and
+// sdk/policy decodes it: an operation on an IPv4 address with no name, no
+// bound names, no labels and no local address (a connect, bind, send or
+// receive by a guest without labels on an address literal; not tcp.accept,
+// whose request has the local address). In a running guest every step of the SDK's path is cold code and
 // data; this one step is not (BENCHMARKS.md, "The built-ins' IPv4 shortcut").
 // It is internal: the verdict must be the one the plugin's handler would
 // give, which only code that is tested against that handler can promise.
