@@ -274,14 +274,16 @@ func parseLastBlocks(b []byte, r *Request, in *interner) bool {
 	switch {
 	case nl == 2 && names[0]|names[1] == 0:
 		in.namesCanonical = true
-	case string(names) == string(l.namesBlock):
+	case len(l.namesBlock) > 0 && string(names) == string(l.namesBlock):
+		// (A block of no bytes is malformed: it must not match the
+		// empty last block of an interner that has kept none.)
 		r.Names, in.namesCanonical = l.names, l.namesCanonical
 	default:
 		return false
 	}
 	switch {
 	case ll == 2 && labels[0]|labels[1] == 0:
-	case string(labels) == string(l.labelsBlock):
+	case len(l.labelsBlock) > 0 && string(labels) == string(l.labelsBlock):
 		r.Labels = l.labels
 	default:
 		r.Names = nil
@@ -437,6 +439,11 @@ func binNames(block []byte, r *Request, in *interner) error {
 	}
 	d := binReader{b: block, ok: true}
 	n := d.u16()
+	if 2*n > len(block)-2 {
+		// Each name takes at least its 2-byte length: a count the
+		// block cannot hold is refused before it sizes an allocation.
+		return errBinary
+	}
 	if n > 0 {
 		r.Names = make([]string, 0, n)
 	}
@@ -477,6 +484,10 @@ func binLabels(block []byte, r *Request, in *interner) error {
 	}
 	d := binReader{b: block, ok: true}
 	n := d.u16()
+	if 4*n > len(block)-2 {
+		// Each label takes at least two 2-byte lengths (see binNames).
+		return errBinary
+	}
 	if n > 0 {
 		r.Labels = make(map[string]string, n)
 	}

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"net/netip"
 	"reflect"
 	"strings"
@@ -206,4 +207,35 @@ func FuzzVerdictBinary(f *testing.F) {
 			t.Fatalf("accepted invalid %+v", v)
 		}
 	})
+}
+
+// TestParseRequestCommonZeroLengthBlocks: a names or labels block of no
+// bytes (not even a count) is malformed, also to the common decoder of an
+// interner that has kept no block yet (found by the kernel's
+// FuzzShortcutWire: it matched the empty last block, and a request the
+// decoder refuses was decided).
+func TestParseRequestCommonZeroLengthBlocks(t *testing.T) {
+	r := Request{Op: OpTCPConnect, Proto: "tcp", Addr: netip.MustParseAddr("10.0.0.1"), Port: 80, Guest: "app", TimeMs: 1}
+	good, _ := AppendRequestBinary(nil, &r)
+	// good ends with the names block (02 00 00 00) and the labels block
+	// (02 00 00 00).
+	n := len(good)
+	for name, data := range map[string][]byte{
+		"names":  append(append(bytes.Clone(good[:n-8]), 0, 0), good[n-4:]...),
+		"labels": append(bytes.Clone(good[:n-4]), 0, 0),
+	} {
+		// An interner that has seen the guest, and no names or labels.
+		in := newInterner()
+		var prime Request
+		if err := parseRequestBinary(good, &prime, in); err != nil {
+			t.Fatal(err)
+		}
+		var c, full Request
+		if parseRequestCommon(data, &c, in) {
+			t.Errorf("%s: a zero-length block accepted as %+v", name, c)
+		}
+		if err := ParseRequestBinary(data, &full); err == nil {
+			t.Errorf("%s: the decoder accepted %x", name, data)
+		}
+	}
 }
