@@ -2,12 +2,14 @@ package builtin_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"testing"
 	"time"
 
+	"github.com/wasmgate/wasmgate/internal/ruletable/ruletabletest"
 	"github.com/wasmgate/wasmgate/network"
 	"github.com/wasmgate/wasmgate/plugins"
 	"github.com/wasmgate/wasmgate/plugins/builtin"
@@ -26,9 +28,7 @@ func TestIPv4ShortcutOnBothEngines(t *testing.T) {
 	if testing.Short() {
 		t.Skip("compiles wasm")
 	}
-	rules := `["tcp://api.example.test:443","dns://*.example.test","udp://[2001:db8::/32]:53","tcp://[::/0]:22",` +
-		`"bind tcp://127.0.0.1:8080","accept tcp://10.0.0.0/8","udp://10.1.0.0/16:53,123","*://192.168.0.0/24:8000-8999",` +
-		`"accept *://0.0.0.0/0:1-1023","bind udp://*","tcp://127.0.0.1","tcp://*:25"]`
+	rules, _ := json.Marshal(ruletabletest.Rules)
 	r := rand.New(rand.NewPCG(5, 6))
 	addrs := []string{"127.0.0.1", "127.0.0.2", "10.1.2.3", "10.2.0.1", "192.168.0.9", "192.168.1.9", "0.0.0.0", "8.8.8.8", "2001:db8::1", "::ffff:10.1.2.3"}
 	ports := []uint16{0, 22, 25, 53, 80, 123, 443, 1023, 1024, 8000, 8080, 8999, 9000, 65535}
@@ -57,7 +57,7 @@ func TestIPv4ShortcutOnBothEngines(t *testing.T) {
 	outcomes := func(t *testing.T, use, engine string) []string {
 		wasm, _ := builtin.Lookup(use)
 		spec := plugins.PluginSpec{Name: use, Use: use, Wasm: wasm, Timeout: 20 * time.Second, Init: 20 * time.Second,
-			Memory: 16 << 20, Config: []byte(`{"rules":` + rules + `}`), EngineSpec: plugins.EngineSpec{Engine: engine}}
+			Memory: 16 << 20, Config: []byte(`{"rules":` + string(rules) + `}`), EngineSpec: plugins.EngineSpec{Engine: engine}}
 		p, err := plugins.LoadManifest(context.Background(), &plugins.Manifest{Default: policy.ActionDeny, Plugins: []plugins.PluginSpec{spec}},
 			plugins.Options{CompilationCache: testbuild.Cache(), CacheEntries: -1})
 		if err != nil {

@@ -476,7 +476,7 @@ func abiPlugin(t *testing.T, body string) *Module {
 	return m
 }
 
-func instantiate(t *testing.T, m *Module) *Instance {
+func instantiate(t testing.TB, m *Module) *Instance {
 	t.Helper()
 	inst, err := m.Instantiate(context.Background())
 	if err != nil {

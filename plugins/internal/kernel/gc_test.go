@@ -1,7 +1,6 @@
 package kernel
 
 import (
-	"context"
 	"net/netip"
 	"testing"
 	"time"
@@ -22,17 +21,8 @@ func TestAllocatingPluginLives(t *testing.T) {
 	if testing.Short() {
 		t.Skip("400,000 plugin calls")
 	}
-	e := NewEngineWithCache(testbuild.Cache())
-	m, err := e.Compile(context.Background(), Config{Name: "allocs", Wasm: testbuild.Bytes(t, "plugins/internal/testplugins/allocs"),
-		Timeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close(context.Background())
-	inst, err := m.Instantiate(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := compiled(t, Config{Name: "allocs", Wasm: testbuild.Bytes(t, "plugins/internal/testplugins/allocs"), Timeout: 10 * time.Second})
+	inst := instantiate(t, m)
 	r := policy.Request{Op: policy.OpTCPConnect, Proto: "tcp", Addr: netip.MustParseAddr("10.0.0.1"), Port: 80, Guest: "app", TimeMs: 1}
 	bin, _ := policy.AppendRequestBinary(nil, &r)
 	js := policy.AppendRequestJSON(nil, &r)

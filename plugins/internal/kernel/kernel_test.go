@@ -22,6 +22,18 @@ func TestMain(m *testing.M) {
 
 const multi = "plugins/internal/testplugins/multi"
 
+// compiled is cfg compiled with the tests' compilation cache, closed when
+// the test ends.
+func compiled(t testing.TB, cfg Config) *Module {
+	t.Helper()
+	m, err := NewEngineWithCache(testbuild.Cache()).Compile(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close(context.Background()) })
+	return m
+}
+
 func compileMulti(t testing.TB, behave string, timeout time.Duration) *Module {
 	return compileMultiPages(t, behave, timeout, 160)
 }

@@ -2,7 +2,6 @@ package kernel
 
 import (
 	"bytes"
-	"context"
 	"math/rand/v2"
 	"net/netip"
 	"testing"
@@ -11,7 +10,6 @@ import (
 	"github.com/wasmgate/wasmgate/plugins/allowlist"
 	"github.com/wasmgate/wasmgate/plugins/builtin"
 	"github.com/wasmgate/wasmgate/plugins/denylist"
-	"github.com/wasmgate/wasmgate/plugins/internal/testbuild"
 	"github.com/wasmgate/wasmgate/sdk/policy"
 )
 
@@ -40,13 +38,7 @@ func shortcutCases(t testing.TB) []*shortcutCase {
 		native func([]byte) *policy.Plugin
 	}{{"allowlist", allowlist.Native}, {"denylist", denylist.Native}} {
 		wasm, _ := builtin.Lookup(c.name)
-		e := NewEngineWithCache(testbuild.Cache())
-		m, err := e.Compile(context.Background(), Config{Name: c.name, Wasm: wasm, Timeout: 10 * time.Second,
-			Config: builtin.Config(c.name, shortcutRules)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { m.Close(context.Background()) })
+		m := compiled(t, Config{Name: c.name, Wasm: wasm, Timeout: 10 * time.Second, Config: builtin.Config(c.name, shortcutRules)})
 		sc := &shortcutCase{name: c.name, module: m, native: c.native([]byte(shortcutRules))}
 		sc.instance(t)
 		cs = append(cs, sc)
@@ -57,10 +49,7 @@ func shortcutCases(t testing.TB) []*shortcutCase {
 // instance (re)creates the case's instance and makes one decision, which
 // loads the config: from then on the shortcut is offered.
 func (c *shortcutCase) instance(t testing.TB) {
-	inst, err := c.module.Instantiate(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	inst := instantiate(t, c.module)
 	if inst.FastSize() == 0 {
 		t.Fatal("no fast path")
 	}
