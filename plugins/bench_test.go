@@ -9,6 +9,7 @@ import (
 
 	extism "github.com/extism/go-sdk"
 	"github.com/tetratelabs/wazero"
+	"github.com/wasmgate/wasmgate/internal/decisionbench"
 	"github.com/wasmgate/wasmgate/metrics"
 	"github.com/wasmgate/wasmgate/plugins/builtin"
 	"github.com/wasmgate/wasmgate/plugins/internal/testbuild"
@@ -180,14 +181,14 @@ func BenchmarkEngineGoSDKNoTimeout(b *testing.B) { benchEngine(b, EngineExtism, 
 func BenchmarkEngineNative(b *testing.B) { benchEngine(b, EngineNative, true) }
 
 // nativeThree is benchChain3 with every built-in on the native engine.
-var nativeThree = strings.ReplaceAll(benchChain3, "\nuse = ", "\nengine = \"native\"\nuse = ")
+var nativeThree = decisionbench.Native(benchChain3)
 
 func BenchmarkChainThreeUncachedNative(b *testing.B) {
 	benchDecide(b, loadTOML(b, nativeThree, Options{Builtins: builtin.Lookup, CacheEntries: -1}))
 }
 
 func BenchmarkChainOneUncachedColdNative(b *testing.B) {
-	text := strings.Replace(strings.ReplaceAll(benchOne, "CACHE", "0s"), `use = "allowlist"`, "use = \"allowlist\"\nengine = \"native\"", 1)
+	text := decisionbench.Native(strings.ReplaceAll(benchOne, "CACHE", "0s"))
 	benchDecideCold(b, loadTOML(b, text, Options{Builtins: builtin.Lookup, CacheEntries: -1}))
 }
 

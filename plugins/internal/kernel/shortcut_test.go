@@ -2,11 +2,13 @@ package kernel
 
 import (
 	"bytes"
+	"encoding/json"
 	"math/rand/v2"
 	"net/netip"
 	"testing"
 	"time"
 
+	"github.com/wasmgate/wasmgate/internal/ruletable/ruletabletest"
 	"github.com/wasmgate/wasmgate/plugins/allowlist"
 	"github.com/wasmgate/wasmgate/plugins/builtin"
 	"github.com/wasmgate/wasmgate/plugins/denylist"
@@ -20,9 +22,11 @@ import (
 // of every shape and on damaged ones: the shortcut must neither take a
 // request the decoder reads differently nor answer one it refuses.
 
-const shortcutRules = `{"rules":["tcp://api.example.test:443","dns://*.example.test","udp://[2001:db8::/32]:53",` +
-	`"bind tcp://127.0.0.1:8080","accept tcp://10.0.0.0/8","udp://10.1.0.0/16:53,123","*://192.168.0.0/24:8000-8999",` +
-	`"tcp://127.0.0.1","tcp://*:25"]}`
+// shortcutRules is ruletabletest.Rules as the plugins' JSON config.
+var shortcutRules = func() string {
+	b, _ := json.Marshal(map[string][]string{"rules": ruletabletest.Rules})
+	return string(b)
+}()
 
 type shortcutCase struct {
 	name   string
