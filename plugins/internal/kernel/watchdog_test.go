@@ -76,12 +76,7 @@ func TestWatchdogParksAndWakes(t *testing.T) {
 // every millisecond while calls ran (~300 wake-ups here), which cost a
 // guest ~12 µs per connection through the CLI.
 func TestWatchdogSleepsBetweenQuickCalls(t *testing.T) {
-	ok := compileMulti(t, "ok", 10*time.Second)
-	good, err := ok.Instantiate(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer good.Close()
+	good := instantiate(t, compileMulti(t, "ok", 10*time.Second))
 	if _, err := good.Call("decide", []byte(req)); err != nil {
 		t.Fatal(err)
 	}
@@ -113,18 +108,8 @@ func TestWatchdogSleepsBetweenQuickCalls(t *testing.T) {
 // timeout seen so far is woken by a call with a shorter one, whose
 // runaway then ends on time rather than when the long sleep ends.
 func TestWatchdogShorterTimeoutWakesIt(t *testing.T) {
-	long := compileMulti(t, "ok", 20*time.Second)
-	loop := compileMulti(t, "loop", 40*time.Millisecond)
-	good, err := long.Instantiate(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer good.Close()
-	runaway, err := loop.Instantiate(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer runaway.Close()
+	good := instantiate(t, compileMulti(t, "ok", 20*time.Second))
+	runaway := instantiate(t, compileMulti(t, "loop", 40*time.Millisecond))
 	// Forget the shorter timeouts of earlier tests (the package's tests
 	// run one at a time), then let the watchdog plan a 20 s sleep.
 	dog.shortest.Store(math.MaxInt64)
@@ -135,7 +120,7 @@ func TestWatchdogShorterTimeoutWakesIt(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	start := time.Now()
-	_, err = runaway.Call("decide", []byte(req))
+	_, err := runaway.Call("decide", []byte(req))
 	if ce, ok := err.(*CallError); !ok || ce.Kind != KindTimeout {
 		t.Fatalf("got %v, want a timeout", err)
 	}
