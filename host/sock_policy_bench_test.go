@@ -139,8 +139,9 @@ func policyEchoGuest(b *testing.B, manifest string) echoServer {
 	})
 }
 
-// BenchmarkSockConnectPolicy is the decision cost of record (BENCHMARKS.md,
-// "Decision cost in a running guest"): the probe guest makes
+// BenchmarkSockConnectPolicy is the decision cost in a running guest, in
+// one process (BENCHMARKS.md, "Decision cost in a running guest"; the
+// number of record is the CLI run, scalebench decisioncost): the probe guest makes
 // connectPolicyConns sequential connections (connect, 1-byte echo, close)
 // to a native echo server on loopback, under manifests loaded with
 // plugins.Load and run through CompiledGuest.Run, as `wasmgate run
